@@ -1,0 +1,66 @@
+// The typed recipes of every `corl` command, with their defaults. Each recipe binds its fields
+// to a Schema (keys, types, ranges, documentation) in recipes.cpp; docs/recipes.md lists them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "corl/config/schema.h"
+
+namespace corl::config {
+
+// Settings every run shares.
+struct RunSection {
+  std::string name;   // run folder is runs/NAME unless --out is given
+  int threads = 2;    // LibTorch and OpenCV intra-op threads
+  int seed = 1234;
+};
+
+// configs/world.yaml: the embedded ShapeWorld and the dataset rendered from it.
+struct WorldRecipe {
+  RunSection run{"data"};
+  struct World {
+    int resolution = 64;
+    std::vector<std::string> shapes = {"circle", "square", "triangle", "diamond"};
+    std::vector<std::string> colors = {"red", "green", "blue", "yellow", "purple", "orange"};
+    double min_size = 0.09;
+    double max_size = 0.16;
+    int max_objects = 4;  // counting prompts ask for 2..max_objects
+    double min_gap = 0.04;  // smallest gap between two objects' boxes, image-relative
+    double position_margin = 0.1;  // centres differ by more than this along a relation's axis
+    std::vector<std::string> categories = {"single_object", "two_object", "counting",
+                                           "colors",        "position",   "color_attr"};
+  } world;
+  struct Questions {
+    std::vector<std::string> types = {"count", "color", "shape", "position", "existence"};
+    double mc_fraction = 0.5;  // share of multiple-choice questions; the rest are open-ended
+    int num_options = 4;       // options of a multiple-choice question (A..F at most)
+  } questions;
+  struct Data {
+    int train_size = 20000;
+    int eval_size = 2000;
+  } data;
+};
+
+// configs/tokenizers.yaml: the text tokenizer (and, later, the image tokenizer).
+struct TokenizerRecipe {
+  RunSection run{"tokenizer"};
+  struct Text {
+    std::string data = "runs/data/train.jsonl";  // JSON-lines file whose text trains it
+    int vocab_size = 512;
+    std::string model_type = "bpe";
+    double character_coverage = 1.0;
+    bool byte_fallback = true;
+    bool skip_bad_rows = false;  // skip and count malformed rows instead of stopping
+  } text;
+};
+
+void bind(Schema& schema, RunSection& run);
+void bind(Schema& schema, WorldRecipe& recipe);
+void bind(Schema& schema, TokenizerRecipe& recipe);
+
+// Cross-field checks that a single key's range cannot express (min_size <= max_size, ...).
+void validate(const WorldRecipe& recipe);
+void validate(const TokenizerRecipe& recipe);
+
+}  // namespace corl::config

@@ -1,0 +1,77 @@
+// ShapeWorld: samples scenes for the six GenEval categories, captions them, and asks questions
+// about them. One sample carries every field of the paper's unified data (x2x_rft_22k).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "corl/config/recipes.h"
+#include "corl/data/scene.h"
+
+namespace corl::data {
+
+enum class QuestionKind { kCount, kColor, kShape, kPosition, kExistence };
+std::string name(QuestionKind kind);
+std::optional<QuestionKind> question_kind_from_name(const std::string& name);
+
+struct Question {
+  QuestionKind kind = QuestionKind::kCount;
+  bool multiple_choice = false;
+  std::string problem;   // the question, with "Options: A. ... B. ..." when multiple choice
+  std::string answer;    // the bare answer: an option letter, or the open-ended answer
+  std::string solution;  // "<think>...</think><answer>ANSWER</answer>"
+};
+
+struct Sample {
+  std::string id;
+  std::string prompt;  // the caption: what T2I generates from
+  PromptSpec spec;     // what the caption asks for, checkable by the detector
+  Scene scene;         // what the real image shows
+  Question question;
+};
+
+// The world's vocabulary and geometry, resolved from the recipe's names.
+struct WorldSpec {
+  int resolution = 64;
+  std::vector<Shape> shapes;
+  std::vector<Color> colors;
+  std::vector<Category> categories;
+  std::vector<QuestionKind> question_kinds;
+  double min_size = 0.09;
+  double max_size = 0.16;
+  int max_objects = 4;
+  double min_gap = 0.04;
+  double position_margin = 0.1;
+  double mc_fraction = 0.5;
+  int num_options = 4;
+
+  // Throws corl::RecipeError naming the key of an unknown name.
+  static WorldSpec from_recipe(const config::WorldRecipe& recipe);
+};
+
+class WorldSampler {
+ public:
+  WorldSampler(WorldSpec spec, std::uint64_t seed);
+
+  // Categories cycle in the recipe's order, so every split is balanced across them.
+  Sample next();
+  Sample sample(Category category);
+
+  // The caption of a spec, in GenEval's phrasing ("a photo of two red circles").
+  static std::string caption(const PromptSpec& spec);
+
+  const WorldSpec& spec() const { return spec_; }
+
+ private:
+  Scene place(const std::vector<Object>& objects_without_position,
+              const std::optional<Relation>& relation);
+  Question ask(const Scene& scene);
+
+  WorldSpec spec_;
+  std::mt19937_64 rng_;
+  std::uint64_t counter_ = 0;
+};
+
+}  // namespace corl::data

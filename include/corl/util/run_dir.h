@@ -1,0 +1,34 @@
+// The folder every run writes: the resolved recipe (recipe.yaml), the log (log.txt) and metrics
+// as JSON lines (metrics.jsonl), beside whatever the command itself produces.
+#pragma once
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace corl::util {
+
+class RunDir {
+ public:
+  // Creates PATH (and its parents), writes the recipe atomically and starts logging to the file.
+  RunDir(std::string path, const std::string& resolved_recipe);
+
+  const std::string& path() const { return path_; }
+  // PATH/NAME
+  std::string file(const std::string& name) const;
+  // Appends one line to metrics.jsonl, with the seconds since the run began as "time";
+  // flushed at once so that a killed run keeps every line it logged.
+  void metric(nlohmann::json row);
+
+ private:
+  std::string path_;
+  std::ofstream metrics_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// The folder of a run: --out when given, else runs/NAME.
+std::string run_path(const std::string& out, const std::string& name);
+
+}  // namespace corl::util

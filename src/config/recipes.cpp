@@ -1,0 +1,110 @@
+#include "corl/config/recipes.h"
+
+#include "corl/util/error.h"
+
+namespace corl::config {
+namespace {
+
+const std::vector<std::string> kShapes = {"circle", "square", "triangle", "diamond", "cross"};
+const std::vector<std::string> kColors = {"red",    "green",  "blue", "yellow",
+                                          "purple", "orange", "cyan", "white"};
+const std::vector<std::string> kCategories = {"single_object", "two_object", "counting",
+                                              "colors",        "position",   "color_attr"};
+const std::vector<std::string> kQuestionTypes = {"count", "color", "shape", "position",
+                                                 "existence"};
+
+}  // namespace
+
+void bind(Schema& s, RunSection& run) {
+  s.add("run.name", &run.name, "Run folder name: the run writes to runs/NAME unless --out is given");
+  s.add("run.threads", &run.threads, "Intra-op threads of LibTorch and OpenCV").range(1, 256);
+  s.add("run.seed", &run.seed, "Seed of every random choice of the run").range(0, 2147483647);
+}
+
+void bind(Schema& s, WorldRecipe& r) {
+  bind(s, r.run);
+  auto& w = r.world;
+  s.add("world.resolution", &w.resolution, "Image side in pixels").range(16, 1024);
+  s.add("world.shapes", &w.shapes, "Shapes the world draws from")
+      .choices(kShapes)
+      .min_items(1);
+  s.add("world.colors", &w.colors, "Colours the world draws from (on a black background)")
+      .choices(kColors)
+      .min_items(1);
+  s.add("world.min_size", &w.min_size, "Smallest half-side of an object, image-relative")
+      .range(0.02, 0.4);
+  s.add("world.max_size", &w.max_size, "Largest half-side of an object, image-relative")
+      .range(0.02, 0.4);
+  s.add("world.max_objects", &w.max_objects, "Most objects in a scene (counting asks 2..this)")
+      .range(2, 5);
+  s.add("world.min_gap", &w.min_gap, "Smallest gap between two objects' boxes, image-relative")
+      .range(0.0, 0.3);
+  s.add("world.position_margin", &w.position_margin,
+        "A relation holds when centres differ by more than this along its axis")
+      .range(0.0, 0.5);
+  s.add("world.categories", &w.categories, "GenEval prompt categories, cycled in this order")
+      .choices(kCategories)
+      .min_items(1);
+  auto& q = r.questions;
+  s.add("questions.types", &q.types, "Question kinds asked about a scene")
+      .choices(kQuestionTypes)
+      .min_items(1);
+  s.add("questions.mc_fraction", &q.mc_fraction,
+        "Share of multiple-choice questions; the rest are open-ended")
+      .range(0.0, 1.0);
+  s.add("questions.num_options", &q.num_options, "Options of a multiple-choice question (A..F)")
+      .range(2, 6);
+  s.add("data.train_size", &r.data.train_size, "Samples in train.jsonl").range(1, 10000000);
+  s.add("data.eval_size", &r.data.eval_size, "Samples in eval.jsonl").range(0, 10000000);
+}
+
+void bind(Schema& s, TokenizerRecipe& r) {
+  bind(s, r.run);
+  auto& t = r.text;
+  s.add("text.data", &t.data, "JSON-lines dataset whose prompts, questions and solutions train it");
+  s.add("text.vocab_size", &t.vocab_size, "Upper bound of the SentencePiece vocabulary size")
+      .range(300, 1000000);
+  s.add("text.model_type", &t.model_type, "SentencePiece model type").choices({"unigram", "bpe"});
+  s.add("text.character_coverage", &t.character_coverage,
+        "Share of characters covered by pieces; the rest fall back to bytes")
+      .range(0.9, 1.0);
+  s.add("text.byte_fallback", &t.byte_fallback,
+        "Encode characters outside the vocabulary as bytes instead of <unk>");
+  s.add("text.skip_bad_rows", &t.skip_bad_rows,
+        "Skip (and count) malformed dataset rows instead of stopping at the first");
+}
+
+void validate(const WorldRecipe& r) {
+  if (r.world.min_size > r.world.max_size) {
+    throw RecipeError("world.min_size (" + std::to_string(r.world.min_size) +
+                      ") must not exceed world.max_size (" + std::to_string(r.world.max_size) +
+                      ")");
+  }
+  // The smallest object must still be a few pixels wide for the detector to read it.
+  if (r.world.min_size * r.world.resolution < 3.0) {
+    throw RecipeError("world.min_size: objects of half-side " + std::to_string(r.world.min_size) +
+                      " are under 3 pixels at world.resolution " +
+                      std::to_string(r.world.resolution));
+  }
+  if (r.questions.num_options > 6) {
+    throw RecipeError("questions.num_options: at most 6 options (A..F)");
+  }
+}
+
+void validate(const TokenizerRecipe&) {}
+
+template <class Recipe>
+void load_recipe(const std::string& path, const std::vector<std::string>& overrides,
+                 Recipe& recipe, Schema& schema) {
+  bind(schema, recipe);
+  if (!path.empty()) schema.load_file(path);
+  for (const auto& assignment : overrides) schema.set(assignment);
+  validate(recipe);
+}
+
+template void load_recipe(const std::string&, const std::vector<std::string>&, WorldRecipe&,
+                          Schema&);
+template void load_recipe(const std::string&, const std::vector<std::string>&, TokenizerRecipe&,
+                          Schema&);
+
+}  // namespace corl::config

@@ -1,0 +1,110 @@
+#include "corl/data/geneval.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+namespace corl::data {
+
+namespace {
+
+bool matches(const Requirement& requirement, const Object& object) {
+  return object.shape == requirement.shape &&
+         (!requirement.color || object.color == *requirement.color);
+}
+
+// Indices of the detected objects a requirement speaks of.
+std::vector<std::size_t> matching(const Requirement& requirement, const Scene& scene) {
+  std::vector<std::size_t> found;
+  for (std::size_t i = 0; i < scene.objects.size(); ++i) {
+    if (matches(requirement, scene.objects[i])) found.push_back(i);
+  }
+  return found;
+}
+
+// "red circle" / "3 red circles": the words a reason uses for a requirement's objects.
+std::string describe(const Requirement& requirement, int count) {
+  std::string text = requirement.color ? name(*requirement.color) + " " : "";
+  return text + (count == 1 ? name(requirement.shape) : plural(requirement.shape));
+}
+
+// "a red circle", "an orange square".
+std::string with_article(const std::string& words) {
+  const bool vowel = !words.empty() && std::string("aeiou").find(words[0]) != std::string::npos;
+  return (vowel ? "an " : "a ") + words;
+}
+
+}  // namespace
+
+bool holds(Relation relation, const Object& a, const Object& b, double position_margin) {
+  switch (relation) {
+    case Relation::kLeftOf: return b.x - a.x > position_margin;
+    case Relation::kRightOf: return a.x - b.x > position_margin;
+    // y grows downwards: "above" is a smaller y.
+    case Relation::kAbove: return b.y - a.y > position_margin;
+    case Relation::kBelow: return a.y - b.y > position_margin;
+  }
+  return false;
+}
+
+// One check per requirement and one for the relation; `partial` is their mean score.
+// A count check scores 1 when it holds. When it fails it earns credit for how close the count
+// came, so a reward built on `partial` still points the right way:
+//   at least N, found F < N:  F / N
+//   exactly N,  found F:      max(0, 1 - |F - N| / N)
+// The relation check scores 1 or 0.
+Judgement judge(const PromptSpec& spec, const Scene& detected, double position_margin) {
+  Judgement judgement;
+  judgement.correct = true;
+  double score = 0.0;
+  int checks = 0;
+  auto fail = [&judgement](std::string reason) {
+    if (judgement.correct) judgement.reason = std::move(reason);
+    judgement.correct = false;
+  };
+
+  std::vector<std::vector<std::size_t>> found;
+  for (const Requirement& requirement : spec.include) {
+    found.push_back(matching(requirement, detected));
+    const int count = static_cast<int>(found.back().size());
+    const int wanted = std::max(1, requirement.count);
+    ++checks;
+    const bool ok = spec.exact_count ? count == wanted : count >= wanted;
+    if (ok) {
+      score += 1.0;
+      continue;
+    }
+    score += spec.exact_count
+                 ? std::max(0.0, 1.0 - std::abs(count - wanted) / static_cast<double>(wanted))
+                 : count / static_cast<double>(wanted);
+    fail("expected " + std::string(spec.exact_count ? "exactly " : "") +
+         std::to_string(wanted) + " " + describe(requirement, wanted) + ", found " +
+         std::to_string(count));
+  }
+
+  if (spec.relation && spec.include.size() >= 2) {
+    ++checks;
+    bool any = false;
+    // Any subject-reference pair will do, as long as they are two different objects (a prompt
+    // may relate two objects of the same kind).
+    for (std::size_t a : found[0]) {
+      for (std::size_t b : found[1]) {
+        if (a != b && holds(*spec.relation, detected.objects[a], detected.objects[b],
+                            position_margin)) {
+          any = true;
+        }
+      }
+    }
+    if (any) {
+      score += 1.0;
+    } else {
+      fail("no " + describe(spec.include[0], 1) + " " + name(*spec.relation) + " " +
+           with_article(describe(spec.include[1], 1)));
+    }
+  }
+
+  judgement.partial = checks > 0 ? score / checks : 1.0;
+  return judgement;
+}
+
+}  // namespace corl::data

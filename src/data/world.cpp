@@ -1,0 +1,437 @@
+#include "corl/data/world.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "corl/data/geneval.h"
+#include "corl/util/error.h"
+
+namespace corl::data {
+namespace {
+
+constexpr std::array<const char*, 5> kQuestionKindNames = {"count", "color", "shape", "position",
+                                                           "existence"};
+constexpr std::array<const char*, 6> kNumberWords = {"zero",  "one",  "two",
+                                                     "three", "four", "five"};
+constexpr double kBorder = 0.02;  // objects keep this far from the image edge
+constexpr int kPlacementTries = 2000;
+
+std::string article(const std::string& word) {
+  return std::string("aeiou").find(word.front()) != std::string::npos ? "an" : "a";
+}
+
+std::string number_word(int n) {
+  return n >= 0 && n < static_cast<int>(kNumberWords.size()) ? kNumberWords[n]
+                                                              : std::to_string(n);
+}
+
+std::string describe(const Object& object) { return name(object.color) + " " + name(object.shape); }
+
+// "a red circle, a blue square and a green triangle"
+std::string list_objects(const Scene& scene) {
+  std::string text;
+  for (size_t i = 0; i < scene.objects.size(); ++i) {
+    if (i > 0) text += i + 1 == scene.objects.size() ? " and " : ", ";
+    const std::string d = describe(scene.objects[i]);
+    text += article(d) + " " + d;
+  }
+  return text;
+}
+
+template <class T>
+std::vector<T> resolve(const std::vector<std::string>& names, const std::string& key,
+                       std::optional<T> (*from_name)(const std::string&)) {
+  std::vector<T> out;
+  for (const auto& n : names) {
+    auto value = from_name(n);
+    if (!value) throw RecipeError(key + ": unknown value '" + n + "'");
+    if (std::find(out.begin(), out.end(), *value) != out.end()) {
+      throw RecipeError(key + ": '" + n + "' is listed twice");
+    }
+    out.push_back(*value);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string name(QuestionKind kind) { return kQuestionKindNames[static_cast<int>(kind)]; }
+
+std::optional<QuestionKind> question_kind_from_name(const std::string& text) {
+  for (size_t i = 0; i < kQuestionKindNames.size(); ++i) {
+    if (text == kQuestionKindNames[i]) return static_cast<QuestionKind>(i);
+  }
+  return std::nullopt;
+}
+
+WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
+  WorldSpec spec;
+  spec.resolution = recipe.world.resolution;
+  spec.shapes = resolve<Shape>(recipe.world.shapes, "world.shapes", &shape_from_name);
+  spec.colors = resolve<Color>(recipe.world.colors, "world.colors", &color_from_name);
+  spec.categories =
+      resolve<Category>(recipe.world.categories, "world.categories", &category_from_name);
+  spec.question_kinds =
+      resolve<QuestionKind>(recipe.questions.types, "questions.types", &question_kind_from_name);
+  spec.min_size = recipe.world.min_size;
+  spec.max_size = recipe.world.max_size;
+  spec.max_objects = recipe.world.max_objects;
+  spec.min_gap = recipe.world.min_gap;
+  spec.position_margin = recipe.world.position_margin;
+  spec.mc_fraction = recipe.questions.mc_fraction;
+  spec.num_options = recipe.questions.num_options;
+
+  const bool needs_two_shapes = std::any_of(
+      spec.categories.begin(), spec.categories.end(), [](Category c) {
+        return c == Category::kTwoObject || c == Category::kPosition || c == Category::kColorAttr;
+      });
+  if (needs_two_shapes && spec.shapes.size() < 2) {
+    throw RecipeError("world.shapes: two_object, position and color_attr need two shapes");
+  }
+  const bool needs_two_colors =
+      std::find(spec.categories.begin(), spec.categories.end(), Category::kColorAttr) !=
+      spec.categories.end();
+  if (needs_two_colors && spec.colors.size() < 2) {
+    throw RecipeError("world.colors: color_attr needs two colours");
+  }
+  return spec;
+}
+
+WorldSampler::WorldSampler(WorldSpec spec, std::uint64_t seed) : spec_(std::move(spec)), rng_(seed) {}
+
+// Our own uniform draws from the raw engine: std::uniform_*_distribution differ between standard
+// libraries, and a seed must give the same world everywhere.
+namespace {
+double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+double uniform(std::mt19937_64& rng, double lo, double hi) { return lo + (hi - lo) * uniform01(rng); }
+int uniform_int(std::mt19937_64& rng, int n) { return static_cast<int>(rng() % n); }
+template <class T>
+const T& pick(std::mt19937_64& rng, const std::vector<T>& values) {
+  return values[uniform_int(rng, static_cast<int>(values.size()))];
+}
+// Two distinct values (the list holds at least two).
+template <class T>
+std::pair<T, T> pick_two(std::mt19937_64& rng, const std::vector<T>& values) {
+  const int n = static_cast<int>(values.size());
+  const int a = uniform_int(rng, n);
+  const int b = (a + 1 + uniform_int(rng, n - 1)) % n;
+  return {values[a], values[b]};
+}
+template <class T>
+void shuffle(std::mt19937_64& rng, std::vector<T>& values) {
+  for (int i = static_cast<int>(values.size()) - 1; i > 0; --i) {
+    std::swap(values[i], values[uniform_int(rng, i + 1)]);
+  }
+}
+
+// Boxes of a and b are at least `gap` apart along some axis.
+bool separated(const Object& a, const Object& b, double gap) {
+  const double reach = a.size + b.size + gap;
+  return std::abs(a.x - b.x) >= reach || std::abs(a.y - b.y) >= reach;
+}
+
+// A relation shown plainly: the displacement along its axis is at least twice the judge's
+// margin and dominates the displacement across it.
+bool shows(Relation relation, const Object& a, const Object& b, double margin) {
+  const bool horizontal = relation == Relation::kLeftOf || relation == Relation::kRightOf;
+  const double along = horizontal ? std::abs(a.x - b.x) : std::abs(a.y - b.y);
+  const double across = horizontal ? std::abs(a.y - b.y) : std::abs(a.x - b.x);
+  return holds(relation, a, b, 2 * margin) && across <= 0.5 * along;
+}
+}  // namespace
+
+Scene WorldSampler::place(const std::vector<Object>& objects,
+                          const std::optional<Relation>& relation) {
+  for (int attempt = 0; attempt < kPlacementTries; ++attempt) {
+    Scene scene{objects};
+    bool ok = true;
+    for (size_t i = 0; i < scene.objects.size() && ok; ++i) {
+      Object& o = scene.objects[i];
+      o.size = uniform(rng_, spec_.min_size, spec_.max_size);
+      o.x = uniform(rng_, o.size + kBorder, 1.0 - o.size - kBorder);
+      o.y = uniform(rng_, o.size + kBorder, 1.0 - o.size - kBorder);
+      for (size_t j = 0; j < i && ok; ++j) ok = separated(o, scene.objects[j], spec_.min_gap);
+    }
+    if (ok && relation) {
+      ok = shows(*relation, scene.objects[0], scene.objects[1], spec_.position_margin);
+    }
+    if (ok) return scene;
+  }
+  throw RecipeError(
+      "world: could not place " + std::to_string(objects.size()) +
+      " objects without overlap; lower world.max_size, world.min_gap or world.max_objects");
+}
+
+Sample WorldSampler::next() {
+  const Category category = spec_.categories[counter_ % spec_.categories.size()];
+  return sample(category);
+}
+
+Sample WorldSampler::sample(Category category) {
+  Sample sample;
+  sample.id = std::to_string(counter_++);
+  PromptSpec& spec = sample.spec;
+  spec.category = category;
+  std::vector<Object> objects;
+  auto add = [&](Shape shape, std::optional<Color> color, int count) {
+    spec.include.push_back({shape, count, color});
+    for (int i = 0; i < count; ++i) {
+      objects.push_back({shape, color ? *color : pick(rng_, spec_.colors), 0, 0, 0});
+    }
+  };
+  switch (category) {
+    case Category::kSingleObject:
+      add(pick(rng_, spec_.shapes), std::nullopt, 1);
+      break;
+    case Category::kTwoObject: {
+      auto [a, b] = pick_two(rng_, spec_.shapes);
+      add(a, std::nullopt, 1);
+      add(b, std::nullopt, 1);
+      break;
+    }
+    case Category::kCounting:
+      spec.exact_count = true;
+      add(pick(rng_, spec_.shapes), std::nullopt, 2 + uniform_int(rng_, spec_.max_objects - 1));
+      break;
+    case Category::kColors:
+      add(pick(rng_, spec_.shapes), pick(rng_, spec_.colors), 1);
+      break;
+    case Category::kPosition: {
+      auto [a, b] = pick_two(rng_, spec_.shapes);
+      add(a, std::nullopt, 1);
+      add(b, std::nullopt, 1);
+      spec.relation = static_cast<Relation>(uniform_int(rng_, 4));
+      break;
+    }
+    case Category::kColorAttr: {
+      auto [a, b] = pick_two(rng_, spec_.shapes);
+      auto [ca, cb] = pick_two(rng_, spec_.colors);
+      add(a, ca, 1);
+      add(b, cb, 1);
+      break;
+    }
+  }
+  sample.prompt = caption(spec);
+  sample.scene = place(objects, spec.relation);
+  sample.question = ask(sample.scene);
+  return sample;
+}
+
+std::string WorldSampler::caption(const PromptSpec& spec) {
+  auto phrase = [](const Requirement& r) {
+    std::string noun = r.count == 1 ? name(r.shape) : plural(r.shape);
+    if (r.color) noun = name(*r.color) + " " + noun;
+    return r.count == 1 ? article(noun) + " " + noun : number_word(r.count) + " " + noun;
+  };
+  std::string text = "a photo of " + phrase(spec.include.at(0));
+  if (spec.include.size() > 1) {
+    text += spec.relation ? " " + name(*spec.relation) + " " : " and ";
+    text += phrase(spec.include[1]);
+  }
+  return text;
+}
+
+namespace {
+
+// How a question names an object: by shape when that is unique in the scene, else by colour
+// and shape when that is, else not at all.
+std::optional<std::string> referring_name(const Scene& scene, const Object& object) {
+  auto count = [&](auto same) {
+    return std::count_if(scene.objects.begin(), scene.objects.end(), same);
+  };
+  if (count([&](const Object& o) { return o.shape == object.shape; }) == 1) {
+    return name(object.shape);
+  }
+  if (count([&](const Object& o) { return o.shape == object.shape && o.color == object.color; }) ==
+      1) {
+    return describe(object);
+  }
+  return std::nullopt;
+}
+
+struct Draft {
+  QuestionKind kind;
+  std::string problem;
+  std::string answer;              // open-ended form
+  std::vector<std::string> pool;   // candidate options, the answer among them
+  std::string reasoning;
+};
+
+std::vector<std::string> names_of(const std::vector<Shape>& shapes) {
+  std::vector<std::string> out;
+  for (Shape s : shapes) out.push_back(name(s));
+  return out;
+}
+std::vector<std::string> names_of(const std::vector<Color>& colors) {
+  std::vector<std::string> out;
+  for (Color c : colors) out.push_back(name(c));
+  return out;
+}
+
+}  // namespace
+
+Question WorldSampler::ask(const Scene& scene) {
+  const std::string seen = "The image shows " + list_objects(scene) + ".";
+  const auto& objects = scene.objects;
+  std::vector<std::string> counts;
+  for (int n = 0; n <= std::max(spec_.max_objects, 5); ++n) counts.push_back(std::to_string(n));
+
+  auto draft_of = [&](QuestionKind kind) -> std::optional<Draft> {
+    switch (kind) {
+      case QuestionKind::kCount: {
+        if (uniform01(rng_) < 0.25) {
+          const int n = static_cast<int>(objects.size());
+          return Draft{kind, "How many objects are there in the image?", std::to_string(n),
+                       counts, seen + " That is " + number_word(n) + " objects in all."};
+        }
+        // Mostly shapes that are present, sometimes one that is not (answer 0).
+        const Shape shape = uniform01(rng_) < 0.8 ? pick(rng_, objects).shape
+                                                  : pick(rng_, spec_.shapes);
+        const int n = static_cast<int>(std::count_if(
+            objects.begin(), objects.end(), [&](const Object& o) { return o.shape == shape; }));
+        return Draft{kind, "How many " + plural(shape) + " are there in the image?",
+                     std::to_string(n), counts,
+                     seen + " Counting the " + plural(shape) + " gives " + number_word(n) + "."};
+      }
+      case QuestionKind::kColor: {
+        std::vector<const Object*> unique;
+        for (const auto& o : objects) {
+          if (referring_name(scene, o) == name(o.shape)) unique.push_back(&o);
+        }
+        if (unique.empty()) return std::nullopt;
+        const Object& o = *pick(rng_, unique);
+        return Draft{kind, "What color is the " + name(o.shape) + "?", name(o.color),
+                     names_of(spec_.colors),
+                     seen + " The " + name(o.shape) + " is " + name(o.color) + "."};
+      }
+      case QuestionKind::kShape: {
+        std::vector<const Object*> unique;
+        for (const auto& o : objects) {
+          if (std::count_if(objects.begin(), objects.end(),
+                            [&](const Object& p) { return p.color == o.color; }) == 1) {
+            unique.push_back(&o);
+          }
+        }
+        if (unique.empty()) return std::nullopt;
+        const Object& o = *pick(rng_, unique);
+        return Draft{kind, "What shape is the " + name(o.color) + " object?", name(o.shape),
+                     names_of(spec_.shapes),
+                     seen + " The " + name(o.color) + " object is " + article(name(o.shape)) +
+                         " " + name(o.shape) + "."};
+      }
+      case QuestionKind::kPosition: {
+        const std::vector<std::string> sides = {"left", "right", "above", "below"};
+        if (objects.size() == 1) {
+          const Object& o = objects[0];
+          if (std::abs(o.x - 0.5) < 0.05) return std::nullopt;
+          const std::string side = o.x < 0.5 ? "left" : "right";
+          const std::string n = name(o.shape);
+          return Draft{kind, "Is the " + n + " in the left or the right half of the image?", side,
+                       {"left", "right"},
+                       seen + " Its centre is in the " + side + " half of the image."};
+        }
+        std::vector<std::pair<int, int>> pairs;
+        for (size_t i = 0; i < objects.size(); ++i) {
+          for (size_t j = 0; j < objects.size(); ++j) {
+            if (i != j && referring_name(scene, objects[i]) && referring_name(scene, objects[j])) {
+              pairs.emplace_back(static_cast<int>(i), static_cast<int>(j));
+            }
+          }
+        }
+        if (pairs.empty()) return std::nullopt;
+        const auto [i, j] = pick(rng_, pairs);
+        const Object& a = objects[i];
+        const Object& b = objects[j];
+        const double dx = a.x - b.x;
+        const double dy = a.y - b.y;
+        // Asked only when one axis plainly dominates, so the answer is not a judgement call.
+        if (std::max(std::abs(dx), std::abs(dy)) < 2 * spec_.position_margin ||
+            std::min(std::abs(dx), std::abs(dy)) > 0.5 * std::max(std::abs(dx), std::abs(dy))) {
+          return std::nullopt;
+        }
+        const std::string side = std::abs(dx) >= std::abs(dy) ? (dx < 0 ? "left" : "right")
+                                                              : (dy < 0 ? "above" : "below");
+        const std::string na = *referring_name(scene, a);
+        const std::string nb = *referring_name(scene, b);
+        const std::string phrase = side == "left" || side == "right" ? side + " of" : side;
+        return Draft{kind,
+                     "Where is the " + na + " relative to the " + nb +
+                         "? Answer left, right, above or below.",
+                     side, sides,
+                     seen + " The " + na + " is " + phrase + " the " + nb + "."};
+      }
+      case QuestionKind::kExistence: {
+        const bool present = uniform01(rng_) < 0.5;
+        Shape shape;
+        Color color;
+        auto exists = [&](Shape s, Color c) {
+          return std::any_of(objects.begin(), objects.end(),
+                             [&](const Object& o) { return o.shape == s && o.color == c; });
+        };
+        if (present) {
+          const Object& o = pick(rng_, objects);
+          shape = o.shape;
+          color = o.color;
+        } else {
+          int tries = 0;
+          do {
+            shape = pick(rng_, spec_.shapes);
+            color = pick(rng_, spec_.colors);
+          } while (exists(shape, color) && ++tries < 100);
+          if (exists(shape, color)) return std::nullopt;
+        }
+        const std::string d = name(color) + " " + name(shape);
+        return Draft{kind, "Is there " + article(d) + " " + d + " in the image?",
+                     present ? "yes" : "no", {"yes", "no"},
+                     seen + (present ? " There is " : " There is no ") + d + "."};
+      }
+    }
+    return std::nullopt;
+  };
+
+  std::vector<QuestionKind> kinds = spec_.question_kinds;
+  shuffle(rng_, kinds);
+  std::optional<Draft> draft;
+  for (QuestionKind kind : kinds) {
+    if ((draft = draft_of(kind))) break;
+  }
+  if (!draft) {
+    // Counting always applies; reached only when the recipe lists no kind that fits the scene.
+    draft = draft_of(QuestionKind::kCount);
+  }
+
+  Question q;
+  q.kind = draft->kind;
+  q.multiple_choice = uniform01(rng_) < spec_.mc_fraction;
+  std::string reasoning = draft->reasoning;
+  if (!q.multiple_choice) {
+    q.problem = draft->problem;
+    q.answer = draft->answer;
+  } else {
+    std::vector<std::string> others;
+    for (const auto& option : draft->pool) {
+      if (option != draft->answer) others.push_back(option);
+    }
+    shuffle(rng_, others);
+    const int n_options = std::min<int>(spec_.num_options, static_cast<int>(others.size()) + 1);
+    std::vector<std::string> options(others.begin(), others.begin() + (n_options - 1));
+    options.push_back(draft->answer);
+    if (draft->kind == QuestionKind::kExistence) {
+      options = {"yes", "no"};
+    } else {
+      shuffle(rng_, options);
+    }
+    q.problem = draft->problem + " Options:";
+    for (int k = 0; k < static_cast<int>(options.size()); ++k) {
+      const std::string letter(1, static_cast<char>('A' + k));
+      q.problem += " " + letter + ". " + options[k];
+      if (options[k] == draft->answer) q.answer = letter;
+    }
+    reasoning += " The answer " + draft->answer + " is option " + q.answer + ".";
+  }
+  q.solution = "<think>" + reasoning + "</think><answer>" + q.answer + "</answer>";
+  return q;
+}
+
+}  // namespace corl::data

@@ -1,0 +1,36 @@
+#include "corl/util/run_dir.h"
+
+#include <filesystem>
+
+#include "corl/util/error.h"
+#include "corl/util/fs.h"
+#include "corl/util/log.h"
+
+namespace corl::util {
+
+RunDir::RunDir(std::string path, const std::string& resolved_recipe)
+    : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
+  std::error_code error;
+  std::filesystem::create_directories(path_, error);
+  if (error) throw DataError(path_ + ": cannot create run folder: " + error.message());
+  write_file_atomic(file("recipe.yaml"), resolved_recipe);
+  log::to_file(file("log.txt"));
+  metrics_.open(file("metrics.jsonl"), std::ios::app);
+  if (!metrics_) throw DataError(file("metrics.jsonl") + ": cannot open for writing");
+}
+
+std::string RunDir::file(const std::string& name) const {
+  return (std::filesystem::path(path_) / name).string();
+}
+
+void RunDir::metric(nlohmann::json row) {
+  row["time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  metrics_ << row.dump() << '\n';
+  metrics_.flush();
+}
+
+std::string run_path(const std::string& out, const std::string& name) {
+  return out.empty() ? (std::filesystem::path("runs") / name).string() : out;
+}
+
+}  // namespace corl::util

@@ -1,0 +1,191 @@
+#include "corl/config/schema.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "corl/config/recipes.h"
+#include "corl/util/error.h"
+#include "corl/util/fs.h"
+#include "corl/util/strings.h"
+
+namespace corl::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RecipeFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("corl_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& text) {
+    const std::string path = (dir_ / "recipe.yaml").string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  // The message of the RecipeError that loading `text` throws ("" when none).
+  std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {
+    WorldRecipe recipe;
+    Schema schema;
+    try {
+      load_recipe(write(text), sets, recipe, schema);
+    } catch (const RecipeError& e) {
+      return e.what();
+    }
+    return "";
+  }
+  fs::path dir_;
+};
+
+TEST_F(RecipeFile, ReadsValuesOfEveryType) {
+  WorldRecipe recipe;
+  Schema schema;
+  load_recipe(write("run:\n  seed: 7\nworld:\n  resolution: 32\n  shapes: [circle, square]\n"
+                    "  min_size: 0.1\nquestions:\n  mc_fraction: 1\n"),
+              {}, recipe, schema);
+  EXPECT_EQ(recipe.run.seed, 7);
+  EXPECT_EQ(recipe.world.resolution, 32);
+  EXPECT_EQ(recipe.world.shapes, (std::vector<std::string>{"circle", "square"}));
+  EXPECT_DOUBLE_EQ(recipe.world.min_size, 0.1);
+  EXPECT_DOUBLE_EQ(recipe.questions.mc_fraction, 1.0);  // an integer is a valid float
+  EXPECT_EQ(recipe.data.train_size, 20000);             // untouched keys keep their defaults
+}
+
+TEST_F(RecipeFile, UnknownKeyNamesFileLineAndNearestKey) {
+  const std::string message = error_of("world:\n  resolution: 32\n  resoluton: 64\n");
+  EXPECT_NE(message.find("recipe.yaml:3:"), std::string::npos) << message;
+  EXPECT_NE(message.find("unknown key 'world.resoluton'"), std::string::npos) << message;
+  EXPECT_NE(message.find("did you mean 'world.resolution'"), std::string::npos) << message;
+}
+
+TEST_F(RecipeFile, UnknownSectionSuggestsSection) {
+  const std::string message = error_of("wrold:\n  resolution: 32\n");
+  EXPECT_NE(message.find("recipe.yaml:1:"), std::string::npos) << message;
+  EXPECT_NE(message.find("did you mean 'world'"), std::string::npos) << message;
+}
+
+TEST_F(RecipeFile, WrongTypeNamesKeyAndRange) {
+  const std::string message = error_of("world:\n  resolution: big\n");
+  EXPECT_NE(message.find("recipe.yaml:2:"), std::string::npos) << message;
+  EXPECT_NE(message.find("world.resolution"), std::string::npos) << message;
+  EXPECT_NE(message.find("expected an integer in [16, 1024]"), std::string::npos) << message;
+  EXPECT_NE(error_of("world:\n  resolution: 6.5\n").find("expected an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of("world:\n  shapes: circle\n").find("expected a list"), std::string::npos);
+  EXPECT_NE(error_of("world: 3\n").find("is a section"), std::string::npos);
+  EXPECT_NE(error_of("text:\n  byte_fallback: maybe\n").find("unknown key"), std::string::npos);
+}
+
+TEST_F(RecipeFile, OutOfRangeNamesAllowedRange) {
+  const std::string message = error_of("world:\n  resolution: 2048\n");
+  EXPECT_NE(message.find("must be in [16, 1024], got 2048"), std::string::npos) << message;
+  const std::string choice = error_of("world:\n  shapes: [circle, hexagon]\n");
+  EXPECT_NE(choice.find("world.shapes[1]"), std::string::npos) << choice;
+  EXPECT_NE(choice.find("must be one of: circle, square"), std::string::npos) << choice;
+  EXPECT_NE(choice.find("'hexagon'"), std::string::npos) << choice;
+  EXPECT_NE(error_of("world:\n  shapes: []\n").find("at least 1 item"), std::string::npos);
+}
+
+TEST_F(RecipeFile, MalformedYamlNamesLine) {
+  const std::string message = error_of("world:\n  resolution: [32\n  shapes: x\n");
+  EXPECT_NE(message.find("malformed YAML"), std::string::npos) << message;
+  EXPECT_NE(message.find("recipe.yaml:"), std::string::npos) << message;
+}
+
+TEST_F(RecipeFile, CrossFieldCheckNamesBothKeys) {
+  const std::string message = error_of("world:\n  min_size: 0.2\n  max_size: 0.1\n");
+  EXPECT_NE(message.find("world.min_size"), std::string::npos) << message;
+  EXPECT_NE(message.find("world.max_size"), std::string::npos) << message;
+}
+
+TEST_F(RecipeFile, SetOverridesFileWithSameChecks) {
+  WorldRecipe recipe;
+  Schema schema;
+  load_recipe(write("world:\n  resolution: 32\n"),
+              {"world.resolution=48", "world.colors=[red, blue]", "run.name=elsewhere"}, recipe,
+              schema);
+  EXPECT_EQ(recipe.world.resolution, 48);
+  EXPECT_EQ(recipe.world.colors, (std::vector<std::string>{"red", "blue"}));
+  EXPECT_EQ(recipe.run.name, "elsewhere");
+
+  const std::string unknown = error_of("", {"world.resolutoin=48"});
+  EXPECT_NE(unknown.find("--set world.resolutoin=48"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("did you mean 'world.resolution'"), std::string::npos) << unknown;
+  EXPECT_NE(error_of("", {"world.resolution=4096"}).find("must be in [16, 1024]"),
+            std::string::npos);
+
+  WorldRecipe other;
+  Schema other_schema;
+  EXPECT_THROW(load_recipe("", {"world.resolution"}, other, other_schema), UsageError);
+}
+
+TEST_F(RecipeFile, MissingFileIsRecipeError) {
+  WorldRecipe recipe;
+  Schema schema;
+  try {
+    load_recipe((dir_ / "absent.yaml").string(), {}, recipe, schema);
+    FAIL() << "no error";
+  } catch (const RecipeError& e) {
+    EXPECT_NE(std::string(e.what()).find("absent.yaml"), std::string::npos);
+  }
+}
+
+TEST_F(RecipeFile, ResolvedRecipeReloadsToSameValues) {
+  WorldRecipe first;
+  Schema schema;
+  load_recipe("", {"world.resolution=40", "questions.types=[count, shape]", "run.seed=99"}, first,
+              schema);
+  const std::string path = write(schema.resolved_yaml());
+
+  WorldRecipe second;
+  Schema second_schema;
+  load_recipe(path, {}, second, second_schema);
+  EXPECT_EQ(second.world.resolution, 40);
+  EXPECT_EQ(second.questions.types, (std::vector<std::string>{"count", "shape"}));
+  EXPECT_EQ(second.run.seed, 99);
+  EXPECT_EQ(second_schema.resolved_yaml(), schema.resolved_yaml());
+}
+
+// docs/recipes.md must document every key of every recipe.
+TEST(RecipeDocs, EveryKeyIsDocumented) {
+  const std::string docs = util::read_file(std::string(CORL_SOURCE_DIR) + "/docs/recipes.md");
+  WorldRecipe world;
+  TokenizerRecipe tokenizers;
+  Schema world_schema;
+  Schema tokenizer_schema;
+  bind(world_schema, world);
+  bind(tokenizer_schema, tokenizers);
+  for (const Schema* schema : {&world_schema, &tokenizer_schema}) {
+    for (const auto& field : schema->fields()) {
+      EXPECT_NE(docs.find("`" + field->key + "`"), std::string::npos)
+          << field->key << " is missing from docs/recipes.md";
+    }
+  }
+}
+
+// The shipped recipes load cleanly.
+TEST(ShippedRecipes, Load) {
+  const std::string root = CORL_SOURCE_DIR;
+  WorldRecipe world;
+  Schema world_schema;
+  EXPECT_NO_THROW(load_recipe(root + "/configs/world.yaml", {}, world, world_schema));
+  TokenizerRecipe tokenizers;
+  Schema tokenizer_schema;
+  EXPECT_NO_THROW(load_recipe(root + "/configs/tokenizers.yaml", {}, tokenizers, tokenizer_schema));
+}
+
+TEST(EditDistance, WorkedCases) {
+  EXPECT_EQ(util::edit_distance("", ""), 0u);
+  EXPECT_EQ(util::edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(util::edit_distance("resolution", "resoluton"), 1u);
+  EXPECT_EQ(util::edit_distance("abc", ""), 3u);
+}
+
+}  // namespace
+}  // namespace corl::config

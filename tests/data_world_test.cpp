@@ -1,0 +1,217 @@
+#include "corl/data/world.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <regex>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "corl/util/error.h"
+
+namespace corl::data {
+namespace {
+
+WorldSpec default_spec() { return WorldSpec::from_recipe(config::WorldRecipe{}); }
+
+int count_shape(const Scene& scene, Shape shape) {
+  return static_cast<int>(std::count_if(scene.objects.begin(), scene.objects.end(),
+                                        [&](const Object& o) { return o.shape == shape; }));
+}
+
+// The option text behind a letter of "... Options: A. x B. y C. z".
+std::map<std::string, std::string> options_of(const std::string& problem) {
+  std::map<std::string, std::string> options;
+  const auto at = problem.find(" Options:");
+  std::string rest = problem.substr(at + 9);
+  std::regex option(R"( ([A-F])\. ([a-z0-9]+))");
+  for (std::sregex_iterator it(rest.begin(), rest.end(), option), end; it != end; ++it) {
+    options[(*it)[1]] = (*it)[2];
+  }
+  return options;
+}
+
+// The open-ended answer to `problem` about `scene`, worked out here from the scene alone.
+std::string expected_answer(const Scene& scene, const std::string& problem) {
+  std::smatch m;
+  if (problem.rfind("How many objects", 0) == 0) return std::to_string(scene.objects.size());
+  if (std::regex_search(problem, m, std::regex(R"(^How many (\w+) are)"))) {
+    for (Shape shape : kAllShapes) {
+      if (plural(shape) == m[1].str()) return std::to_string(count_shape(scene, shape));
+    }
+  }
+  if (std::regex_search(problem, m, std::regex(R"(^What color is the (\w+)\?)"))) {
+    for (const auto& o : scene.objects) {
+      if (name(o.shape) == m[1].str()) return name(o.color);
+    }
+  }
+  if (std::regex_search(problem, m, std::regex(R"(^What shape is the (\w+) object)"))) {
+    for (const auto& o : scene.objects) {
+      if (name(o.color) == m[1].str()) return name(o.shape);
+    }
+  }
+  if (std::regex_search(problem, m, std::regex(R"(^Is there an? (\w+) (\w+) in)"))) {
+    for (const auto& o : scene.objects) {
+      if (name(o.color) == m[1].str() && name(o.shape) == m[2].str()) return "yes";
+    }
+    return "no";
+  }
+  if (std::regex_search(problem, m, std::regex(R"(^Is the (\w+) in the left or)"))) {
+    return scene.objects.at(0).x < 0.5 ? "left" : "right";
+  }
+  if (std::regex_search(problem, m,
+                        std::regex(R"(^Where is the ((?:\w+ )?\w+) relative to the ((?:\w+ )?\w+)\?)"))) {
+    auto find = [&](const std::string& words) -> const Object* {
+      for (const auto& o : scene.objects) {
+        if (words == name(o.shape) || words == name(o.color) + " " + name(o.shape)) return &o;
+      }
+      return nullptr;
+    };
+    const Object* a = find(m[1]);
+    const Object* b = find(m[2]);
+    EXPECT_TRUE(a && b) << problem;
+    const double dx = a->x - b->x;
+    const double dy = a->y - b->y;
+    if (std::abs(dx) >= std::abs(dy)) return dx < 0 ? "left" : "right";
+    return dy < 0 ? "above" : "below";
+  }
+  ADD_FAILURE() << "question not understood: " << problem;
+  return "";
+}
+
+TEST(WorldSampler, SameSeedSameWorldOtherSeedOtherWorld) {
+  WorldSampler a(default_spec(), 42);
+  WorldSampler b(default_spec(), 42);
+  WorldSampler c(default_spec(), 43);
+  int differ = 0;
+  for (int i = 0; i < 50; ++i) {
+    const Sample sa = a.next();
+    const Sample sb = b.next();
+    const Sample sc = c.next();
+    EXPECT_EQ(sa.prompt, sb.prompt);
+    EXPECT_EQ(to_json(sa.scene), to_json(sb.scene));
+    EXPECT_EQ(sa.question.solution, sb.question.solution);
+    differ += to_json(sa.scene) != to_json(sc.scene);
+  }
+  EXPECT_EQ(differ, 50);
+}
+
+TEST(WorldSampler, CategoriesCycleInRecipeOrder) {
+  const WorldSpec spec = default_spec();
+  WorldSampler sampler(spec, 1);
+  for (int i = 0; i < 24; ++i) {
+    EXPECT_EQ(sampler.next().spec.category, spec.categories[i % spec.categories.size()]);
+  }
+}
+
+TEST(WorldSampler, CaptionsFollowGenEvalPhrasing) {
+  PromptSpec counting{Category::kCounting, {{Shape::kCircle, 3, std::nullopt}}, true, {}};
+  EXPECT_EQ(WorldSampler::caption(counting), "a photo of three circles");
+  PromptSpec colors{Category::kColors, {{Shape::kSquare, 1, Color::kRed}}, false, {}};
+  EXPECT_EQ(WorldSampler::caption(colors), "a photo of a red square");
+  PromptSpec position{Category::kPosition,
+                      {{Shape::kTriangle, 1, std::nullopt}, {Shape::kDiamond, 1, std::nullopt}},
+                      false,
+                      Relation::kLeftOf};
+  EXPECT_EQ(WorldSampler::caption(position), "a photo of a triangle left of a diamond");
+  PromptSpec attr{Category::kColorAttr,
+                  {{Shape::kCircle, 1, Color::kBlue}, {Shape::kSquare, 1, Color::kOrange}},
+                  false,
+                  {}};
+  EXPECT_EQ(WorldSampler::caption(attr), "a photo of a blue circle and an orange square");
+}
+
+// Every scene shows what its prompt asks, inside the image, with objects apart, and every
+// question's answer is what the scene shows.
+TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
+  const WorldSpec spec = default_spec();
+  WorldSampler sampler(spec, 7);
+  std::map<QuestionKind, int> kinds;
+  int multiple_choice = 0;
+  const int n = 600;
+  for (int i = 0; i < n; ++i) {
+    const Sample s = sampler.next();
+    const auto& objects = s.scene.objects;
+    ASSERT_GE(objects.size(), 1u);
+    ASSERT_LE(static_cast<int>(objects.size()), spec.max_objects);
+    for (size_t a = 0; a < objects.size(); ++a) {
+      const Object& o = objects[a];
+      EXPECT_GE(o.size, spec.min_size);
+      EXPECT_LE(o.size, spec.max_size);
+      EXPECT_GE(o.x - o.size, 0.0);
+      EXPECT_LE(o.x + o.size, 1.0);
+      EXPECT_GE(o.y - o.size, 0.0);
+      EXPECT_LE(o.y + o.size, 1.0);
+      for (size_t b = 0; b < a; ++b) {
+        const Object& p = objects[b];
+        const double gap = std::max(std::abs(o.x - p.x), std::abs(o.y - p.y)) - o.size - p.size;
+        EXPECT_GE(gap, spec.min_gap - 1e-12) << s.prompt;
+      }
+    }
+    // The spec, checked by counting.
+    for (const auto& r : s.spec.include) {
+      const int found = static_cast<int>(std::count_if(objects.begin(), objects.end(), [&](auto& o) {
+        return o.shape == r.shape && (!r.color || o.color == *r.color);
+      }));
+      if (s.spec.exact_count) {
+        EXPECT_EQ(found, r.count) << s.prompt;
+      } else {
+        EXPECT_GE(found, r.count) << s.prompt;
+      }
+    }
+    if (s.spec.relation) {
+      const Object& a = objects[0];
+      const Object& b = objects[1];
+      const double m = spec.position_margin;
+      switch (*s.spec.relation) {
+        case Relation::kLeftOf: EXPECT_GT(b.x - a.x, m) << s.prompt; break;
+        case Relation::kRightOf: EXPECT_GT(a.x - b.x, m) << s.prompt; break;
+        case Relation::kAbove: EXPECT_GT(b.y - a.y, m) << s.prompt; break;
+        case Relation::kBelow: EXPECT_GT(a.y - b.y, m) << s.prompt; break;
+      }
+    }
+    // The question.
+    const Question& q = s.question;
+    ++kinds[q.kind];
+    std::string answer = q.answer;
+    if (q.multiple_choice) {
+      ++multiple_choice;
+      const auto options = options_of(q.problem);
+      ASSERT_GE(options.size(), 2u) << q.problem;
+      ASSERT_LE(static_cast<int>(options.size()), std::max(2, spec.num_options)) << q.problem;
+      ASSERT_TRUE(options.count(q.answer)) << q.problem;
+      answer = options.at(q.answer);
+      std::set<std::string> distinct;
+      for (const auto& [letter, text] : options) distinct.insert(text);
+      EXPECT_EQ(distinct.size(), options.size()) << q.problem;
+    }
+    EXPECT_EQ(answer, expected_answer(s.scene, q.problem)) << q.problem << " / " << s.prompt;
+    EXPECT_TRUE(std::regex_match(q.solution, std::regex("<think>[^<]+</think><answer>" +
+                                                        q.answer + "</answer>")))
+        << q.solution;
+  }
+  for (QuestionKind kind : spec.question_kinds) EXPECT_GT(kinds[kind], n / 20) << name(kind);
+  EXPECT_NEAR(multiple_choice / static_cast<double>(n), spec.mc_fraction, 0.07);
+}
+
+TEST(WorldSpec, RejectsUnknownOrTooFewNames) {
+  config::WorldRecipe recipe;
+  recipe.world.shapes = {"circle", "hexagon"};
+  EXPECT_THROW(WorldSpec::from_recipe(recipe), RecipeError);
+  recipe.world.shapes = {"circle"};
+  EXPECT_THROW(WorldSpec::from_recipe(recipe), RecipeError);  // two_object needs two shapes
+  recipe.world.categories = {"single_object", "counting", "colors"};
+  EXPECT_NO_THROW(WorldSpec::from_recipe(recipe));
+}
+
+TEST(WorldSampler, ImpossiblePlacementIsARecipeError) {
+  config::WorldRecipe recipe;
+  recipe.world.min_size = 0.3;
+  recipe.world.max_size = 0.3;
+  WorldSampler sampler(WorldSpec::from_recipe(recipe), 3);
+  EXPECT_THROW(sampler.sample(Category::kCounting), RecipeError);
+}
+
+}  // namespace
+}  // namespace corl::data

@@ -1,0 +1,24 @@
+// The subcommands of `corl`; each registers itself on the app and runs from its callback.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace corl::tools {
+
+// Options every recipe-driven command takes.
+struct RecipeOptions {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string out;
+};
+void add_recipe_options(CLI::App& command, RecipeOptions& options);
+
+void add_data_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);
+void add_detect_command(CLI::App& app);
+void add_recipes_command(CLI::App& app);
+
+}  // namespace corl::tools

@@ -1,0 +1,37 @@
+// corl recipes: every key of every recipe, with type, default, allowed values and meaning.
+#include <iostream>
+
+#include "commands/commands.h"
+#include "corl/config/recipes.h"
+
+namespace corl::tools {
+namespace {
+
+template <class Recipe>
+std::string table() {
+  Recipe recipe;
+  config::Schema schema;
+  config::bind(schema, recipe);
+  return schema.markdown();
+}
+
+}  // namespace
+
+void add_recipes_command(CLI::App& app) {
+  auto which = std::make_shared<std::string>("all");
+  CLI::App* command = app.add_subcommand(
+      "recipes", "Print every recipe key with its type, default, range and meaning (Markdown)");
+  command->add_option("name", *which, "Recipe: world, tokenizers or all")
+      ->check(CLI::IsMember({"world", "tokenizers", "all"}));
+  command->callback([which] {
+    if (*which == "world" || *which == "all") {
+      std::cout << "## world (`corl data`)\n\n" << table<config::WorldRecipe>() << "\n";
+    }
+    if (*which == "tokenizers" || *which == "all") {
+      std::cout << "## tokenizers (`corl tokenizer`)\n\n"
+                << table<config::TokenizerRecipe>() << "\n";
+    }
+  });
+}
+
+}  // namespace corl::tools

@@ -1,0 +1,49 @@
+// corl: co-reinforcement learning of unified multimodal models.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "commands/commands.h"
+#include "corl/util/error.h"
+#include "corl/util/log.h"
+
+namespace corl::tools {
+
+void add_recipe_options(CLI::App& command, RecipeOptions& options) {
+  command.add_option("--config,-c", options.config, "Recipe file (YAML); defaults when omitted")
+      ->check(CLI::ExistingFile);
+  command.add_option("--set", options.overrides, "Override a recipe key: --set key.sub=value")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
+  command.add_option("--out,-o", options.out, "Run folder (default: runs/RUN_NAME)");
+}
+
+}  // namespace corl::tools
+
+int main(int argc, char** argv) {
+  CLI::App app{"corl: co-reinforcement learning of unified multimodal models", "corl"};
+  app.set_version_flag("--version", "corl 0.1.0");
+  app.require_subcommand(1);
+  corl::tools::add_data_command(app);
+  corl::tools::add_tokenizer_command(app);
+  corl::tools::add_detect_command(app);
+  corl::tools::add_recipes_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  } catch (const corl::UsageError& e) {
+    corl::log::error(e.what());
+    return 2;
+  } catch (const corl::DataError& e) {
+    corl::log::error(e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    corl::log::error(std::string("internal error: ") + e.what());
+    return 1;
+  }
+  corl::log::flush();
+  return 0;
+}
