@@ -1,11 +1,10 @@
-#include "corl/config/schema.h"
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include <gtest/gtest.h>
-
 #include "corl/config/recipes.h"
+#include "corl/config/schema.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/strings.h"
@@ -18,9 +17,10 @@ namespace fs = std::filesystem;
 class RecipeFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("corl_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() /
+        ("corl_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -75,8 +75,7 @@ TEST_F(RecipeFile, WrongTypeNamesKeyAndRange) {
   EXPECT_NE(message.find("recipe.yaml:2:"), std::string::npos) << message;
   EXPECT_NE(message.find("world.resolution"), std::string::npos) << message;
   EXPECT_NE(message.find("expected an integer in [16, 1024]"), std::string::npos) << message;
-  EXPECT_NE(error_of("world:\n  resolution: 6.5\n").find("expected an integer"),
-            std::string::npos);
+  EXPECT_NE(error_of("world:\n  resolution: 6.5\n").find("expected an integer"), std::string::npos);
   EXPECT_NE(error_of("world:\n  shapes: circle\n").find("expected a list"), std::string::npos);
   EXPECT_NE(error_of("world: 3\n").find("is a section"), std::string::npos);
   EXPECT_NE(error_of("text:\n  byte_fallback: maybe\n").find("unknown key"), std::string::npos);

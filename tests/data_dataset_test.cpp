@@ -1,12 +1,11 @@
-#include "corl/data/dataset.h"
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
 #include <set>
 
-#include <gtest/gtest.h>
-#include <opencv2/imgcodecs.hpp>
-
+#include "corl/data/dataset.h"
 #include "corl/data/render.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
@@ -135,8 +134,7 @@ TEST_F(DatasetDir, BadRowsNameFileAndLine) {
   EXPECT_NE(message.find("rows.jsonl:3: malformed JSON"), std::string::npos) << message;
 
   message = error_of({row("ok.png"), R"({"prompt": "x", "real_image": "ok.png"})"});
-  EXPECT_NE(message.find("rows.jsonl:2: missing field 'qa_problem'"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("rows.jsonl:2: missing field 'qa_problem'"), std::string::npos) << message;
 
   message = error_of({row("missing.png")});
   EXPECT_NE(message.find("rows.jsonl:1: real_image"), std::string::npos) << message;
@@ -151,10 +149,12 @@ TEST_F(DatasetDir, BadRowsNameFileAndLine) {
   EXPECT_NE(message.find("rows.jsonl:1"), std::string::npos) << message;
   EXPECT_NE(message.find("scene"), std::string::npos) << message;
 
-  message = error_of({R"({"prompt": 3, "real_image": "ok.png", "qa_problem": "q", "qa_solution": "<answer>a</answer>", "qa_type": "OE"})"});
+  message = error_of(
+      {R"({"prompt": 3, "real_image": "ok.png", "qa_problem": "q", "qa_solution": "<answer>a</answer>", "qa_type": "OE"})"});
   EXPECT_NE(message.find("'prompt' must be a string"), std::string::npos) << message;
 
-  message = error_of({R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "a", "qa_type": "OE"})"});
+  message = error_of(
+      {R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "a", "qa_type": "OE"})"});
   EXPECT_NE(message.find("no <answer>"), std::string::npos) << message;
 
   try {

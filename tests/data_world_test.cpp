@@ -1,4 +1,4 @@
-#include "corl/data/world.h"
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,7 @@
 #include <regex>
 #include <set>
 
-#include <gtest/gtest.h>
-
+#include "corl/data/world.h"
 #include "corl/util/error.h"
 
 namespace corl::data {
@@ -60,8 +59,9 @@ std::string expected_answer(const Scene& scene, const std::string& problem) {
   if (std::regex_search(problem, m, std::regex(R"(^Is the (\w+) in the left or)"))) {
     return scene.objects.at(0).x < 0.5 ? "left" : "right";
   }
-  if (std::regex_search(problem, m,
-                        std::regex(R"(^Where is the ((?:\w+ )?\w+) relative to the ((?:\w+ )?\w+)\?)"))) {
+  if (std::regex_search(
+          problem, m,
+          std::regex(R"(^Where is the ((?:\w+ )?\w+) relative to the ((?:\w+ )?\w+)\?)"))) {
     auto find = [&](const std::string& words) -> const Object* {
       for (const auto& o : scene.objects) {
         if (words == name(o.shape) || words == name(o.color) + " " + name(o.shape)) return &o;
@@ -151,9 +151,10 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
     }
     // The spec, checked by counting.
     for (const auto& r : s.spec.include) {
-      const int found = static_cast<int>(std::count_if(objects.begin(), objects.end(), [&](auto& o) {
-        return o.shape == r.shape && (!r.color || o.color == *r.color);
-      }));
+      const int found =
+          static_cast<int>(std::count_if(objects.begin(), objects.end(), [&](auto& o) {
+            return o.shape == r.shape && (!r.color || o.color == *r.color);
+          }));
       if (s.spec.exact_count) {
         EXPECT_EQ(found, r.count) << s.prompt;
       } else {
@@ -165,10 +166,18 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
       const Object& b = objects[1];
       const double m = spec.position_margin;
       switch (*s.spec.relation) {
-        case Relation::kLeftOf: EXPECT_GT(b.x - a.x, m) << s.prompt; break;
-        case Relation::kRightOf: EXPECT_GT(a.x - b.x, m) << s.prompt; break;
-        case Relation::kAbove: EXPECT_GT(b.y - a.y, m) << s.prompt; break;
-        case Relation::kBelow: EXPECT_GT(a.y - b.y, m) << s.prompt; break;
+        case Relation::kLeftOf:
+          EXPECT_GT(b.x - a.x, m) << s.prompt;
+          break;
+        case Relation::kRightOf:
+          EXPECT_GT(a.x - b.x, m) << s.prompt;
+          break;
+        case Relation::kAbove:
+          EXPECT_GT(b.y - a.y, m) << s.prompt;
+          break;
+        case Relation::kBelow:
+          EXPECT_GT(a.y - b.y, m) << s.prompt;
+          break;
       }
     }
     // The question.
@@ -187,8 +196,8 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
       EXPECT_EQ(distinct.size(), options.size()) << q.problem;
     }
     EXPECT_EQ(answer, expected_answer(s.scene, q.problem)) << q.problem << " / " << s.prompt;
-    EXPECT_TRUE(std::regex_match(q.solution, std::regex("<think>[^<]+</think><answer>" +
-                                                        q.answer + "</answer>")))
+    EXPECT_TRUE(std::regex_match(
+        q.solution, std::regex("<think>[^<]+</think><answer>" + q.answer + "</answer>")))
         << q.solution;
   }
   for (QuestionKind kind : spec.question_kinds) EXPECT_GT(kinds[kind], n / 20) << name(kind);

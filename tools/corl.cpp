@@ -1,8 +1,7 @@
 // corl: co-reinforcement learning of unified multimodal models.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-
-#include <CLI/CLI.hpp>
 
 #include "commands/commands.h"
 #include "corl/util/error.h"

@@ -16,7 +16,8 @@ const std::vector<std::string> kQuestionTypes = {"count", "color", "shape", "pos
 }  // namespace
 
 void bind(Schema& s, RunSection& run) {
-  s.add("run.name", &run.name, "Run folder name: the run writes to runs/NAME unless --out is given");
+  s.add("run.name", &run.name,
+        "Run folder name: the run writes to runs/NAME unless --out is given");
   s.add("run.threads", &run.threads, "Intra-op threads of LibTorch and OpenCV").range(1, 256);
   s.add("run.seed", &run.seed, "Seed of every random choice of the run").range(0, 2147483647);
 }
@@ -25,9 +26,7 @@ void bind(Schema& s, WorldRecipe& r) {
   bind(s, r.run);
   auto& w = r.world;
   s.add("world.resolution", &w.resolution, "Image side in pixels").range(16, 1024);
-  s.add("world.shapes", &w.shapes, "Shapes the world draws from")
-      .choices(kShapes)
-      .min_items(1);
+  s.add("world.shapes", &w.shapes, "Shapes the world draws from").choices(kShapes).min_items(1);
   s.add("world.colors", &w.colors, "Colours the world draws from (on a black background)")
       .choices(kColors)
       .min_items(1);
@@ -94,8 +93,8 @@ void validate(const WorldRecipe& r) {
 void validate(const TokenizerRecipe&) {}
 
 template <class Recipe>
-void load_recipe(const std::string& path, const std::vector<std::string>& overrides,
-                 Recipe& recipe, Schema& schema) {
+void load_recipe(const std::string& path, const std::vector<std::string>& overrides, Recipe& recipe,
+                 Schema& schema) {
   bind(schema, recipe);
   if (!path.empty()) schema.load_file(path);
   for (const auto& assignment : overrides) schema.set(assignment);

@@ -75,8 +75,7 @@ struct Scalar<double> {
            "expected a number" + Scalar<int>::range_text(limits) + ", got " + show(node));
     }
     if (value < limits.min || value > limits.max) {
-      fail(where, key,
-           "must be" + Scalar<int>::range_text(limits) + ", got " + number_text(value));
+      fail(where, key, "must be" + Scalar<int>::range_text(limits) + ", got " + number_text(value));
     }
     return value;
   }
@@ -98,8 +97,8 @@ struct Scalar<bool> {
 template <>
 struct Scalar<std::string> {
   static constexpr const char* kType = "string";
-  static std::string parse(const YAML::Node& node, const std::string& where,
-                           const std::string& key, const Limits& limits) {
+  static std::string parse(const YAML::Node& node, const std::string& where, const std::string& key,
+                           const Limits& limits) {
     if (!node.IsScalar()) fail(where, key, "expected a string, got " + show(node));
     std::string value = node.Scalar();
     if (!limits.choices.empty() &&
@@ -329,8 +328,7 @@ void Schema::set(const std::string& assignment) {
   const std::string at = "--set " + assignment;
   const Field* field = find(key);
   if (!field) {
-    throw RecipeError(at + ": unknown key '" + key + "'; did you mean '" + nearest_key(key) +
-                      "'?");
+    throw RecipeError(at + ": unknown key '" + key + "'; did you mean '" + nearest_key(key) + "'?");
   }
   YAML::Node value;
   try {

@@ -16,8 +16,7 @@ namespace {
 
 constexpr int kSkipMessages = 5;  // skipped rows whose reason is logged one by one
 
-const nlohmann::json& require(const nlohmann::json& row, const char* field,
-                              const std::string& at) {
+const nlohmann::json& require(const nlohmann::json& row, const char* field, const std::string& at) {
   auto it = row.find(field);
   if (it == row.end()) throw DataError(at + ": missing field '" + field + "'");
   return *it;
@@ -86,7 +85,8 @@ Record parse_record(const std::string& line_text, const std::string& file, int l
   if (auto it = row.find("scene"); it != row.end() && !it->is_null()) {
     record.scene = scene_from_json(*it, at + ": field 'scene'");
   }
-  const fs::path image_path = fs::path(image).is_absolute() ? fs::path(image) : fs::path(dir) / image;
+  const fs::path image_path =
+      fs::path(image).is_absolute() ? fs::path(image) : fs::path(dir) / image;
   record.image_path = image_path.lexically_normal().string();
   if (options.load_images) {
     try {
@@ -123,7 +123,7 @@ Dataset read_dataset(const std::string& path, const ReadOptions& options) {
 }
 
 nlohmann::ordered_json to_row(const Sample& sample, const std::string& split,
-                      const std::string& image_path) {
+                              const std::string& image_path) {
   return {{"id", split + "-" + sample.id},
           {"prompt", sample.prompt},
           {"real_image", image_path},

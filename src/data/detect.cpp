@@ -20,6 +20,9 @@ constexpr unsigned char kBackground = 255;
 constexpr double kSecondColorShare = 0.25;
 
 // Brightness levels, as fractions of an object's peak, whose outlines vote on its shape.
+// How much wider than the observed box (pixels, each side) the shape templates are tried.
+constexpr std::array<double, 3> kTemplateGrowth = {0.0, 0.25, 0.5};
+
 constexpr std::array<double, 3> kShapeLevels = {0.35, 0.5, 0.8};
 
 // Chromaticity of each palette colour: its RGB divided by its brightest channel. Blurring a flat
@@ -64,35 +67,45 @@ cv::Mat label_colors(const cv::Mat& rgb, int background_max) {
   return labels;
 }
 
-// How well each shape's ideal outline, stretched over the mask's bounding box, overlaps the mask
-// (intersection over union). Comparing against the renderer's own shapes keeps the judge and the
-// renderer in agreement, and IoU degrades gracefully under blur and noise, where thresholds on
-// single features (fill ratio, solidity) flip.
-std::array<double, kAllShapes.size()> shape_overlaps(const cv::Mat& mask) {
-  const double half_w = mask.cols / 2.0;
-  const double half_h = mask.rows / 2.0;
-  std::array<int, kAllShapes.size()> intersection{};
-  std::array<int, kAllShapes.size()> template_area{};
-  int area = 0;
-  for (int y = 0; y < mask.rows; ++y) {
-    const auto* row = mask.ptr<unsigned char>(y);
-    const double v = (y + 0.5 - half_h) / half_h;
-    for (int x = 0; x < mask.cols; ++x) {
-      const double u = (x + 0.5 - half_w) / half_w;
-      const bool on = row[x] != 0;
-      area += on;
-      for (std::size_t s = 0; s < kAllShapes.size(); ++s) {
-        if (shape_contains(kAllShapes[s], u, v)) {
-          ++template_area[s];
-          intersection[s] += on;
+// How well each shape's ideal outline, centred on the mask's bounding box, overlaps the mask
+// (intersection over union; the best of a few template sizes). Comparing against the
+// renderer's own shapes keeps the judge and the renderer in agreement, and IoU degrades
+// gracefully under blur and noise, where thresholds on single features (fill ratio, solidity)
+// flip. A curved or pointed outline's extreme pixel centres fall short of its true box (a
+// circle of radius 5.9 px may show an 11 px box), so templates up to a pixel wider than the box
+// are tried too; a straight-edged square fits its box exactly and loses nothing by that.
+std::array<double, kAllShapes.size()> shape_overlaps(const cv::Mat& box_mask) {
+  cv::Mat mask;  // one empty pixel around the box, for the wider templates to spill into
+  cv::copyMakeBorder(box_mask, mask, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));
+  const double centre_x = mask.cols / 2.0;
+  const double centre_y = mask.rows / 2.0;
+  std::array<double, kAllShapes.size()> overlaps{};
+  for (double grow : kTemplateGrowth) {
+    const double half_w = box_mask.cols / 2.0 + grow;
+    const double half_h = box_mask.rows / 2.0 + grow;
+    std::array<int, kAllShapes.size()> intersection{};
+    std::array<int, kAllShapes.size()> template_area{};
+    int area = 0;
+    for (int y = 0; y < mask.rows; ++y) {
+      const auto* row = mask.ptr<unsigned char>(y);
+      const double v = (y + 0.5 - centre_y) / half_h;
+      for (int x = 0; x < mask.cols; ++x) {
+        const double u = (x + 0.5 - centre_x) / half_w;
+        const bool on = row[x] != 0;
+        area += on;
+        for (std::size_t s = 0; s < kAllShapes.size(); ++s) {
+          if (shape_contains(kAllShapes[s], u, v)) {
+            ++template_area[s];
+            intersection[s] += on;
+          }
         }
       }
     }
-  }
-  std::array<double, kAllShapes.size()> overlaps{};
-  for (std::size_t s = 0; s < kAllShapes.size(); ++s) {
-    const int union_area = area + template_area[s] - intersection[s];
-    overlaps[s] = union_area > 0 ? double(intersection[s]) / union_area : 0.0;
+    for (std::size_t s = 0; s < kAllShapes.size(); ++s) {
+      const int union_area = area + template_area[s] - intersection[s];
+      const double iou = union_area > 0 ? double(intersection[s]) / union_area : 0.0;
+      overlaps[s] = std::max(overlaps[s], iou);
+    }
   }
   return overlaps;
 }

@@ -12,8 +12,7 @@ namespace {
 
 constexpr std::array<const char*, 5> kQuestionKindNames = {"count", "color", "shape", "position",
                                                            "existence"};
-constexpr std::array<const char*, 6> kNumberWords = {"zero",  "one",  "two",
-                                                     "three", "four", "five"};
+constexpr std::array<const char*, 6> kNumberWords = {"zero", "one", "two", "three", "four", "five"};
 constexpr double kBorder = 0.02;  // objects keep this far from the image edge
 constexpr int kPlacementTries = 2000;
 
@@ -22,8 +21,7 @@ std::string article(const std::string& word) {
 }
 
 std::string number_word(int n) {
-  return n >= 0 && n < static_cast<int>(kNumberWords.size()) ? kNumberWords[n]
-                                                              : std::to_string(n);
+  return n >= 0 && n < static_cast<int>(kNumberWords.size()) ? kNumberWords[n] : std::to_string(n);
 }
 
 std::string describe(const Object& object) { return name(object.color) + " " + name(object.shape); }
@@ -82,29 +80,31 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
   spec.mc_fraction = recipe.questions.mc_fraction;
   spec.num_options = recipe.questions.num_options;
 
-  const bool needs_two_shapes = std::any_of(
-      spec.categories.begin(), spec.categories.end(), [](Category c) {
+  const bool needs_two_shapes =
+      std::any_of(spec.categories.begin(), spec.categories.end(), [](Category c) {
         return c == Category::kTwoObject || c == Category::kPosition || c == Category::kColorAttr;
       });
   if (needs_two_shapes && spec.shapes.size() < 2) {
     throw RecipeError("world.shapes: two_object, position and color_attr need two shapes");
   }
-  const bool needs_two_colors =
-      std::find(spec.categories.begin(), spec.categories.end(), Category::kColorAttr) !=
-      spec.categories.end();
+  const bool needs_two_colors = std::find(spec.categories.begin(), spec.categories.end(),
+                                          Category::kColorAttr) != spec.categories.end();
   if (needs_two_colors && spec.colors.size() < 2) {
     throw RecipeError("world.colors: color_attr needs two colours");
   }
   return spec;
 }
 
-WorldSampler::WorldSampler(WorldSpec spec, std::uint64_t seed) : spec_(std::move(spec)), rng_(seed) {}
+WorldSampler::WorldSampler(WorldSpec spec, std::uint64_t seed)
+    : spec_(std::move(spec)), rng_(seed) {}
 
 // Our own uniform draws from the raw engine: std::uniform_*_distribution differ between standard
 // libraries, and a seed must give the same world everywhere.
 namespace {
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-double uniform(std::mt19937_64& rng, double lo, double hi) { return lo + (hi - lo) * uniform01(rng); }
+double uniform(std::mt19937_64& rng, double lo, double hi) {
+  return lo + (hi - lo) * uniform01(rng);
+}
 int uniform_int(std::mt19937_64& rng, int n) { return static_cast<int>(rng() % n); }
 template <class T>
 const T& pick(std::mt19937_64& rng, const std::vector<T>& values) {
@@ -253,8 +253,8 @@ std::optional<std::string> referring_name(const Scene& scene, const Object& obje
 struct Draft {
   QuestionKind kind;
   std::string problem;
-  std::string answer;              // open-ended form
-  std::vector<std::string> pool;   // candidate options, the answer among them
+  std::string answer;             // open-ended form
+  std::vector<std::string> pool;  // candidate options, the answer among them
   std::string reasoning;
 };
 
@@ -282,12 +282,12 @@ Question WorldSampler::ask(const Scene& scene) {
       case QuestionKind::kCount: {
         if (uniform01(rng_) < 0.25) {
           const int n = static_cast<int>(objects.size());
-          return Draft{kind, "How many objects are there in the image?", std::to_string(n),
-                       counts, seen + " That is " + number_word(n) + " objects in all."};
+          return Draft{kind, "How many objects are there in the image?", std::to_string(n), counts,
+                       seen + " That is " + number_word(n) + " objects in all."};
         }
         // Mostly shapes that are present, sometimes one that is not (answer 0).
-        const Shape shape = uniform01(rng_) < 0.8 ? pick(rng_, objects).shape
-                                                  : pick(rng_, spec_.shapes);
+        const Shape shape =
+            uniform01(rng_) < 0.8 ? pick(rng_, objects).shape : pick(rng_, spec_.shapes);
         const int n = static_cast<int>(std::count_if(
             objects.begin(), objects.end(), [&](const Object& o) { return o.shape == shape; }));
         return Draft{kind, "How many " + plural(shape) + " are there in the image?",
@@ -317,8 +317,8 @@ Question WorldSampler::ask(const Scene& scene) {
         const Object& o = *pick(rng_, unique);
         return Draft{kind, "What shape is the " + name(o.color) + " object?", name(o.shape),
                      names_of(spec_.shapes),
-                     seen + " The " + name(o.color) + " object is " + article(name(o.shape)) +
-                         " " + name(o.shape) + "."};
+                     seen + " The " + name(o.color) + " object is " + article(name(o.shape)) + " " +
+                         name(o.shape) + "."};
       }
       case QuestionKind::kPosition: {
         const std::vector<std::string> sides = {"left", "right", "above", "below"};
@@ -327,7 +327,9 @@ Question WorldSampler::ask(const Scene& scene) {
           if (std::abs(o.x - 0.5) < 0.05) return std::nullopt;
           const std::string side = o.x < 0.5 ? "left" : "right";
           const std::string n = name(o.shape);
-          return Draft{kind, "Is the " + n + " in the left or the right half of the image?", side,
+          return Draft{kind,
+                       "Is the " + n + " in the left or the right half of the image?",
+                       side,
                        {"left", "right"},
                        seen + " Its centre is in the " + side + " half of the image."};
         }
@@ -358,8 +360,7 @@ Question WorldSampler::ask(const Scene& scene) {
         return Draft{kind,
                      "Where is the " + na + " relative to the " + nb +
                          "? Answer left, right, above or below.",
-                     side, sides,
-                     seen + " The " + na + " is " + phrase + " the " + nb + "."};
+                     side, sides, seen + " The " + na + " is " + phrase + " the " + nb + "."};
       }
       case QuestionKind::kExistence: {
         const bool present = uniform01(rng_) < 0.5;
@@ -382,8 +383,10 @@ Question WorldSampler::ask(const Scene& scene) {
           if (exists(shape, color)) return std::nullopt;
         }
         const std::string d = name(color) + " " + name(shape);
-        return Draft{kind, "Is there " + article(d) + " " + d + " in the image?",
-                     present ? "yes" : "no", {"yes", "no"},
+        return Draft{kind,
+                     "Is there " + article(d) + " " + d + " in the image?",
+                     present ? "yes" : "no",
+                     {"yes", "no"},
                      seen + (present ? " There is " : " There is no ") + d + "."};
       }
     }

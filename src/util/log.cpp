@@ -1,10 +1,10 @@
 #include "corl/util/log.h"
 
-#include <memory>
-
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <memory>
 
 namespace corl::log {
 namespace {

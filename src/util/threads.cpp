@@ -1,6 +1,7 @@
 #include "corl/util/threads.h"
 
 #include <ATen/Parallel.h>  // defines: at::set_num_threads
+
 #include <opencv2/core/utility.hpp>  // defines: cv::setNumThreads
 
 namespace corl {

@@ -1,10 +1,9 @@
 // The subcommands of `corl`; each registers itself on the app and runs from its callback.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 namespace corl::tools {
 

@@ -13,8 +13,9 @@ void add_detect_command(CLI::App& app) {
   CLI::App* command =
       app.add_subcommand("detect", "Read an image back into a scene spec (JSON on stdout)");
   command->add_option("--image,-i", *image, "Image file (PNG, JPEG, ...)")->required();
-  command->add_option("--resolution", *resolution,
-                      "Resize to this side before detecting (0: as stored)")
+  command
+      ->add_option("--resolution", *resolution,
+                   "Resize to this side before detecting (0: as stored)")
       ->check(CLI::Range(0, 4096));
   command->callback([image, resolution] {
     const auto rgb = data::read_image(*image, *resolution);

@@ -11,8 +11,8 @@ namespace corl::config {
 
 // Settings every run shares.
 struct RunSection {
-  std::string name;   // run folder is runs/NAME unless --out is given
-  int threads = 2;    // LibTorch and OpenCV intra-op threads
+  std::string name;  // run folder is runs/NAME unless --out is given
+  int threads = 2;   // LibTorch and OpenCV intra-op threads
   int seed = 1234;
 };
 
@@ -25,8 +25,8 @@ struct WorldRecipe {
     std::vector<std::string> colors = {"red", "green", "blue", "yellow", "purple", "orange"};
     double min_size = 0.09;
     double max_size = 0.16;
-    int max_objects = 4;  // counting prompts ask for 2..max_objects
-    double min_gap = 0.04;  // smallest gap between two objects' boxes, image-relative
+    int max_objects = 4;           // counting prompts ask for 2..max_objects
+    double min_gap = 0.04;         // smallest gap between two objects' boxes, image-relative
     double position_margin = 0.1;  // centres differ by more than this along a relation's axis
     std::vector<std::string> categories = {"single_object", "two_object", "counting",
                                            "colors",        "position",   "color_attr"};

@@ -3,12 +3,12 @@
 // reading YAML, `--set key=value` overrides, writing the resolved recipe and docs/recipes.md.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 namespace corl::config {
 
@@ -79,7 +79,7 @@ class Schema {
 // overrides in order and runs the recipe's cross-field checks. `schema` keeps pointers into
 // `recipe`: both stay with the caller.
 template <class Recipe>
-void load_recipe(const std::string& path, const std::vector<std::string>& overrides,
-                 Recipe& recipe, Schema& schema);
+void load_recipe(const std::string& path, const std::vector<std::string>& overrides, Recipe& recipe,
+                 Schema& schema);
 
 }  // namespace corl::config

@@ -9,12 +9,11 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
 
 #include "corl/config/recipes.h"
 #include "corl/data/world.h"
@@ -57,7 +56,7 @@ Record parse_record(const std::string& line_text, const std::string& file, int l
 
 // The JSON row of a ShapeWorld sample whose image is stored at `image_path` (relative).
 nlohmann::ordered_json to_row(const Sample& sample, const std::string& split,
-                      const std::string& image_path);
+                              const std::string& image_path);
 
 // Seeds of the two splits, derived from the run's seed so that they never share a stream.
 std::uint64_t split_seed(int seed, const std::string& split);

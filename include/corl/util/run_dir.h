@@ -4,9 +4,8 @@
 
 #include <chrono>
 #include <fstream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace corl::util {
 
