@@ -1,10 +1,9 @@
-#include "corl/data/detect.h"
+#include <gtest/gtest.h>
 
+#include <opencv2/imgproc.hpp>
 #include <random>
 
-#include <gtest/gtest.h>
-#include <opencv2/imgproc.hpp>
-
+#include "corl/data/detect.h"
 #include "corl/data/render.h"
 
 namespace corl::data {
@@ -118,7 +117,7 @@ TEST(Detect, SplitsTouchingObjectsOfDifferentColours) {
 TEST(Detect, IgnoresSpecksAndDimPixels) {
   cv::Mat image = render(Scene{{{Shape::kCircle, Color::kYellow, 0.3, 0.3, 0.12}}}, kResolution);
   image(cv::Rect(50, 50, 3, 3)).setTo(cv::Scalar(255, 255, 255));  // 9 px < 0.004 * 4096
-  image(cv::Rect(40, 5, 10, 10)).setTo(cv::Scalar(40, 0, 0));       // below background_max
+  image(cv::Rect(40, 5, 10, 10)).setTo(cv::Scalar(40, 0, 0));      // below background_max
   const Scene found = detect(image);
   ASSERT_EQ(found.objects.size(), 1u);
   EXPECT_EQ(found.objects[0].shape, Shape::kCircle);
@@ -131,7 +130,7 @@ TEST(Detect, DimmedColoursKeepTheirName) {
     const Rgb c = rgb(color);
     cv::Mat image(kResolution, kResolution, CV_8UC3, cv::Scalar(0, 0, 0));
     cv::rectangle(image, cv::Rect(20, 20, 16, 16),
-                  cv::Scalar(c.r * 120 / 255, c.g * 120 / 255, c.b * 120 / 255), cv::FILLED);
+                  cv::Scalar(c.r * 120.0 / 255, c.g * 120.0 / 255, c.b * 120.0 / 255), cv::FILLED);
     const Scene found = detect(image);
     ASSERT_EQ(found.objects.size(), 1u) << name(color);
     EXPECT_EQ(name(found.objects[0].color), name(color));

@@ -1,9 +1,9 @@
-#include "corl/data/geneval.h"
-
 #include <gtest/gtest.h>
+
 #include <opencv2/imgproc.hpp>
 
 #include "corl/data/detect.h"
+#include "corl/data/geneval.h"
 #include "corl/data/render.h"
 
 namespace corl::data {
@@ -58,7 +58,8 @@ TEST(Judge, ExactCountingScoresTheDistanceToTheCount) {
   const auto spec = spec_of(Category::kCounting, {{Shape::kSquare, 3, std::nullopt}}, true);
   const auto squares = [](int n) {
     Scene scene;
-    for (int i = 0; i < n; ++i) scene.objects.push_back(at(Shape::kSquare, Color::kRed, 0.1 * i, 0));
+    for (int i = 0; i < n; ++i)
+      scene.objects.push_back(at(Shape::kSquare, Color::kRed, 0.1 * i, 0));
     scene.objects.push_back(at(Shape::kCircle, Color::kRed, 0.9, 0.9));  // not counted
     return scene;
   };
@@ -93,8 +94,8 @@ TEST(Judge, AtLeastCountsAcceptMore) {
 }
 
 TEST(Judge, TwoObjectsOneMissing) {
-  const auto spec = spec_of(Category::kTwoObject, {{Shape::kCircle, 1, std::nullopt},
-                                                   {Shape::kCross, 1, std::nullopt}});
+  const auto spec = spec_of(Category::kTwoObject,
+                            {{Shape::kCircle, 1, std::nullopt}, {Shape::kCross, 1, std::nullopt}});
   const Judgement j = judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.5, 0.5),
                                          at(Shape::kSquare, Color::kRed, 0.2, 0.2)}});
   EXPECT_FALSE(j.correct);
@@ -103,8 +104,8 @@ TEST(Judge, TwoObjectsOneMissing) {
 }
 
 TEST(Judge, ColourAttributesBindToTheirShapes) {
-  const auto spec = spec_of(Category::kColorAttr, {{Shape::kCircle, 1, Color::kRed},
-                                                   {Shape::kSquare, 1, Color::kGreen}});
+  const auto spec = spec_of(Category::kColorAttr,
+                            {{Shape::kCircle, 1, Color::kRed}, {Shape::kSquare, 1, Color::kGreen}});
   // The colours are present but swapped between the shapes.
   const Judgement j = judge(spec, Scene{{at(Shape::kCircle, Color::kGreen, 0.3, 0.5),
                                          at(Shape::kSquare, Color::kRed, 0.7, 0.5)}});
@@ -134,15 +135,16 @@ TEST(Judge, Position) {
   const Judgement close = judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.45, 0.5),
                                              at(Shape::kSquare, Color::kOrange, 0.5, 0.5)}});
   EXPECT_FALSE(close.correct);
-  EXPECT_TRUE(judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.45, 0.5),
-                                 at(Shape::kSquare, Color::kOrange, 0.5, 0.5)}},
+  EXPECT_TRUE(judge(spec,
+                    Scene{{at(Shape::kCircle, Color::kRed, 0.45, 0.5),
+                           at(Shape::kSquare, Color::kOrange, 0.5, 0.5)}},
                     0.01)
                   .correct);
 
   // Any pair will do: a second circle on the right does not spoil the one on the left.
-  EXPECT_TRUE(judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.9, 0.1), circle_left,
-                                 square_right}})
-                  .correct);
+  EXPECT_TRUE(
+      judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.9, 0.1), circle_left, square_right}})
+          .correct);
 
   // Missing reference: its requirement and the relation fail.
   const Judgement alone = judge(spec, Scene{{circle_left}});
@@ -151,8 +153,8 @@ TEST(Judge, Position) {
 }
 
 TEST(Judge, RelationBetweenObjectsOfOneKindNeedsTwoOfThem) {
-  const auto spec = spec_of(Category::kPosition, {{Shape::kCircle, 1, std::nullopt},
-                                                  {Shape::kCircle, 1, std::nullopt}},
+  const auto spec = spec_of(Category::kPosition,
+                            {{Shape::kCircle, 1, std::nullopt}, {Shape::kCircle, 1, std::nullopt}},
                             false, Relation::kAbove);
   const Judgement one = judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.5, 0.5)}});
   EXPECT_FALSE(one.correct);
@@ -174,16 +176,18 @@ TEST(Judge, RenderedScenesPassTheirOwnSpecs) {
 
   EXPECT_TRUE(judge(spec_of(Category::kCounting, {{Shape::kDiamond, 2, std::nullopt}}, true), seen)
                   .correct);
-  EXPECT_TRUE(judge(spec_of(Category::kPosition, {{Shape::kTriangle, 1, std::nullopt},
-                                                  {Shape::kDiamond, 1, Color::kCyan}},
-                            false, Relation::kLeftOf),
-                    seen)
-                  .correct);
-  EXPECT_TRUE(judge(spec_of(Category::kPosition, {{Shape::kDiamond, 1, Color::kYellow},
-                                                  {Shape::kTriangle, 1, Color::kPurple}},
-                            false, Relation::kBelow),
-                    seen)
-                  .correct);
+  EXPECT_TRUE(
+      judge(spec_of(Category::kPosition,
+                    {{Shape::kTriangle, 1, std::nullopt}, {Shape::kDiamond, 1, Color::kCyan}},
+                    false, Relation::kLeftOf),
+            seen)
+          .correct);
+  EXPECT_TRUE(
+      judge(spec_of(Category::kPosition,
+                    {{Shape::kDiamond, 1, Color::kYellow}, {Shape::kTriangle, 1, Color::kPurple}},
+                    false, Relation::kBelow),
+            seen)
+          .correct);
   const Judgement wrong =
       judge(spec_of(Category::kColors, {{Shape::kTriangle, 1, Color::kBlue}}), seen);
   EXPECT_FALSE(wrong.correct);

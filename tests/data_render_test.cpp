@@ -1,13 +1,12 @@
-#include "corl/data/render.h"
+#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
-#include <unistd.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "corl/data/render.h"
 #include "corl/util/error.h"
 
 namespace corl::data {
@@ -66,12 +65,12 @@ TEST(Render, AreasMatchTheAnalyticShapes) {
     Shape shape;
     double area;
   };
-  for (const Case& c : {Case{Shape::kCircle, M_PI * half * half},
-                        Case{Shape::kSquare, 4 * half * half},
-                        Case{Shape::kTriangle, 2 * half * half},  // half of the box
-                        Case{Shape::kDiamond, 2 * half * half},   // half of the box
-                        // Box minus four corner squares of side 2h/3.
-                        Case{Shape::kCross, 4 * half * half * 5.0 / 9.0}}) {
+  for (const Case& c :
+       {Case{Shape::kCircle, M_PI * half * half}, Case{Shape::kSquare, 4 * half * half},
+        Case{Shape::kTriangle, 2 * half * half},  // half of the box
+        Case{Shape::kDiamond, 2 * half * half},   // half of the box
+        // Box minus four corner squares of side 2h/3.
+        Case{Shape::kCross, 4 * half * half * 5.0 / 9.0}}) {
     const cv::Mat image = render_one(c.shape, Color::kGreen, 0.5 + 0.3 / resolution,
                                      0.5 + 0.2 / resolution, size, resolution);
     const int pixels = count_color(image, Color::kGreen);
@@ -99,7 +98,7 @@ TEST(Render, CentrePixelHasThePaletteColourExactly) {
     for (Color color : kAllColors) {
       const cv::Mat image = render_one(shape, color, 0.4, 0.6, 0.12, 64);
       const Rgb c = rgb(color);
-      const cv::Vec3b centre = image.at<cv::Vec3b>(int(0.6 * 64), int(0.4 * 64));
+      const cv::Vec3b& centre = image.at<cv::Vec3b>(int(0.6 * 64), int(0.4 * 64));
       EXPECT_EQ(centre, cv::Vec3b(c.r, c.g, c.b)) << name(shape) << " " << name(color);
     }
   }

@@ -1,11 +1,10 @@
-#include "corl/data/scene.h"
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 
-#include <gtest/gtest.h>
-
+#include "corl/data/scene.h"
 #include "corl/util/error.h"
 
 namespace corl::data {
@@ -15,8 +14,8 @@ TEST(SceneNames, RoundTripEveryEnumerator) {
   for (Shape shape : kAllShapes) EXPECT_EQ(shape_from_name(name(shape)), shape);
   for (Color color : kAllColors) EXPECT_EQ(color_from_name(name(color)), color);
   for (Category category : kAllCategories) EXPECT_EQ(category_from_name(name(category)), category);
-  for (Relation relation : {Relation::kLeftOf, Relation::kRightOf, Relation::kAbove,
-                            Relation::kBelow}) {
+  for (Relation relation :
+       {Relation::kLeftOf, Relation::kRightOf, Relation::kAbove, Relation::kBelow}) {
     EXPECT_EQ(relation_from_name(name(relation)), relation);
   }
 }
@@ -105,8 +104,8 @@ TEST(SceneJson, SceneRoundTrips) {
     EXPECT_DOUBLE_EQ(back.objects[i].y, scene.objects[i].y);
     EXPECT_DOUBLE_EQ(back.objects[i].size, scene.objects[i].size);
   }
-  EXPECT_TRUE(scene_from_json(nlohmann::json{{"objects", nlohmann::json::array()}}, "t")
-                  .objects.empty());
+  EXPECT_TRUE(
+      scene_from_json(nlohmann::json{{"objects", nlohmann::json::array()}}, "t").objects.empty());
 }
 
 TEST(SceneJson, SpecHasTheDatasetSchema) {
@@ -137,10 +136,10 @@ TEST(SceneJson, SpecRoundTrips) {
 }
 
 TEST(SceneJson, NullMeansAbsent) {
-  const PromptSpec spec = spec_from_json(
-      nlohmann::json::parse(R"({"category": "single_object", "relation": null,
+  const PromptSpec spec =
+      spec_from_json(nlohmann::json::parse(R"({"category": "single_object", "relation": null,
                                 "include": [{"shape": "cross", "count": 1, "color": null}]})"),
-      "t");
+                     "t");
   EXPECT_FALSE(spec.relation);
   EXPECT_FALSE(spec.include[0].color);
   EXPECT_FALSE(spec.exact_count);

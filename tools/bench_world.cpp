@@ -14,13 +14,13 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
-#include <string>
-#include <thread>
-#include <vector>
-
+#include <numeric>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "corl/config/recipes.h"  // defines: config::WorldRecipe
 #include "corl/data/detect.h"
@@ -48,8 +48,7 @@ struct Options {
 };
 
 [[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr, "bench_world: %s\nusage: bench_world [--n N] [--seed S]\n",
-               problem.c_str());
+  std::fprintf(stderr, "bench_world: %s\nusage: bench_world [--n N] [--seed S]\n", problem.c_str());
   std::exit(2);
 }
 
@@ -63,7 +62,8 @@ Options parse(int argc, char** argv) {
     char* end = nullptr;
     const unsigned long long number = std::strtoull(value.c_str(), &end, 10);
     if (value.empty() || *end != '\0' || value[0] == '-') {
-      usage(flag + ": '" + value + "' is not a non-negative integer");
+      usage(
+          std::string(flag).append(": '").append(value).append("' is not a non-negative integer"));
     }
     if (flag == "--n") {
       if (number < 1 || number > 10'000'000) usage("--n must be in [1, 10000000]");
@@ -79,6 +79,7 @@ Options parse(int argc, char** argv) {
 double run_split(int n, const std::function<void(int, int, int)>& work) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back(work, t, n * t / kThreads, n * (t + 1) / kThreads);
   }
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
     WorldSampler sampler = sampler_for(spec, options, thread);
     for (int i = begin; i < end; ++i) {
       const Sample sample = sampler.next();
-      checksum[thread] += cv::sum(corl::data::render(sample.scene, spec.resolution))[0];
+      checksum[thread] +=
+          static_cast<std::uint64_t>(cv::sum(corl::data::render(sample.scene, spec.resolution))[0]);
     }
   });
   std::printf("render: %.0f samples/s (sample + render)\n", options.n / render_seconds);
@@ -129,8 +131,9 @@ int main(int argc, char** argv) {
       png_bytes[thread] += png.size();
     }
   });
-  std::printf("render+png: %.0f samples/s (%.0f bytes per image)\n", options.n / png_seconds,
-              double(png_bytes[0] + png_bytes[1]) / options.n);
+  std::printf(
+      "render+png: %.0f samples/s (%.0f bytes per image)\n", options.n / png_seconds,
+      double(std::accumulate(png_bytes.begin(), png_bytes.end(), std::uint64_t{0})) / options.n);
 
   // (2) Agreement of the judge with the renderer, on clean and on blurred renders.
   enum Variant { kClean, kBlurred, kVariants };
@@ -200,6 +203,8 @@ int main(int argc, char** argv) {
   }
   // Per core: each thread timed only its own detect() calls on clean renders.
   std::printf("detect: %.0f images/s per core\n",
-              options.n / (detect_seconds[0] + detect_seconds[1]));
-  return checksum[0] + checksum[1] == 0 ? 1 : 0;  // an all-black world is a broken world
+              options.n / std::accumulate(detect_seconds.begin(), detect_seconds.end(), 0.0));
+  return std::accumulate(checksum.begin(), checksum.end(), std::uint64_t{0}) == 0
+             ? 1
+             : 0;  // an all-black world is a broken world
 }

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <stdexcept>
-
 #include <opencv2/imgproc.hpp>
+#include <stdexcept>
+#include <vector>
 
 #include "corl/data/render.h"
 
@@ -19,11 +19,12 @@ constexpr unsigned char kBackground = 255;
 // edges of the majority colour.
 constexpr double kSecondColorShare = 0.25;
 
-// Brightness levels, as fractions of an object's peak, whose outlines vote on its shape.
+// Brightness levels, as fractions of an object's peak, whose outlines vote on its shape. Tuned
+// on random single objects blurred with sigma 0.5 to 1.2 px at 64 px.
+constexpr std::array<double, 3> kShapeLevels = {0.35, 0.5, 0.8};
+
 // How much wider than the observed box (pixels, each side) the shape templates are tried.
 constexpr std::array<double, 3> kTemplateGrowth = {0.0, 0.25, 0.5};
-
-constexpr std::array<double, 3> kShapeLevels = {0.35, 0.5, 0.8};
 
 // Chromaticity of each palette colour: its RGB divided by its brightest channel. Blurring a flat
 // colour towards the black background scales all channels alike, so a dimmed edge pixel keeps
@@ -33,7 +34,8 @@ std::array<cv::Vec3f, kAllColors.size()> palette_chromaticities() {
   for (std::size_t i = 0; i < kAllColors.size(); ++i) {
     const Rgb c = rgb(kAllColors[i]);
     const float top = std::max({c.r, c.g, c.b});
-    chroma[i] = cv::Vec3f(c.r / top, c.g / top, c.b / top);
+    chroma[i] = cv::Vec3f(static_cast<float>(c.r) / top, static_cast<float>(c.g) / top,
+                          static_cast<float>(c.b) / top);
   }
   return chroma;
 }
@@ -52,7 +54,10 @@ cv::Mat label_colors(const cv::Mat& rgb, int background_max) {
         out[x] = kBackground;
         continue;
       }
-      const cv::Vec3f pixel(in[x][0] / float(top), in[x][1] / float(top), in[x][2] / float(top));
+      const float scale = 1.0f / static_cast<float>(top);
+      const cv::Vec3f pixel(static_cast<float>(in[x][0]) * scale,
+                            static_cast<float>(in[x][1]) * scale,
+                            static_cast<float>(in[x][2]) * scale);
       float best = 1e9f;
       for (std::size_t i = 0; i < chroma.size(); ++i) {
         const cv::Vec3f d = pixel - chroma[i];
@@ -149,6 +154,9 @@ Object measure(const cv::Mat& rgb, const cv::Mat& component, Color color) {
 
 }  // namespace
 
+// Pixels bright enough to be an object are grouped into 8-connected components; each component
+// takes the colour most of its brightness votes for (split in two when two colours each hold a
+// large share: touching objects), and its shape is the ideal outline it overlaps best.
 Scene detect(const cv::Mat& rgb, const DetectorOptions& options) {
   if (rgb.empty() || rgb.type() != CV_8UC3) {
     throw std::invalid_argument("detect: expected an 8-bit, 3-channel RGB image");
@@ -216,8 +224,8 @@ Scene detect(const cv::Mat& rgb, const DetectorOptions& options) {
     }
     for (std::size_t c : colors) {
       cv::Mat parts, part_stats, part_centroids;
-      const int part_count = cv::connectedComponentsWithStats(owner == c, parts, part_stats,
-                                                              part_centroids, 8, CV_32S);
+      const int part_count = cv::connectedComponentsWithStats(
+          owner == static_cast<int>(c), parts, part_stats, part_centroids, 8, CV_32S);
       for (int part = 1; part < part_count; ++part) {
         if (part_stats.at<int>(part, cv::CC_STAT_AREA) < min_pixels) continue;
         scene.objects.push_back(measure(rgb, parts == part, kAllColors[c]));
@@ -227,9 +235,8 @@ Scene detect(const cv::Mat& rgb, const DetectorOptions& options) {
 
   // Reading order, top to bottom then left to right, so the same image always yields the same
   // list.
-  std::sort(scene.objects.begin(), scene.objects.end(), [](const Object& a, const Object& b) {
-    return a.y != b.y ? a.y < b.y : a.x < b.x;
-  });
+  std::sort(scene.objects.begin(), scene.objects.end(),
+            [](const Object& a, const Object& b) { return a.y != b.y ? a.y < b.y : a.x < b.x; });
   return scene;
 }
 

@@ -38,11 +38,15 @@ std::string with_article(const std::string& words) {
 
 bool holds(Relation relation, const Object& a, const Object& b, double position_margin) {
   switch (relation) {
-    case Relation::kLeftOf: return b.x - a.x > position_margin;
-    case Relation::kRightOf: return a.x - b.x > position_margin;
+    case Relation::kLeftOf:
+      return b.x - a.x > position_margin;
+    case Relation::kRightOf:
+      return a.x - b.x > position_margin;
     // y grows downwards: "above" is a smaller y.
-    case Relation::kAbove: return b.y - a.y > position_margin;
-    case Relation::kBelow: return a.y - b.y > position_margin;
+    case Relation::kAbove:
+      return b.y - a.y > position_margin;
+    case Relation::kBelow:
+      return a.y - b.y > position_margin;
   }
   return false;
 }
@@ -77,9 +81,8 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, double position_m
     score += spec.exact_count
                  ? std::max(0.0, 1.0 - std::abs(count - wanted) / static_cast<double>(wanted))
                  : count / static_cast<double>(wanted);
-    fail("expected " + std::string(spec.exact_count ? "exactly " : "") +
-         std::to_string(wanted) + " " + describe(requirement, wanted) + ", found " +
-         std::to_string(count));
+    fail("expected " + std::string(spec.exact_count ? "exactly " : "") + std::to_string(wanted) +
+         " " + describe(requirement, wanted) + ", found " + std::to_string(count));
   }
 
   if (spec.relation && spec.include.size() >= 2) {
@@ -89,8 +92,8 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, double position_m
     // may relate two objects of the same kind).
     for (std::size_t a : found[0]) {
       for (std::size_t b : found[1]) {
-        if (a != b && holds(*spec.relation, detected.objects[a], detected.objects[b],
-                            position_margin)) {
+        if (a != b &&
+            holds(*spec.relation, detected.objects[a], detected.objects[b], position_margin)) {
           any = true;
         }
       }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -22,11 +21,15 @@ bool shape_contains(Shape shape, double u, double v) {
   const double au = std::abs(u);
   const double av = std::abs(v);
   switch (shape) {
-    case Shape::kCircle: return u * u + v * v <= 1.0;
-    case Shape::kSquare: return au <= 1.0 && av <= 1.0;
+    case Shape::kCircle:
+      return u * u + v * v <= 1.0;
+    case Shape::kSquare:
+      return au <= 1.0 && av <= 1.0;
     // Apex at the top centre, base along the bottom edge: half-width grows from 0 to 1.
-    case Shape::kTriangle: return av <= 1.0 && au <= (v + 1.0) / 2.0;
-    case Shape::kDiamond: return au + av <= 1.0;
+    case Shape::kTriangle:
+      return av <= 1.0 && au <= (v + 1.0) / 2.0;
+    case Shape::kDiamond:
+      return au + av <= 1.0;
     case Shape::kCross:
       return (au <= kCrossArmHalfWidth && av <= 1.0) || (av <= kCrossArmHalfWidth && au <= 1.0);
   }

@@ -100,8 +100,8 @@ class FieldReader {
     if (!value.is_number()) fail(path, "expected a number, got " + type_of(value));
     const double number = value.get<double>();
     if (!std::isfinite(number) || number < low || number > high) {
-      fail(path, "value " + value.dump() + " is outside [" + format(low) + ", " +
-                     format(high) + "]");
+      fail(path,
+           "value " + value.dump() + " is outside [" + format(low) + ", " + format(high) + "]");
     }
     return number;
   }
@@ -180,14 +180,22 @@ Rgb rgb(Color color) {
   // full brightness: dimming by blur towards the black background keeps a pixel's chromaticity,
   // so the detector can still tell colours apart at an object's blurred edge.
   switch (color) {
-    case Color::kRed: return {255, 0, 0};        // hue 0
-    case Color::kGreen: return {0, 255, 0};      // hue 120
-    case Color::kBlue: return {0, 0, 255};       // hue 240
-    case Color::kYellow: return {255, 255, 0};   // hue 60
-    case Color::kPurple: return {176, 0, 255};   // hue 281
-    case Color::kOrange: return {255, 128, 0};   // hue 30
-    case Color::kCyan: return {0, 255, 255};     // hue 180
-    case Color::kWhite: return {255, 255, 255};  // no hue: saturation 0
+    case Color::kRed:
+      return {255, 0, 0};  // hue 0
+    case Color::kGreen:
+      return {0, 255, 0};  // hue 120
+    case Color::kBlue:
+      return {0, 0, 255};  // hue 240
+    case Color::kYellow:
+      return {255, 255, 0};  // hue 60
+    case Color::kPurple:
+      return {176, 0, 255};  // hue 281
+    case Color::kOrange:
+      return {255, 128, 0};  // hue 30
+    case Color::kCyan:
+      return {0, 255, 255};  // hue 180
+    case Color::kWhite:
+      return {255, 255, 255};  // no hue: saturation 0
   }
   return {0, 0, 0};
 }
@@ -246,8 +254,7 @@ PromptSpec spec_from_json(const nlohmann::json& json, const std::string& where) 
   read.expect_object(json, "spec");
   PromptSpec spec;
   spec.category =
-      read.named(read.member(json, "category", "category"), "category", kCategoryNames,
-                 "category");
+      read.named(read.member(json, "category", "category"), "category", kCategoryNames, "category");
   const nlohmann::json& include = read.array(json, "include", "include");
   if (include.empty()) read.fail("include", "expected at least one requirement");
   for (std::size_t i = 0; i < include.size(); ++i) {
@@ -257,8 +264,8 @@ PromptSpec spec_from_json(const nlohmann::json& json, const std::string& where) 
     Requirement requirement;
     requirement.shape = read.named(read.member(row, "shape", path + ".shape"), path + ".shape",
                                    kShapeNames, "shape");
-    requirement.count = read.integer(read.member(row, "count", path + ".count"), path + ".count",
-                                     1);
+    requirement.count =
+        read.integer(read.member(row, "count", path + ".count"), path + ".count", 1);
     if (const nlohmann::json* color = read.optional_member(row, "color")) {
       requirement.color = read.named(*color, path + ".color", kColorNames, "color");
     }
@@ -270,8 +277,8 @@ PromptSpec spec_from_json(const nlohmann::json& json, const std::string& where) 
   if (const nlohmann::json* relation = read.optional_member(json, "relation")) {
     spec.relation = read.named(*relation, "relation", kRelationNames, "relation");
     if (spec.include.size() < 2) {
-      read.fail("relation", "needs two requirements in 'include', got " +
-                                std::to_string(spec.include.size()));
+      read.fail("relation",
+                "needs two requirements in 'include', got " + std::to_string(spec.include.size()));
     }
   }
   return spec;
