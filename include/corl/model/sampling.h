@@ -1,0 +1,59 @@
+// Batched sampling with a KV cache: text answers (greedy, temperature, top-k, top-p; stopping at
+// <eos>) and images with classifier-free guidance.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+#include "corl/model/inputs.h"
+#include "corl/model/ulm.h"
+
+namespace corl::model {
+
+struct SamplingOptions {
+  bool greedy = false;
+  double temperature = 1.0;
+  int top_k = 0;       // 0: no limit
+  double top_p = 1.0;  // nucleus mass; 1: no limit
+  int max_new_tokens = 64;
+  // Recompute the whole sequence at every step instead of caching keys and values: the slow
+  // reference path that the cache is tested and benchmarked against.
+  bool use_cache = true;
+  // Keep the logits each token was drawn from (after guidance, before temperature).
+  bool keep_logits = false;
+};
+
+struct ImageSamplingOptions : SamplingOptions {
+  // Janus' guidance: logits = uncond + w * (cond - uncond); w = 1 samples without guidance and
+  // skips the unconditional rows.
+  double cfg_weight = 5.0;
+};
+
+struct TextSamples {
+  std::vector<std::vector<int64_t>> tokens;  // per row, up to and including <eos> when reached
+  std::vector<std::string> texts;            // decoded, without <eos>
+  torch::Tensor logits;                      // [B, steps, V] when kept
+};
+
+struct ImageSamples {
+  torch::Tensor codes;   // [B, image_tokens]
+  torch::Tensor logits;  // [B, image_tokens, V] when kept
+};
+
+// One token per row from logits [B, V].
+torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                            at::Generator& generator);
+
+// Continues each prefix (image_to_text sequences without an answer).
+TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
+                          const std::vector<Sequence>& prefixes, const SamplingOptions& options,
+                          at::Generator& generator);
+
+ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
+                             const std::vector<std::string>& prompts,
+                             const ImageSamplingOptions& options, at::Generator& generator);
+
+}  // namespace corl::model

@@ -1,0 +1,79 @@
+#include "corl/model/config.h"
+
+#include <stdexcept>
+
+#include "corl/util/error.h"
+
+namespace corl::model {
+namespace {
+
+// Every field once, so that writing and reading cannot drift apart.
+template <class Visit>
+void visit(ModelConfig& c, Visit&& v) {
+  v("vocab_size", c.vocab_size);
+  v("hidden_size", c.hidden_size);
+  v("num_layers", c.num_layers);
+  v("num_heads", c.num_heads);
+  v("num_kv_heads", c.num_kv_heads);
+  v("intermediate_size", c.intermediate_size);
+  v("rope_theta", c.rope_theta);
+  v("rms_norm_eps", c.rms_norm_eps);
+  v("max_positions", c.max_positions);
+  v("image_size", c.image_size);
+  v("patch_size", c.patch_size);
+  v("vision_hidden_size", c.vision_hidden_size);
+  v("vision_layers", c.vision_layers);
+  v("vision_heads", c.vision_heads);
+  v("vision_intermediate_size", c.vision_intermediate_size);
+  v("vision_layer_norm_eps", c.vision_layer_norm_eps);
+  v("image_vocab_size", c.image_vocab_size);
+  v("gen_embed_dim", c.gen_embed_dim);
+  v("image_tokens", c.image_tokens);
+}
+
+}  // namespace
+
+nlohmann::json to_json(const ModelConfig& config) {
+  nlohmann::json json;
+  ModelConfig copy = config;
+  visit(copy, [&](const char* key, auto& value) { json[key] = value; });
+  return json;
+}
+
+ModelConfig model_config_from_json(const nlohmann::json& json, const std::string& where) {
+  ModelConfig config;
+  visit(config, [&](const char* key, auto& value) {
+    auto it = json.find(key);
+    if (it == json.end() || !it->is_number()) {
+      throw DataError(where + ": model config field '" + key + "' is missing or not a number");
+    }
+    value = it->get<std::decay_t<decltype(value)>>();
+  });
+  try {
+    check(config);
+  } catch (const std::invalid_argument& e) {
+    throw DataError(where + ": " + e.what());
+  }
+  return config;
+}
+
+void check(const ModelConfig& c) {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument("model: " + what);
+  };
+  require(c.vocab_size > 0 && c.image_vocab_size > 0, "vocabulary sizes must be positive");
+  require(c.num_heads > 0 && c.hidden_size % c.num_heads == 0,
+          "hidden_size must be a multiple of num_heads");
+  require(c.head_dim() % 2 == 0, "the head size must be even for rotary positions");
+  require(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
+          "num_heads must be a multiple of num_kv_heads");
+  require(c.vision_heads > 0 && c.vision_hidden_size % c.vision_heads == 0,
+          "vision_hidden_size must be a multiple of vision_heads");
+  require(c.patch_size > 0 && c.image_size % c.patch_size == 0,
+          "image_size must be a multiple of patch_size");
+  require(c.image_tokens > 0, "image_tokens must be positive");
+  require(c.max_positions >= c.image_tokens + c.vision_patches(),
+          "max_positions must hold an image's codes and patches");
+}
+
+}  // namespace corl::model

@@ -1,0 +1,177 @@
+#include "corl/model/llama.h"
+
+#include <stdexcept>
+
+namespace corl::model {
+namespace {
+
+constexpr double kInitStd = 0.02;  // transformers' initializer_range for LLaMA
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
+  auto layer = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  torch::nn::init::normal_(layer->weight, 0.0, kInitStd);
+  if (bias) torch::nn::init::zeros_(layer->bias);
+  return layer;
+}
+
+}  // namespace
+
+KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Dtype dtype,
+                 torch::Device device)
+    : capacity_(capacity) {
+  const auto options = torch::TensorOptions().dtype(dtype).device(device);
+  for (int i = 0; i < config.num_layers; ++i) {
+    keys_.push_back(torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
+    values_.push_back(
+        torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append(int layer, const torch::Tensor& k,
+                                                        const torch::Tensor& v) {
+  const int64_t steps = k.size(2);
+  if (length_ + steps > capacity_) {
+    throw std::out_of_range("KVCache: " + std::to_string(length_ + steps) +
+                            " positions exceed the capacity of " + std::to_string(capacity_));
+  }
+  keys_[layer].narrow(2, length_, steps).copy_(k);
+  values_[layer].narrow(2, length_, steps).copy_(v);
+  return {keys_[layer].narrow(2, 0, length_ + steps), values_[layer].narrow(2, 0, length_ + steps)};
+}
+
+void KVCache::select_rows(const torch::Tensor& rows) {
+  for (auto& k : keys_) k = k.index_select(0, rows);
+  for (auto& v : values_) v = v.index_select(0, rows);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t size, double eps) : eps(eps) {
+  weight = register_parameter("weight", torch::ones({size}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Statistics in fp32 whatever the activations' dtype, as transformers' LlamaRMSNorm.
+  const auto x32 = x.to(torch::kFloat32);
+  const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(const torch::Tensor& position_ids,
+                                                       int64_t head_dim, double theta,
+                                                       torch::Dtype dtype) {
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(position_ids.device());
+  // inv_freq_i = theta^(-2i/d), i < d/2 (RoFormer, Su et al. 2021)
+  const auto inv_freq =
+      torch::pow(theta, -torch::arange(0, head_dim, 2, options) / static_cast<double>(head_dim));
+  const auto angles = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B, T, d/2]
+  const auto full = torch::cat({angles, angles}, -1);
+  return {full.cos().to(dtype), full.sin().to(dtype)};
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  // x [B, H, T, d]; cos, sin [B, T, d] broadcast over heads.
+  const int64_t half = x.size(-1) / 2;
+  const auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& c)
+    : num_heads(c.num_heads), num_kv_heads(c.num_kv_heads), head_dim(c.head_dim()) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads * head_dim));
+  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads * head_dim));
+  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads * head_dim));
+  o_proj = register_module("o_proj", linear(num_heads * head_dim, c.hidden_size));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                          const torch::Tensor& sin, const torch::Tensor& mask,
+                                          KVCache* cache, int layer) {
+  const int64_t batch = x.size(0);
+  const int64_t steps = x.size(1);
+  auto q = q_proj(x).view({batch, steps, num_heads, head_dim}).transpose(1, 2);
+  auto k = k_proj(x).view({batch, steps, num_kv_heads, head_dim}).transpose(1, 2);
+  auto v = v_proj(x).view({batch, steps, num_kv_heads, head_dim}).transpose(1, 2);
+  q = apply_rotary(q, cos, sin);
+  k = apply_rotary(k, cos, sin);
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);
+  const auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt,
+                                                    /*enable_gqa=*/num_kv_heads != num_heads);
+  return o_proj(out.transpose(1, 2).reshape({batch, steps, num_heads * head_dim}));
+}
+
+LlamaMLPImpl::LlamaMLPImpl(const ModelConfig& c) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size));
+}
+
+torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
+  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                             const torch::Tensor& sin, const torch::Tensor& mask,
+                                             KVCache* cache, int layer) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaModelImpl::LlamaModelImpl(const ModelConfig& c) : config(c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  torch::nn::init::normal_(embed_tokens->weight, 0.0, kInitStd);
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < c.num_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
+                                      const torch::Tensor& attention_mask,
+                                      const torch::Tensor& position_ids, KVCache* cache) {
+  const int64_t past = cache ? cache->length() : 0;
+  const int64_t steps = embeddings.size(1);
+  if (attention_mask.size(1) != past + steps) {
+    throw std::invalid_argument("LlamaModel: attention_mask covers " +
+                                std::to_string(attention_mask.size(1)) + " positions, expected " +
+                                std::to_string(past + steps));
+  }
+  const auto mask = causal_mask(attention_mask, past, steps);
+  const auto [cos, sin] = rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta,
+                                         embeddings.scalar_type());
+  auto h = embeddings;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, cache, static_cast<int>(i));
+  }
+  if (cache) cache->advance(steps);
+  return norm(h);
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(const ModelConfig& c) {
+  model = register_module("model", LlamaModel(c));
+  lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size));
+}
+
+torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t past, int64_t queries) {
+  const auto device = attention_mask.device();
+  const int64_t keys = attention_mask.size(1);
+  const auto key_index = torch::arange(keys, torch::TensorOptions().device(device));
+  const auto query_index = torch::arange(past, past + queries, torch::TensorOptions().device(device));
+  const auto causal = key_index.unsqueeze(0) <= query_index.unsqueeze(1);  // [T, S]
+  const auto self = key_index.unsqueeze(0) == query_index.unsqueeze(1);
+  const auto real = attention_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
+  return (causal.unsqueeze(0).unsqueeze(0) & real) | self.unsqueeze(0).unsqueeze(0);
+}
+
+torch::Tensor positions_from_mask(const torch::Tensor& attention_mask) {
+  const auto mask = attention_mask.to(torch::kLong);
+  return (mask.cumsum(1) - 1).clamp_min(0) * mask;
+}
+
+}  // namespace corl::model

@@ -1,0 +1,143 @@
+#include "corl/model/sampling.h"
+
+#include <limits>
+#include <optional>
+
+namespace corl::model {
+namespace {
+
+// Feeds a batch of prefixes, then one embedding per row per step, returning the last hidden
+// state each time: through a KV cache, or by recomputing the whole sequence.
+class Decoder {
+ public:
+  Decoder(UnifiedModel& model, const Batch& prefix, int64_t max_new_tokens, bool use_cache)
+      : model_(model), mask_(prefix.attention_mask), positions_(prefix.position_ids) {
+    embeddings_ = model_->embed(prefix);
+    if (use_cache) {
+      cache_.emplace(model_->config, prefix.input_ids.size(0),
+                     prefix.input_ids.size(1) + max_new_tokens, embeddings_.scalar_type(),
+                     embeddings_.device());
+    }
+  }
+
+  torch::Tensor start() {
+    const auto hidden =
+        model_->hidden_states(embeddings_, mask_, positions_, cache_ ? &*cache_ : nullptr);
+    return hidden.select(1, hidden.size(1) - 1);
+  }
+
+  torch::Tensor step(const torch::Tensor& next) {  // next [B, 1, hidden]
+    mask_ = torch::cat({mask_, torch::ones({mask_.size(0), 1}, mask_.options())}, 1);
+    torch::Tensor hidden;
+    if (cache_) {
+      positions_ = positions_.narrow(1, positions_.size(1) - 1, 1) + 1;
+      hidden = model_->hidden_states(next, mask_, positions_, &*cache_);
+    } else {
+      embeddings_ = torch::cat({embeddings_, next}, 1);
+      positions_ = positions_from_mask(mask_);
+      hidden = model_->hidden_states(embeddings_, mask_, positions_);
+    }
+    return hidden.select(1, hidden.size(1) - 1);
+  }
+
+ private:
+  UnifiedModel& model_;
+  torch::Tensor embeddings_;
+  torch::Tensor mask_;
+  torch::Tensor positions_;
+  std::optional<KVCache> cache_;
+};
+
+}  // namespace
+
+torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                            at::Generator& generator) {
+  if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
+  auto scaled = logits.to(torch::kFloat32) / options.temperature;
+  const int64_t vocab = scaled.size(-1);
+  if (options.top_k > 0 && options.top_k < vocab) {
+    const auto kth = std::get<0>(scaled.topk(options.top_k, -1)).narrow(-1, options.top_k - 1, 1);
+    scaled = scaled.masked_fill(scaled < kth, -std::numeric_limits<float>::infinity());
+  }
+  if (options.top_p < 1.0) {
+    // Keep the smallest set of most likely tokens whose mass reaches top_p (Holtzman et al. 2020).
+    const auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
+    const auto cumulative = sorted.softmax(-1).cumsum(-1);
+    const auto drop_sorted = (cumulative - sorted.softmax(-1)) >= options.top_p;
+    const auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
+    scaled = scaled.masked_fill(drop, -std::numeric_limits<float>::infinity());
+  }
+  return torch::multinomial(scaled.softmax(-1), 1, false, generator).squeeze(-1);
+}
+
+TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
+                          const std::vector<Sequence>& prefixes, const SamplingOptions& options,
+                          at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  const Batch batch = builder.collate(prefixes, Padding::kLeft);
+  const int64_t rows = batch.input_ids.size(0);
+  Decoder decoder(model, batch, options.max_new_tokens, options.use_cache);
+  auto hidden = decoder.start();
+  TextSamples out;
+  out.tokens.resize(rows);
+  std::vector<torch::Tensor> kept;
+  auto finished = torch::zeros({rows}, torch::kBool);
+  for (int step = 0; step < options.max_new_tokens; ++step) {
+    const auto logits = model->text_logits(hidden);
+    if (options.keep_logits) kept.push_back(logits);
+    auto next = sample_tokens(logits, options, generator);
+    next = next.masked_fill(finished, tokenize::kPadId);
+    const auto values = next.to(torch::kCPU);
+    for (int64_t r = 0; r < rows; ++r) {
+      if (!finished[r].item<bool>()) out.tokens[r].push_back(values[r].item<int64_t>());
+    }
+    finished = finished | next.eq(builder.eos_id()).to(torch::kCPU);
+    if (finished.all().item<bool>() || step + 1 == options.max_new_tokens) break;
+    hidden = decoder.step(model->language_model->model->embed_tokens(next.unsqueeze(1)));
+  }
+  for (auto& tokens : out.tokens) {
+    std::vector<int> text(tokens.begin(), tokens.end());
+    if (!text.empty() && text.back() == builder.eos_id()) text.pop_back();
+    out.texts.push_back(builder.tokenizer().decode(text));
+  }
+  if (options.keep_logits) out.logits = torch::stack(kept, 1);
+  return out;
+}
+
+ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
+                             const std::vector<std::string>& prompts,
+                             const ImageSamplingOptions& options, at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  const bool guided = options.cfg_weight != 1.0;
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  std::vector<Sequence> sequences;
+  for (const auto& p : prompts) sequences.push_back(builder.text_to_image(p));
+  if (guided) {
+    for (const auto& p : prompts) sequences.push_back(builder.text_to_image(p, {}, true));
+  }
+  const int64_t steps = model->config.image_tokens;
+  Decoder decoder(model, builder.collate(sequences, Padding::kLeft), steps, options.use_cache);
+  auto hidden = decoder.start();
+  std::vector<torch::Tensor> codes;
+  std::vector<torch::Tensor> kept;
+  for (int64_t step = 0; step < steps; ++step) {
+    auto logits = model->image_logits(hidden);
+    if (guided) {
+      const auto cond = logits.narrow(0, 0, rows);
+      const auto uncond = logits.narrow(0, rows, rows);
+      logits = uncond + options.cfg_weight * (cond - uncond);
+    }
+    if (options.keep_logits) kept.push_back(logits);
+    const auto next = sample_tokens(logits, options, generator);
+    codes.push_back(next);
+    if (step + 1 == steps) break;
+    const auto fed = guided ? torch::cat({next, next}) : next;
+    hidden = decoder.step(model->embed_image_codes(fed.unsqueeze(1)));
+  }
+  ImageSamples out;
+  out.codes = torch::stack(codes, 1);
+  if (options.keep_logits) out.logits = torch::stack(kept, 1);
+  return out;
+}
+
+}  // namespace corl::model

@@ -1,0 +1,291 @@
+#include "corl/model/ulm.h"
+
+#include <filesystem>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "corl/model/sampling.h"
+
+namespace corl::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A text tokenizer trained once for the whole file on ShapeWorld-like text.
+const tokenize::TextTokenizer& tokenizer() {
+  static const tokenize::TextTokenizer instance = [] {
+    std::vector<std::string> corpus;
+    for (const char* shape : {"circle", "square", "triangle", "diamond"}) {
+      for (const char* color : {"red", "green", "blue", "yellow"}) {
+        corpus.push_back(std::string("a photo of a ") + color + " " + shape);
+        corpus.push_back(std::string("What color is the ") + shape + "?");
+        corpus.push_back(std::string("<think>The ") + shape + " is " + color +
+                         ".</think><answer>" + color + "</answer>");
+      }
+    }
+    const fs::path dir = fs::temp_directory_path() / "corl_model_ulm_test";
+    fs::create_directories(dir);
+    tokenize::TextTokenizerOptions options;
+    options.vocab_size = 320;
+    options.model_type = "bpe";
+    tokenize::TextTokenizer::train(corpus, (dir / "text").string(), options);
+    return tokenize::TextTokenizer((dir / "text.model").string());
+  }();
+  return instance;
+}
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.vocab_size = tokenizer().vocab_size();
+  c.hidden_size = 32;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.intermediate_size = 48;
+  c.image_size = 16;
+  c.patch_size = 8;
+  c.vision_hidden_size = 16;
+  c.vision_layers = 1;
+  c.vision_heads = 2;
+  c.vision_intermediate_size = 24;
+  c.image_vocab_size = 40;
+  c.image_tokens = 9;
+  return c;
+}
+
+UnifiedModel tiny_model(const ModelConfig& c = tiny_config()) {
+  torch::manual_seed(0);
+  UnifiedModel model(c);
+  // Larger weights than the init's, so that attention patterns and heads are far from uniform
+  // and a wrong mask or position would show in the logits.
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.normal_(0.0, 0.3);
+  model->eval();
+  return model;
+}
+
+torch::Tensor random_image(int size, int seed) {
+  torch::manual_seed(seed);
+  return torch::rand({3, size, size}) * 2 - 1;
+}
+
+// Plain attention: explicit scores, softmax and repeated key/value heads.
+torch::Tensor reference_decoder(UnifiedModel& model, const torch::Tensor& x,
+                                const torch::Tensor& positions) {
+  const ModelConfig& c = model->config;
+  const int64_t b = x.size(0), t = x.size(1), d = c.head_dim();
+  auto rms = [&](const torch::Tensor& h, const RMSNorm& norm) {
+    return norm->weight * h / torch::sqrt(h.pow(2).mean(-1, true) + c.rms_norm_eps);
+  };
+  // Rotary by explicit angle per pair (i, i + d/2), as in the RoFormer paper's half-split form.
+  auto rotate = [&](const torch::Tensor& q) {  // [B, H, T, d]
+    auto out = q.clone();
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const double freq = std::pow(c.rope_theta, -2.0 * i / d);
+      const auto angle = (positions.to(torch::kDouble) * freq).to(q.scalar_type()).unsqueeze(1);
+      const auto a = q.select(-1, i), bb = q.select(-1, i + d / 2);
+      out.select(-1, i).copy_(a * angle.cos() - bb * angle.sin());
+      out.select(-1, i + d / 2).copy_(bb * angle.cos() + a * angle.sin());
+    }
+    return out;
+  };
+  auto h = x;
+  const auto causal = torch::ones({t, t}).tril().to(torch::kBool);
+  for (const auto& module : *model->language_model->model->layers) {
+    auto layer = module->as<LlamaDecoderLayer>();
+    auto attn = layer->self_attn;
+    const auto n = rms(h, layer->input_layernorm);
+    auto q = attn->q_proj(n).view({b, t, c.num_heads, d}).transpose(1, 2);
+    auto k = attn->k_proj(n).view({b, t, c.num_kv_heads, d}).transpose(1, 2);
+    auto v = attn->v_proj(n).view({b, t, c.num_kv_heads, d}).transpose(1, 2);
+    q = rotate(q);
+    k = rotate(k).repeat_interleave(c.num_heads / c.num_kv_heads, 1);
+    v = v.repeat_interleave(c.num_heads / c.num_kv_heads, 1);
+    auto scores = q.matmul(k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+    scores = scores.masked_fill(~causal, -1e30);
+    const auto out = scores.softmax(-1).matmul(v).transpose(1, 2).reshape({b, t, -1});
+    h = h + attn->o_proj(out);
+    const auto m = rms(h, layer->post_attention_layernorm);
+    h = h + layer->mlp->down_proj(torch::silu(layer->mlp->gate_proj(m)) * layer->mlp->up_proj(m));
+  }
+  return rms(h, model->language_model->model->norm);
+}
+
+TEST(Decoder, MatchesPlainAttentionReference) {
+  auto model = tiny_model();
+  torch::manual_seed(3);
+  const auto x = torch::randn({2, 7, model->config.hidden_size});
+  const auto mask = torch::ones({2, 7}, torch::kLong);
+  const auto positions = torch::arange(7).unsqueeze(0).repeat({2, 1});
+  torch::NoGradGuard no_grad;
+  const auto ours = model->hidden_states(x, mask, positions);
+  const auto reference = reference_decoder(model, x, positions);
+  EXPECT_TRUE(torch::allclose(ours, reference, 1e-4, 1e-5))
+      << (ours - reference).abs().max().item<float>();
+}
+
+TEST(Rotary, ScoresDependOnRelativePositionOnly) {
+  torch::manual_seed(1);
+  const auto q = torch::randn({1, 1, 1, 16}, torch::kDouble);
+  const auto k = torch::randn({1, 1, 1, 16}, torch::kDouble);
+  auto score = [&](int64_t pq, int64_t pk) {
+    auto [cq, sq] = rotary_cos_sin(torch::full({1, 1}, pq), 16, 10000.0, torch::kDouble);
+    auto [ck, sk] = rotary_cos_sin(torch::full({1, 1}, pk), 16, 10000.0, torch::kDouble);
+    return (apply_rotary(q, cq, sq) * apply_rotary(k, ck, sk)).sum().item<double>();
+  };
+  // Angles are computed in fp32, as transformers does: equal to fp32 rounding at position 105.
+  EXPECT_NEAR(score(5, 2), score(105, 102), 1e-6);
+  EXPECT_NEAR(score(0, 0), (q * k).sum().item<double>(), 1e-12);  // angle 0 is the identity
+  EXPECT_GT(std::abs(score(5, 2) - score(2, 5)), 1e-6);
+}
+
+TEST(SequenceBuilder, TextToImageTargetsAreShiftedByOne) {
+  const auto c = tiny_config();
+  SequenceBuilder builder(tokenizer(), c);
+  const auto codes = torch::arange(10, 10 + c.image_tokens);
+  const Sequence s = builder.text_to_image("a photo of a red circle", codes);
+  const int64_t begin = tokenizer().piece_id("<begin_of_image>");
+  const size_t prefix = s.ids.size() - c.image_tokens;
+  EXPECT_EQ(s.ids[0], tokenize::kBosId);
+  EXPECT_EQ(s.ids[prefix - 1], begin);
+  EXPECT_EQ(s.image_targets[prefix - 1], 10);  // <begin_of_image> scores the first code
+  for (int64_t i = 0; i < c.image_tokens; ++i) {
+    EXPECT_TRUE(s.generation[prefix + i]);
+    EXPECT_EQ(s.codes[prefix + i], 10 + i);
+    EXPECT_EQ(s.image_targets[prefix + i], i + 1 < c.image_tokens ? 11 + i : kIgnore);
+  }
+  for (size_t t = 0; t + 1 < prefix; ++t) EXPECT_EQ(s.image_targets[t], kIgnore);
+  for (auto target : s.text_targets) EXPECT_EQ(target, kIgnore);
+
+  const Sequence u = builder.text_to_image("a photo of a red circle", {}, true);
+  EXPECT_EQ(u.ids.size(), prefix);
+  EXPECT_EQ(u.ids.front(), tokenize::kBosId);
+  EXPECT_EQ(u.ids.back(), begin);
+  for (size_t t = 1; t + 1 < u.ids.size(); ++t) EXPECT_EQ(u.ids[t], tokenize::kPadId);
+}
+
+TEST(SequenceBuilder, ImageToTextTargetsCoverAnswerAndEos) {
+  const auto c = tiny_config();
+  SequenceBuilder builder(tokenizer(), c);
+  const auto prefix = builder.image_to_text(random_image(16, 0), "What color is the circle?");
+  const auto full = builder.image_to_text(random_image(16, 0), "What color is the circle?",
+                                          "<answer>red</answer>");
+  const auto answer = tokenizer().encode("<answer>red</answer>");
+  ASSERT_EQ(full.ids.size(), prefix.ids.size() + answer.size() + 1);
+  int placeholders = 0;
+  for (auto u : full.understanding) placeholders += u;
+  EXPECT_EQ(placeholders, c.vision_patches());
+  for (size_t t = 0; t < full.ids.size(); ++t) {
+    const bool scored = t + 1 >= prefix.ids.size() && t + 1 < full.ids.size();
+    EXPECT_EQ(full.text_targets[t], scored ? full.ids[t + 1] : kIgnore) << t;
+  }
+  EXPECT_EQ(full.ids.back(), tokenize::kEosId);
+}
+
+// The loss equals cross-entropy worked from full logits with log_softmax and gather.
+TEST(SupervisedLosses, MatchFullLogitsReference) {
+  const auto c = tiny_config();
+  auto model = tiny_model();
+  SequenceBuilder builder(tokenizer(), c);
+  const auto batch = builder.collate(
+      {builder.text_to_image("a photo of a blue square", torch::randint(0, 40, {c.image_tokens})),
+       builder.image_to_text(random_image(16, 1), "What color is the square?", "blue"),
+       builder.text_to_image("a photo of a diamond", torch::randint(0, 40, {c.image_tokens}))},
+      Padding::kRight);
+  const auto losses = supervised_losses(model, batch);
+  const auto hidden =
+      model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+  auto reference = [&](const torch::Tensor& logits, const torch::Tensor& targets) {
+    const auto valid = targets.ne(kIgnore);
+    const auto logp = logits.log_softmax(-1).gather(-1, targets.clamp_min(0).unsqueeze(-1));
+    return -(logp.squeeze(-1) * valid).sum() / valid.sum();
+  };
+  EXPECT_NEAR(losses.text.item<double>(),
+              reference(model->text_logits(hidden), batch.text_targets).item<double>(), 1e-5);
+  EXPECT_NEAR(losses.image.item<double>(),
+              reference(model->image_logits(hidden), batch.image_targets).item<double>(), 1e-5);
+  EXPECT_EQ(losses.image_tokens, 2 * c.image_tokens);
+}
+
+TEST(Sampling, CachedTextDecodingMatchesRecomputation) {
+  const auto c = tiny_config();
+  auto model = tiny_model();
+  SequenceBuilder builder(tokenizer(), c);
+  // Prefixes of different lengths, so that left padding is exercised too.
+  const std::vector<Sequence> prefixes = {
+      builder.image_to_text(random_image(16, 2), "What color is the circle?"),
+      builder.image_to_text(random_image(16, 3), "What color is the diamond in the photo?")};
+  SamplingOptions options;
+  options.greedy = true;
+  options.max_new_tokens = 12;
+  options.keep_logits = true;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto cached = generate_text(model, builder, prefixes, options, generator);
+  options.use_cache = false;
+  const auto recomputed = generate_text(model, builder, prefixes, options, generator);
+  EXPECT_EQ(cached.tokens, recomputed.tokens);
+  ASSERT_EQ(cached.logits.sizes(), recomputed.logits.sizes());
+  EXPECT_TRUE(torch::allclose(cached.logits, recomputed.logits, 1e-4, 1e-4))
+      << (cached.logits - recomputed.logits).abs().max().item<float>();
+
+  // Each row alone gives the logits it had inside the padded batch.
+  options.use_cache = true;
+  const auto alone = generate_text(model, builder, {prefixes[0]}, options, generator);
+  const int64_t steps = alone.logits.size(1);
+  EXPECT_TRUE(torch::allclose(alone.logits[0], cached.logits[0].narrow(0, 0, steps), 1e-4, 1e-4));
+}
+
+TEST(Sampling, CachedImageDecodingWithGuidanceMatchesRecomputation) {
+  const auto c = tiny_config();
+  auto model = tiny_model();
+  SequenceBuilder builder(tokenizer(), c);
+  ImageSamplingOptions options;
+  options.cfg_weight = 3.0;
+  options.temperature = 1.0;
+  options.keep_logits = true;
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto g2 = at::make_generator<at::CPUGeneratorImpl>(7);
+  const std::vector<std::string> prompts = {"a photo of a red circle",
+                                            "a photo of a blue square and a green diamond"};
+  const auto cached = generate_images(model, builder, prompts, options, g1);
+  options.use_cache = false;
+  const auto recomputed = generate_images(model, builder, prompts, options, g2);
+  EXPECT_TRUE(torch::equal(cached.codes, recomputed.codes));
+  EXPECT_EQ(cached.codes.sizes(), (std::vector<int64_t>{2, c.image_tokens}));
+  EXPECT_TRUE(torch::allclose(cached.logits, recomputed.logits, 1e-4, 1e-4))
+      << (cached.logits - recomputed.logits).abs().max().item<float>();
+
+  // The first step's guided logits, worked from the two rows' own forward passes.
+  torch::NoGradGuard no_grad;
+  auto last_logits = [&](const Sequence& s) {
+    const auto batch = builder.collate({s}, Padding::kRight);
+    const auto h =
+        model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+    return model->image_logits(h.select(1, h.size(1) - 1))[0];
+  };
+  const auto cond = last_logits(builder.text_to_image(prompts[1]));
+  const auto uncond = last_logits(builder.text_to_image(prompts[1], {}, true));
+  EXPECT_TRUE(torch::allclose(cached.logits[1][0], uncond + 3.0 * (cond - uncond), 1e-4, 1e-4));
+}
+
+TEST(Sampling, TopKAndTopPFilters) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto logits = torch::tensor({{0.0f, 3.0f, 1.0f, 2.9f}});
+  SamplingOptions top1;
+  top1.top_k = 1;
+  SamplingOptions nucleus;
+  nucleus.top_p = 0.3;  // the most likely token alone holds ~0.45 of the mass
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(sample_tokens(logits, top1, generator).item<int64_t>(), 1);
+    EXPECT_EQ(sample_tokens(logits, nucleus, generator).item<int64_t>(), 1);
+  }
+  SamplingOptions top2;
+  top2.top_k = 2;
+  std::set<int64_t> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(sample_tokens(logits, top2, generator).item<int64_t>());
+  EXPECT_EQ(seen, (std::set<int64_t>{1, 3}));
+}
+
+}  // namespace
+}  // namespace corl::model
