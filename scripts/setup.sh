@@ -42,6 +42,10 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   .venv/bin/pip install --quiet --progress-bar off --upgrade pip
   .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 fi
+# Python packages the tests use for interoperability checks.
+if ! .venv/bin/python -c "import safetensors" 2>/dev/null; then
+  .venv/bin/pip install --quiet --progress-bar off safetensors
+fi
 
 TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   corl::tools::add_data_command(app);
   corl::tools::add_tokenizer_command(app);
+  corl::tools::add_pretrain_command(app);
+  corl::tools::add_generate_command(app);
+  corl::tools::add_answer_command(app);
   corl::tools::add_detect_command(app);
   corl::tools::add_recipes_command(app);
   try {

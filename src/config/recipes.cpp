@@ -92,18 +92,4 @@ void validate(const WorldRecipe& r) {
 
 void validate(const TokenizerRecipe&) {}
 
-template <class Recipe>
-void load_recipe(const std::string& path, const std::vector<std::string>& overrides, Recipe& recipe,
-                 Schema& schema) {
-  bind(schema, recipe);
-  if (!path.empty()) schema.load_file(path);
-  for (const auto& assignment : overrides) schema.set(assignment);
-  validate(recipe);
-}
-
-template void load_recipe(const std::string&, const std::vector<std::string>&, WorldRecipe&,
-                          Schema&);
-template void load_recipe(const std::string&, const std::vector<std::string>&, TokenizerRecipe&,
-                          Schema&);
-
 }  // namespace corl::config

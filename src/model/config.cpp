@@ -57,6 +57,32 @@ ModelConfig model_config_from_json(const nlohmann::json& json, const std::string
   return config;
 }
 
+void bind(config::Schema& s, ModelConfig& c) {
+  s.add("model.hidden_size", &c.hidden_size, "Width of the shared decoder").range(8, 16384);
+  s.add("model.num_layers", &c.num_layers, "Decoder layers").range(1, 256);
+  s.add("model.num_heads", &c.num_heads, "Attention heads (must divide hidden_size)")
+      .range(1, 256);
+  s.add("model.num_kv_heads", &c.num_kv_heads,
+        "Key/value heads; fewer than num_heads is grouped-query attention")
+      .range(1, 256);
+  s.add("model.intermediate_size", &c.intermediate_size, "SwiGLU hidden width").range(8, 65536);
+  s.add("model.rope_theta", &c.rope_theta, "Base of the rotary frequencies").range(1.0, 1e8);
+  s.add("model.rms_norm_eps", &c.rms_norm_eps, "RMSNorm epsilon").range(1e-12, 1e-2);
+  s.add("model.max_positions", &c.max_positions, "Longest sequence the model is used on")
+      .range(16, 1048576);
+  s.add("model.image_size", &c.image_size, "Side of the understanding encoder's input images")
+      .range(8, 4096);
+  s.add("model.patch_size", &c.patch_size, "ViT patch side (must divide image_size)")
+      .range(1, 512);
+  s.add("model.vision_hidden_size", &c.vision_hidden_size, "Width of the ViT").range(8, 16384);
+  s.add("model.vision_layers", &c.vision_layers, "ViT layers").range(1, 256);
+  s.add("model.vision_heads", &c.vision_heads, "ViT attention heads").range(1, 256);
+  s.add("model.vision_intermediate_size", &c.vision_intermediate_size, "ViT MLP width")
+      .range(8, 65536);
+  s.add("model.gen_embed_dim", &c.gen_embed_dim, "Width of gen_embed, before gen_aligner")
+      .range(1, 4096);
+}
+
 void check(const ModelConfig& c) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("model: " + what);

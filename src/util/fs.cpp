@@ -1,6 +1,7 @@
 #include "corl/util/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,14 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     ::unlink(temp.c_str());
     throw DataError(path + ": cannot write: " + error.message());
   }
+}
+
+void remove_tree(const std::string& path) {
+  // Depth-first (FTW_DEPTH) so that a folder is empty when it is removed; links not followed.
+  ::nftw(
+      path.c_str(),
+      [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 std::string read_file(const std::string& path) {

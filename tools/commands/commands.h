@@ -19,5 +19,8 @@ void add_data_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
 void add_detect_command(CLI::App& app);
 void add_recipes_command(CLI::App& app);
+void add_pretrain_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_answer_command(CLI::App& app);
 
 }  // namespace corl::tools

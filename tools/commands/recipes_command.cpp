@@ -3,6 +3,7 @@
 
 #include "commands/commands.h"
 #include "corl/config/recipes.h"
+#include "corl/train/pretrain.h"
 
 namespace corl::tools {
 namespace {
@@ -11,7 +12,7 @@ template <class Recipe>
 std::string table() {
   Recipe recipe;
   config::Schema schema;
-  config::bind(schema, recipe);
+  bind(schema, recipe);
   return schema.markdown();
 }
 
@@ -21,8 +22,8 @@ void add_recipes_command(CLI::App& app) {
   auto which = std::make_shared<std::string>("all");
   CLI::App* command = app.add_subcommand(
       "recipes", "Print every recipe key with its type, default, range and meaning (Markdown)");
-  command->add_option("name", *which, "Recipe: world, tokenizers or all")
-      ->check(CLI::IsMember({"world", "tokenizers", "all"}));
+  command->add_option("name", *which, "Recipe: world, tokenizers, pretrain or all")
+      ->check(CLI::IsMember({"world", "tokenizers", "pretrain", "all"}));
   command->callback([which] {
     if (*which == "world" || *which == "all") {
       std::cout << "## world (`corl data`)\n\n" << table<config::WorldRecipe>() << "\n";
@@ -30,6 +31,9 @@ void add_recipes_command(CLI::App& app) {
     if (*which == "tokenizers" || *which == "all") {
       std::cout << "## tokenizers (`corl tokenizer`)\n\n"
                 << table<config::TokenizerRecipe>() << "\n";
+    }
+    if (*which == "pretrain" || *which == "all") {
+      std::cout << "## pretrain (`corl pretrain`)\n\n" << table<train::PretrainRecipe>() << "\n";
     }
   });
 }

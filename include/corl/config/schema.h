@@ -76,10 +76,16 @@ class Schema {
 };
 
 // Binds `recipe` to `schema`, then reads the file (when `path` is not empty), applies the --set
-// overrides in order and runs the recipe's cross-field checks. `schema` keeps pointers into
+// overrides in order and runs the recipe's cross-field checks. `bind(Schema&, Recipe&)` and
+// `validate(const Recipe&)` are found beside the recipe's type. `schema` keeps pointers into
 // `recipe`: both stay with the caller.
 template <class Recipe>
-void load_recipe(const std::string& path, const std::vector<std::string>& overrides, Recipe& recipe,
-                 Schema& schema);
+void load_recipe(const std::string& path, const std::vector<std::string>& overrides,
+                 Recipe& recipe, Schema& schema) {
+  bind(schema, recipe);
+  if (!path.empty()) schema.load_file(path);
+  for (const auto& assignment : overrides) schema.set(assignment);
+  validate(recipe);
+}
 
 }  // namespace corl::config

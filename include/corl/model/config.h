@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "corl/config/schema.h"
+
 namespace corl::model {
 
 struct ModelConfig {
@@ -39,6 +41,10 @@ struct ModelConfig {
 nlohmann::json to_json(const ModelConfig& config);
 // Throws corl::DataError naming `where` for a missing or inconsistent field.
 ModelConfig model_config_from_json(const nlohmann::json& json, const std::string& where);
+// Binds the sizes a recipe sets (`model.*`); the vocabulary sizes and codes per image come from
+// the tokenizers, not the recipe.
+void bind(config::Schema& schema, ModelConfig& config);
+
 // Throws std::invalid_argument when sizes do not fit together (heads dividing hidden size, ...).
 void check(const ModelConfig& config);
 

@@ -1,0 +1,53 @@
+// Checkpoints: a folder that holds everything a policy needs to run and a trainer needs to go on.
+//
+//   model.safetensors   the unified model (its config in the metadata, "model_config")
+//   text.model          the text tokenizer it was trained with
+//   vq.safetensors      the image tokenizer it was trained with
+//   trainer.json        step and the trainer's own figures
+//   optimizer.pt        optimizer state (training checkpoints only)
+//
+// A folder is written under a temporary name and renamed into place, so a killed run leaves
+// either the whole checkpoint or none.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "corl/model/ulm.h"
+#include "corl/tokenize/text_tokenizer.h"
+#include "corl/tokenize/vq.h"
+
+namespace corl::train {
+
+struct Policy {
+  model::UnifiedModel model{nullptr};
+  std::shared_ptr<tokenize::TextTokenizer> text;
+  tokenize::VQModel vq{nullptr};
+  nlohmann::json trainer;  // trainer.json
+  std::string dir;
+};
+
+struct CheckpointSources {
+  std::string text_model;  // file to copy as text.model
+  std::string vq;          // file to copy as vq.safetensors
+};
+
+void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
+                     const CheckpointSources& sources, const nlohmann::json& trainer,
+                     torch::optim::Optimizer* optimizer = nullptr);
+
+// `path` is a checkpoint folder, or a run folder: its final/ checkpoint, else its latest
+// checkpoints/step-N. Throws corl::DataError naming the path when there is none or a file of it
+// is missing or does not match.
+std::string resolve_checkpoint(const std::string& path);
+Policy load_policy(const std::string& path);
+// The latest checkpoints/step-N of a run folder.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+// Restores optimizer state saved by save_checkpoint.
+void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& optimizer);
+
+}  // namespace corl::train

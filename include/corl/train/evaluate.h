@@ -1,0 +1,45 @@
+// Held-out figures of a policy on both tasks, as pretraining reports them: the detector-judged
+// accuracy of its images for held-out prompts and the accuracy of its answers to held-out
+// questions.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "corl/data/dataset.h"
+#include "corl/model/inputs.h"
+#include "corl/model/ulm.h"
+#include "corl/tokenize/vq.h"
+
+namespace corl::train {
+
+struct TaskScores {
+  double geneval = 0.0;  // mean over categories of the share of correct images
+  std::map<std::string, double> categories;
+  int prompts = 0;
+  double answer_accuracy = 0.0;
+  double format_rate = 0.0;  // completions of the form <think>...</think><answer>...</answer>
+  int questions = 0;
+};
+
+struct EvalOptions {
+  int prompts = 300;
+  int questions = 300;
+  double cfg_weight = 3.0;
+  double temperature = 1.0;
+  int max_new_tokens = 96;
+  int batch_size = 50;
+  double position_margin = 0.1;
+  std::uint64_t seed = 0;
+};
+
+// Uses the first `prompts` records with a spec and the first `questions` records of `records`.
+TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                          tokenize::VQModel& vq, const std::vector<data::Record>& records,
+                          const EvalOptions& options);
+
+// Whether a completion is <think>...</think><answer>...</answer> and nothing else.
+bool well_formed(const std::string& completion);
+
+}  // namespace corl::train

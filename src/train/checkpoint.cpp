@@ -1,0 +1,128 @@
+#include "corl/train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "corl/model/safetensors.h"
+#include "corl/util/error.h"
+#include "corl/util/fs.h"
+
+namespace corl::train {
+namespace fs = std::filesystem;
+namespace {
+
+void copy_file(const std::string& from, const fs::path& to) {
+  std::error_code error;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, error);
+  if (error) throw DataError(from + ": cannot copy into checkpoint: " + error.message());
+}
+
+void require_file(const fs::path& path) {
+  if (!fs::is_regular_file(path)) throw DataError(path.string() + ": missing checkpoint file");
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
+                     const CheckpointSources& sources, const nlohmann::json& trainer,
+                     torch::optim::Optimizer* optimizer) {
+  const fs::path target(dir);
+  const fs::path temp = target.string() + ".tmp-" + std::to_string(::getpid());
+  std::error_code error;
+  util::remove_tree(temp.string());
+  fs::create_directories(temp, error);
+  if (error) throw DataError(temp.string() + ": cannot create checkpoint folder: " + error.message());
+
+  model::save_module(*model, (temp / "model.safetensors").string(),
+                     {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
+  copy_file(sources.text_model, temp / "text.model");
+  copy_file(sources.vq, temp / "vq.safetensors");
+  if (optimizer) torch::save(*optimizer, (temp / "optimizer.pt").string());
+  util::write_file_atomic((temp / "trainer.json").string(), trainer.dump(2) + "\n");
+
+  // Swap the finished folder into place; an older one of the same name goes only after.
+  const fs::path old = target.string() + ".old-" + std::to_string(::getpid());
+  const bool existed = fs::exists(target);
+  if (existed) fs::rename(target, old);
+  fs::rename(temp, target, error);
+  if (error) throw DataError(dir + ": cannot move checkpoint into place: " + error.message());
+  if (existed) util::remove_tree(old.string());
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+  const fs::path folder = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(folder)) return std::nullopt;
+  std::vector<std::string> steps;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos) {
+      steps.push_back(name);
+    }
+  }
+  if (steps.empty()) return std::nullopt;
+  // step-NNNNNNNN names are zero-padded: the last in order is the latest.
+  return (folder / *std::max_element(steps.begin(), steps.end())).string();
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  const fs::path p(path);
+  if (fs::is_regular_file(p / "model.safetensors")) return p.string();
+  if (fs::is_regular_file(p / "final" / "model.safetensors")) return (p / "final").string();
+  if (auto latest = latest_checkpoint(path)) return *latest;
+  throw DataError(path + ": not a checkpoint, and no final/ or checkpoints/step-N inside");
+}
+
+Policy load_policy(const std::string& path) {
+  Policy policy;
+  policy.dir = resolve_checkpoint(path);
+  const fs::path dir(policy.dir);
+  for (const char* name : {"model.safetensors", "text.model", "vq.safetensors", "trainer.json"}) {
+    require_file(dir / name);
+  }
+  const auto file = model::load_safetensors((dir / "model.safetensors").string());
+  auto it = file.metadata.find("model_config");
+  if (it == file.metadata.end()) {
+    throw DataError((dir / "model.safetensors").string() + ": no model_config in its metadata");
+  }
+  nlohmann::json config_json;
+  try {
+    config_json = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError((dir / "model.safetensors").string() + ": malformed model_config: " + e.what());
+  }
+  policy.model = model::UnifiedModel(
+      model::model_config_from_json(config_json, (dir / "model.safetensors").string()));
+  model::load_module(*policy.model, (dir / "model.safetensors").string());
+  policy.model->eval();
+  policy.text = std::make_shared<tokenize::TextTokenizer>((dir / "text.model").string());
+  if (policy.text->vocab_size() != policy.model->config.vocab_size) {
+    throw DataError(policy.dir + ": text.model has " + std::to_string(policy.text->vocab_size()) +
+                    " pieces, the model " + std::to_string(policy.model->config.vocab_size));
+  }
+  policy.vq = tokenize::load_vq((dir / "vq.safetensors").string());
+  policy.vq->eval();
+  if (policy.vq->config.codebook_size != policy.model->config.image_vocab_size ||
+      policy.vq->config.tokens() != policy.model->config.image_tokens) {
+    throw DataError(policy.dir + ": vq.safetensors does not match the model's image vocabulary");
+  }
+  try {
+    policy.trainer = nlohmann::json::parse(util::read_file((dir / "trainer.json").string()));
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError((dir / "trainer.json").string() + ": malformed JSON: " + e.what());
+  }
+  return policy;
+}
+
+void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& optimizer) {
+  const fs::path path = fs::path(checkpoint) / "optimizer.pt";
+  require_file(path);
+  try {
+    torch::load(optimizer, path.string());
+  } catch (const c10::Error& e) {
+    throw DataError(path.string() + ": cannot restore optimizer state: " + e.what_without_backtrace());
+  }
+}
+
+}  // namespace corl::train

@@ -1,0 +1,99 @@
+#include "corl/train/evaluate.h"
+
+#include <regex>
+
+#include "corl/data/answers.h"
+#include "corl/data/detect.h"
+#include "corl/data/geneval.h"
+#include "corl/model/sampling.h"
+
+namespace corl::train {
+
+bool well_formed(const std::string& completion) {
+  static const std::regex form(R"(^\s*<think>[\s\S]*?</think>\s*<answer>[\s\S]*?</answer>\s*$)");
+  if (!std::regex_match(completion, form)) return false;
+  // Exactly one of each tag.
+  auto count = [&](const std::string& tag) {
+    size_t n = 0;
+    for (size_t at = completion.find(tag); at != std::string::npos;
+         at = completion.find(tag, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  return count("<think>") == 1 && count("</think>") == 1 && count("<answer>") == 1 &&
+         count("</answer>") == 1;
+}
+
+TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                          tokenize::VQModel& vq, const std::vector<data::Record>& records,
+                          const EvalOptions& options) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  vq->eval();
+  TaskScores scores;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+
+  // Generation: one image per prompt, judged by the detector against the prompt's spec.
+  std::vector<const data::Record*> prompts;
+  for (const auto& r : records) {
+    if (r.spec && static_cast<int>(prompts.size()) < options.prompts) prompts.push_back(&r);
+  }
+  std::map<std::string, std::pair<int, int>> tally;  // category -> (correct, judged)
+  model::ImageSamplingOptions image_options;
+  image_options.cfg_weight = options.cfg_weight;
+  image_options.temperature = options.temperature;
+  for (size_t start = 0; start < prompts.size(); start += options.batch_size) {
+    const size_t end = std::min(prompts.size(), start + options.batch_size);
+    std::vector<std::string> texts;
+    for (size_t i = start; i < end; ++i) texts.push_back(prompts[i]->prompt);
+    const auto samples = model::generate_images(model, builder, texts, image_options, generator);
+    const auto images = tokenize::tensor_to_images(vq->decode(samples.codes));
+    for (size_t i = start; i < end; ++i) {
+      const auto judgement = data::judge(*prompts[i]->spec, data::detect(images[i - start]),
+                                         options.position_margin);
+      auto& [correct, judged] = tally[data::name(prompts[i]->spec->category)];
+      correct += judgement.correct;
+      ++judged;
+    }
+  }
+  for (const auto& [category, counts] : tally) {
+    scores.categories[category] = static_cast<double>(counts.first) / counts.second;
+    scores.geneval += scores.categories[category] / tally.size();
+  }
+  scores.prompts = static_cast<int>(prompts.size());
+
+  // Understanding: greedy answers, as the paper evaluates.
+  const int questions = std::min<int>(options.questions, static_cast<int>(records.size()));
+  model::SamplingOptions text_options;
+  text_options.greedy = true;
+  text_options.max_new_tokens = options.max_new_tokens;
+  int correct = 0;
+  int formed = 0;
+  for (int start = 0; start < questions; start += options.batch_size) {
+    const int end = std::min(questions, start + options.batch_size);
+    std::vector<model::Sequence> prefixes;
+    for (int i = start; i < end; ++i) {
+      prefixes.push_back(builder.image_to_text(
+          model::image_to_tensor(records[i].image, model->config.image_size),
+          records[i].qa_problem));
+    }
+    const auto answers = model::generate_text(model, builder, prefixes, text_options, generator);
+    for (int i = start; i < end; ++i) {
+      const std::string& completion = answers.texts[i - start];
+      formed += well_formed(completion);
+      const auto predicted = data::extract_answer(completion);
+      const auto gold = data::extract_answer(records[i].qa_solution);
+      correct += predicted && gold &&
+                 data::answers_match(*predicted, *gold, records[i].qa_type == "MC");
+    }
+  }
+  scores.questions = questions;
+  if (questions > 0) {
+    scores.answer_accuracy = static_cast<double>(correct) / questions;
+    scores.format_rate = static_cast<double>(formed) / questions;
+  }
+  return scores;
+}
+
+}  // namespace corl::train

@@ -1,0 +1,321 @@
+#include "corl/train/pretrain.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "corl/data/dataset.h"
+#include "corl/model/inputs.h"
+#include "corl/model/safetensors.h"
+#include "corl/model/ulm.h"
+#include "corl/tokenize/vq.h"
+#include "corl/train/checkpoint.h"
+#include "corl/train/evaluate.h"
+#include "corl/util/error.h"
+#include "corl/util/log.h"
+#include "corl/util/fs.h"
+#include "corl/util/progress.h"
+
+namespace corl::train {
+namespace fs = std::filesystem;
+
+void bind(config::Schema& s, PretrainRecipe& r) {
+  config::bind(s, r.run);
+  s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
+  s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
+  s.add("data.skip_bad_rows", &r.data.skip_bad_rows,
+        "Skip (and count) malformed rows instead of stopping at the first");
+  s.add("tokenizer.path", &r.tokenizer, "Folder with text.model and vq.safetensors");
+  model::bind(s, r.model);
+  auto& o = r.optim;
+  s.add("optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate").range(0.0, 1.0);
+  s.add("optim.warmup_steps", &o.warmup_steps, "Steps of linear warm-up").range(0, 10000000);
+  s.add("optim.min_lr_ratio", &o.min_lr_ratio, "Cosine decay ends at learning_rate * this")
+      .range(0.0, 1.0);
+  s.add("optim.weight_decay", &o.weight_decay, "AdamW weight decay of matrices").range(0.0, 1.0);
+  s.add("optim.adam_beta1", &o.adam_beta1, "AdamW beta1").range(0.0, 0.9999);
+  s.add("optim.adam_beta2", &o.adam_beta2, "AdamW beta2").range(0.0, 0.99999);
+  s.add("optim.max_grad_norm", &o.max_grad_norm, "Gradient clipping norm (0: none)")
+      .range(0.0, 1e6);
+  s.add("optim.gradient_accumulation_steps", &o.gradient_accumulation_steps,
+        "Micro-batches per optimizer step")
+      .range(1, 4096);
+  auto& t = r.train;
+  s.add("train.steps", &t.steps, "Optimizer steps").range(1, 100000000);
+  s.add("train.t2i_batch", &t.t2i_batch, "Text -> image sequences per micro-batch")
+      .range(0, 100000);
+  s.add("train.caption_batch", &t.caption_batch, "Image -> caption sequences per micro-batch")
+      .range(0, 100000);
+  s.add("train.qa_batch", &t.qa_batch,
+        "Image + question -> <think>/<answer> solution sequences per micro-batch")
+      .range(0, 100000);
+  s.add("train.image_loss_weight", &t.image_loss_weight, "Weight of the image-token loss")
+      .range(0.0, 1000.0);
+  s.add("train.checkpoint_every", &t.checkpoint_every, "Steps between checkpoints (0: none)")
+      .range(0, 100000000);
+  s.add("train.log_every", &t.log_every, "Steps between metric lines").range(1, 100000000);
+  auto& e = r.eval;
+  s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
+      .range(0, 1000000);
+  s.add("eval.questions", &e.questions, "Held-out questions answered at the end")
+      .range(0, 1000000);
+  s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.max_new_tokens", &e.max_new_tokens, "Longest answer").range(1, 100000);
+  s.add("eval.batch_size", &e.batch_size, "Prompts or questions sampled at once").range(1, 100000);
+}
+
+void validate(const PretrainRecipe& r) {
+  if (r.train.t2i_batch + r.train.caption_batch + r.train.qa_batch == 0) {
+    throw RecipeError("train: t2i_batch, caption_batch and qa_batch are all 0");
+  }
+  try {
+    model::ModelConfig sizes = r.model;
+    model::check(sizes);
+  } catch (const std::invalid_argument& e) {
+    throw RecipeError(e.what());
+  }
+}
+
+double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
+  if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
+  const double progress = total_steps > o.warmup_steps
+                              ? static_cast<double>(step - o.warmup_steps) /
+                                    std::max(1, total_steps - o.warmup_steps)
+                              : 1.0;
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  return o.learning_rate * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
+}
+
+namespace {
+
+const char* kCaptionQuestion = "Describe the image.";
+
+std::string step_name(int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08d", step);
+  return name;
+}
+
+// Everything a step draws from, kept in memory: images once as uint8, their VQ codes once.
+struct TrainingSet {
+  std::vector<data::Record> records;
+  torch::Tensor images;  // [N, 3, H, W] uint8 at the model's image size
+  torch::Tensor codes;   // [N, image_tokens] int64
+};
+
+TrainingSet load_training_set(const PretrainRecipe& recipe, tokenize::VQModel& vq) {
+  data::ReadOptions read;
+  read.resolution = vq->config.image_size;
+  read.skip_bad_rows = recipe.data.skip_bad_rows;
+  TrainingSet set;
+  set.records = data::read_dataset(recipe.data.train, read).records;
+  if (set.records.empty()) throw DataError(recipe.data.train + ": no rows to train on");
+  std::vector<torch::Tensor> images;
+  for (const auto& r : set.records) {
+    images.push_back(model::image_to_tensor(r.image, recipe.model.image_size));
+  }
+  const auto floats = torch::stack(images);
+  set.images = floats.add(1.0).mul(127.5).round().to(torch::kUInt8);
+
+  torch::NoGradGuard no_grad;
+  vq->eval();
+  std::vector<torch::Tensor> codes;
+  util::Progress progress("pretrain: image codes", floats.size(0), "images");
+  constexpr int64_t kChunk = 256;
+  for (int64_t start = 0; start < floats.size(0); start += kChunk) {
+    const int64_t n = std::min(kChunk, floats.size(0) - start);
+    auto chunk = floats.narrow(0, start, n);
+    if (vq->config.image_size != recipe.model.image_size) {
+      chunk = torch::nn::functional::interpolate(
+          chunk, torch::nn::functional::InterpolateFuncOptions()
+                     .size(std::vector<int64_t>{vq->config.image_size, vq->config.image_size})
+                     .mode(torch::kArea));
+    }
+    codes.push_back(vq->encode(chunk));
+    progress.advance(n);
+  }
+  set.codes = torch::cat(codes);
+  return set;
+}
+
+torch::Tensor as_input_image(const torch::Tensor& image_u8) {
+  return image_u8.to(torch::kFloat32).div(127.5).sub(1.0);
+}
+
+}  // namespace
+
+void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
+  const fs::path tokenizer_dir(recipe.tokenizer);
+  const CheckpointSources sources{(tokenizer_dir / "text.model").string(),
+                                  (tokenizer_dir / "vq.safetensors").string()};
+  const tokenize::TextTokenizer text(sources.text_model);
+  auto vq = tokenize::load_vq(sources.vq);
+
+  model::ModelConfig config = recipe.model;
+  config.vocab_size = text.vocab_size();
+  config.image_vocab_size = vq->config.codebook_size;
+  config.image_tokens = vq->config.tokens();
+  model::check(config);
+  const model::SequenceBuilder builder(text, config);
+
+  log::info("pretrain: reading " + recipe.data.train);
+  const TrainingSet set = load_training_set(recipe, vq);
+  const int64_t rows = static_cast<int64_t>(set.records.size());
+
+  torch::manual_seed(recipe.run.seed);
+  model::UnifiedModel model(config);
+  std::vector<torch::Tensor> decay;
+  std::vector<torch::Tensor> no_decay;
+  for (const auto& p : model->named_parameters()) {
+    // Matrices decay; norms, biases and embedding tables do not.
+    const bool embedding = p.key().find("embed") != std::string::npos;
+    (p.value().dim() >= 2 && !embedding ? decay : no_decay).push_back(p.value());
+  }
+  const auto& o = recipe.optim;
+  auto adamw = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(o.learning_rate)
+            .betas({o.adam_beta1, o.adam_beta2})
+            .weight_decay(wd));
+  };
+  torch::optim::AdamW optimizer(
+      {torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
+       torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
+      torch::optim::AdamWOptions(o.learning_rate));
+
+  int start_step = 0;
+  if (resume) {
+    if (auto latest = latest_checkpoint(run.path())) {
+      model::load_module(*model, *latest + "/model.safetensors");
+      load_optimizer(*latest, optimizer);
+      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
+      start_step = trainer.at("step").get<int>();
+      log::info("pretrain: resuming from " + *latest + " at step " + std::to_string(start_step));
+    } else {
+      log::warn("pretrain: --resume given but " + run.path() + " has no checkpoint; starting anew");
+    }
+  }
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  log::info("pretrain: " + std::to_string(parameters) + " parameters, " + std::to_string(rows) +
+            " training rows, " + std::to_string(recipe.train.steps) + " steps");
+
+  model->train();
+  const auto& t = recipe.train;
+  util::Progress progress("pretrain", recipe.train.steps - start_step, "steps");
+  const auto began = std::chrono::steady_clock::now();
+  int64_t tokens_seen = 0;
+  for (int step = start_step; step < t.steps; ++step) {
+    const double lr = learning_rate_at(o, step, t.steps);
+    for (auto& group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+    optimizer.zero_grad();
+    double text_loss = 0.0;
+    double image_loss = 0.0;
+    for (int micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
+      // Each micro-batch's rows follow from (seed, step, micro) alone: a resumed run draws the
+      // same batches as an uninterrupted one.
+      std::mt19937_64 rng(data::split_seed(recipe.run.seed, "pretrain/" + std::to_string(step) +
+                                                                "/" + std::to_string(micro)));
+      auto draw = [&] { return static_cast<int64_t>(rng() % static_cast<uint64_t>(rows)); };
+      std::vector<model::Sequence> t2i;
+      for (int i = 0; i < t.t2i_batch; ++i) {
+        const int64_t r = draw();
+        t2i.push_back(builder.text_to_image(set.records[r].prompt, set.codes[r]));
+      }
+      std::vector<model::Sequence> mm2t;
+      for (int i = 0; i < t.caption_batch; ++i) {
+        const int64_t r = draw();
+        mm2t.push_back(builder.image_to_text(as_input_image(set.images[r]), kCaptionQuestion,
+                                             set.records[r].prompt));
+      }
+      for (int i = 0; i < t.qa_batch; ++i) {
+        const int64_t r = draw();
+        mm2t.push_back(builder.image_to_text(as_input_image(set.images[r]),
+                                             set.records[r].qa_problem,
+                                             set.records[r].qa_solution));
+      }
+      torch::Tensor loss = torch::zeros({});
+      if (!t2i.empty()) {
+        const auto batch = builder.collate(t2i, model::Padding::kRight);
+        const auto losses = model::supervised_losses(model, batch);
+        loss = loss + t.image_loss_weight * losses.image;
+        image_loss += losses.image.item<double>() / o.gradient_accumulation_steps;
+        tokens_seen += batch.attention_mask.sum().item<int64_t>();
+      }
+      if (!mm2t.empty()) {
+        const auto batch = builder.collate(mm2t, model::Padding::kRight);
+        const auto losses = model::supervised_losses(model, batch);
+        loss = loss + losses.text;
+        text_loss += losses.text.item<double>() / o.gradient_accumulation_steps;
+        tokens_seen += batch.attention_mask.sum().item<int64_t>();
+      }
+      (loss / o.gradient_accumulation_steps).backward();
+    }
+    double grad_norm = 0.0;
+    if (o.max_grad_norm > 0) {
+      grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.max_grad_norm);
+    }
+    optimizer.step();
+    progress.advance();
+
+    const int done = step + 1;
+    if (done % t.log_every == 0 || done == t.steps) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+      run.metric({{"step", done},
+                  {"loss_text", text_loss},
+                  {"loss_image", image_loss},
+                  {"lr", lr},
+                  {"grad_norm", grad_norm},
+                  {"tokens_per_s", tokens_seen / std::max(seconds, 1e-9)}});
+    }
+    if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < t.steps) {
+      save_checkpoint((fs::path(run.path()) / "checkpoints" / step_name(done)).string(), model,
+                      sources, {{"step", done}}, &optimizer);
+    }
+  }
+  progress.finish();
+
+  const auto eval_rows = data::read_dataset(recipe.data.eval, [&] {
+    data::ReadOptions read;
+    read.resolution = vq->config.image_size;
+    read.skip_bad_rows = recipe.data.skip_bad_rows;
+    return read;
+  }());
+  EvalOptions eval;
+  eval.prompts = recipe.eval.prompts;
+  eval.questions = recipe.eval.questions;
+  eval.cfg_weight = recipe.eval.cfg_weight;
+  eval.temperature = recipe.eval.temperature;
+  eval.max_new_tokens = recipe.eval.max_new_tokens;
+  eval.batch_size = recipe.eval.batch_size;
+  eval.seed = static_cast<std::uint64_t>(recipe.run.seed);
+  log::info("pretrain: judging " + std::to_string(eval.prompts) + " held-out prompts and " +
+            std::to_string(eval.questions) + " questions");
+  const TaskScores scores = evaluate_tasks(model, builder, vq, eval_rows.records, eval);
+  nlohmann::json figures = {{"step", t.steps},
+                            {"geneval", scores.geneval},
+                            {"geneval_categories", scores.categories},
+                            {"prompts", scores.prompts},
+                            {"answer_accuracy", scores.answer_accuracy},
+                            {"format_rate", scores.format_rate},
+                            {"questions", scores.questions}};
+  run.metric(figures);
+  save_checkpoint((fs::path(run.path()) / "final").string(), model, sources, figures);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "pretrain: held-out geneval %.3f (n = %d), answer accuracy %.3f, well-formed "
+                "%.3f (n = %d); wrote %s",
+                scores.geneval, scores.prompts, scores.answer_accuracy, scores.format_rate,
+                scores.questions, (fs::path(run.path()) / "final").c_str());
+  log::info(line);
+}
+
+}  // namespace corl::train

@@ -1,0 +1,93 @@
+// corl generate and corl answer: a checkpoint's two abilities, one prompt at a time.
+#include <filesystem>
+#include <iostream>
+
+#include "commands/commands.h"
+#include "corl/data/render.h"
+#include "corl/model/sampling.h"
+#include "corl/train/checkpoint.h"
+#include "corl/util/error.h"
+#include "corl/util/log.h"
+#include "corl/util/threads.h"
+
+namespace corl::tools {
+
+void add_generate_command(CLI::App& app) {
+  struct Options {
+    std::string checkpoint, prompt, out = "runs/generate";
+    int n = 4, seed = 0, threads = 2, top_k = 0;
+    double cfg_weight = 5.0, temperature = 1.0, top_p = 1.0;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* command = app.add_subcommand("generate", "Sample images for a prompt (PNG files)");
+  command->add_option("--ckpt", o->checkpoint, "Checkpoint folder, or a run folder")->required();
+  command->add_option("--prompt,-p", o->prompt, "What to draw")->required();
+  command->add_option("--n", o->n, "Images to sample")->check(CLI::Range(1, 4096));
+  command->add_option("--out,-o", o->out, "Folder of the PNG files");
+  command->add_option("--cfg-weight", o->cfg_weight, "Classifier-free guidance weight (1: none)")
+      ->check(CLI::Range(0.0, 100.0));
+  command->add_option("--temperature", o->temperature, "Sampling temperature (0: greedy)")
+      ->check(CLI::Range(0.0, 100.0));
+  command->add_option("--top-k", o->top_k, "Sample among the k likeliest codes (0: all)")
+      ->check(CLI::Range(0, 1000000));
+  command->add_option("--top-p", o->top_p, "Nucleus mass (1: all)")->check(CLI::Range(0.0, 1.0));
+  command->add_option("--seed", o->seed, "Sampling seed");
+  command->add_option("--threads", o->threads, "Intra-op threads")->check(CLI::Range(1, 256));
+  command->callback([o] {
+    set_thread_count(o->threads);
+    auto policy = train::load_policy(o->checkpoint);
+    const model::SequenceBuilder builder(*policy.text, policy.model->config);
+    model::ImageSamplingOptions options;
+    options.cfg_weight = o->cfg_weight;
+    options.temperature = o->temperature;
+    options.top_k = o->top_k;
+    options.top_p = o->top_p;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(o->seed);
+    const auto samples = model::generate_images(
+        policy.model, builder, std::vector<std::string>(o->n, o->prompt), options, generator);
+    torch::NoGradGuard no_grad;
+    const auto images = tokenize::tensor_to_images(policy.vq->decode(samples.codes));
+    std::filesystem::create_directories(o->out);
+    for (size_t i = 0; i < images.size(); ++i) {
+      const auto path = (std::filesystem::path(o->out) / ("image_" + std::to_string(i) + ".png"));
+      data::write_png(images[i], path.string());
+      std::cout << path.string() << "\n";
+    }
+  });
+}
+
+void add_answer_command(CLI::App& app) {
+  struct Options {
+    std::string checkpoint, image, question;
+    int seed = 0, threads = 2, max_new_tokens = 128;
+    double temperature = 0.0;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* command = app.add_subcommand("answer", "Answer a question about an image");
+  command->add_option("--ckpt", o->checkpoint, "Checkpoint folder, or a run folder")->required();
+  command->add_option("--image,-i", o->image, "Image file (any size; resized)")->required();
+  command->add_option("--question,-q", o->question, "The question")->required();
+  command->add_option("--temperature", o->temperature, "Sampling temperature (0: greedy)")
+      ->check(CLI::Range(0.0, 100.0));
+  command->add_option("--max-new-tokens", o->max_new_tokens, "Longest answer")
+      ->check(CLI::Range(1, 100000));
+  command->add_option("--seed", o->seed, "Sampling seed");
+  command->add_option("--threads", o->threads, "Intra-op threads")->check(CLI::Range(1, 256));
+  command->callback([o] {
+    set_thread_count(o->threads);
+    auto policy = train::load_policy(o->checkpoint);
+    const int size = policy.model->config.image_size;
+    const auto image = model::image_to_tensor(data::read_image(o->image, size), size);
+    const model::SequenceBuilder builder(*policy.text, policy.model->config);
+    model::SamplingOptions options;
+    options.greedy = o->temperature == 0.0;
+    options.temperature = o->temperature;
+    options.max_new_tokens = o->max_new_tokens;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(o->seed);
+    const auto answer = model::generate_text(
+        policy.model, builder, {builder.image_to_text(image, o->question)}, options, generator);
+    std::cout << answer.texts.at(0) << std::endl;
+  });
+}
+
+}  // namespace corl::tools
