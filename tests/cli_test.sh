@@ -54,17 +54,43 @@ check data-rows 0 "^240$" -- bash -c "wc -l <'$WORK/data/train.jsonl'"
 check detect 0 '"objects"' -- "$CORL" detect --image "$WORK/data/images/train_0000000.png"
 check detect-missing 1 "absent.png" -- "$CORL" detect --image "$WORK/absent.png"
 
-check tokenizer 0 "tokens per sentence" -- "$CORL" tokenizer --config "$SRC/configs/tokenizers.yaml" \
-  --set text.data="$WORK/data/train.jsonl" --out "$WORK/tok"
+check tokenizer 0 "codebook usage" -- "$CORL" tokenizer --config "$SRC/configs/tokenizers.yaml" \
+  --set text.data="$WORK/data/train.jsonl" --set image.data="$WORK/data/train.jsonl" \
+  --set image.optim.steps=4 --set image.optim.batch_size=4 --out "$WORK/tok"
 check tokenizer-model 0 "" -- test -s "$WORK/tok/text.model"
+check tokenizer-vq 0 "" -- test -s "$WORK/tok/vq.safetensors"
+
+TINY=(--set model.hidden_size=32 --set model.num_layers=1 --set model.num_heads=2
+      --set model.num_kv_heads=1 --set model.intermediate_size=48 --set model.vision_hidden_size=16
+      --set model.vision_layers=1 --set model.vision_heads=2 --set model.vision_intermediate_size=24
+      --set train.steps=3 --set train.checkpoint_every=2 --set eval.prompts=4 --set eval.questions=4
+      --set eval.max_new_tokens=8)
+check pretrain 0 "held-out geneval" -- "$CORL" pretrain --config "$SRC/configs/pretrain.yaml" \
+  --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
+  --set tokenizer.path="$WORK/tok" "${TINY[@]}" --out "$WORK/pre"
+check pretrain-final 0 "" -- test -s "$WORK/pre/final/model.safetensors"
+check pretrain-checkpoint 0 "" -- test -s "$WORK/pre/checkpoints/step-00000002/optimizer.pt"
+check pretrain-resume 0 "resuming from .*step-00000002" -- "$CORL" pretrain \
+  --config "$SRC/configs/pretrain.yaml" --set data.train="$WORK/data/train.jsonl" \
+  --set data.eval="$WORK/data/eval.jsonl" --set tokenizer.path="$WORK/tok" "${TINY[@]}" \
+  --out "$WORK/pre" --resume
+check pretrain-no-tokenizer 1 "text.model" -- "$CORL" pretrain --set tokenizer.path="$WORK/none" \
+  --out "$WORK/pre2"
+check generate 0 "image_1.png" -- "$CORL" generate --ckpt "$WORK/pre" --prompt "a photo of a red circle" \
+  --n 2 --out "$WORK/gen"
+check generate-png 0 "" -- test -s "$WORK/gen/image_0.png"
+check answer 0 "" -- "$CORL" answer --ckpt "$WORK/pre" --image "$WORK/gen/image_0.png" \
+  --question "What color is the circle?" --max-new-tokens 6
+check answer-no-ckpt 1 "not a checkpoint" -- "$CORL" answer --ckpt "$WORK/none" \
+  --image "$WORK/gen/image_0.png" --question "?"
 
 head -3 "$WORK/data/train.jsonl" >"$WORK/bad.jsonl"
 echo '{"prompt": "x"}' >>"$WORK/bad.jsonl"
 check tokenizer-bad-row 1 "bad.jsonl:4: missing field 'real_image'" -- \
-  "$CORL" tokenizer --set text.data="$WORK/bad.jsonl" --out "$WORK/tok2"
+  "$CORL" tokenizer --set text.data="$WORK/bad.jsonl" --set image.train=false --out "$WORK/tok2"
 check tokenizer-skip-bad-row 0 "skipped 1 bad rows" -- \
   "$CORL" tokenizer --set text.data="$WORK/bad.jsonl" --set text.skip_bad_rows=true \
-  --out "$WORK/tok3"
+  --set image.train=false --out "$WORK/tok3"
 
 echo "$passes passed, $failures failed"
 [[ $failures -eq 0 ]]

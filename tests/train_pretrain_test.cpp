@@ -6,6 +6,7 @@
 
 #include "corl/data/dataset.h"
 #include "corl/model/safetensors.h"
+#include "corl/tokenize/recipe.h"
 #include "corl/tokenize/text_tokenizer.h"
 #include "corl/tokenize/vq.h"
 #include "corl/train/checkpoint.h"
@@ -157,14 +158,21 @@ TEST_F(TinyPipeline, MissingOrDamagedCheckpointIsAClearError) {
   }
 }
 
-// docs/recipes.md documents every key of the pretrain recipe.
-TEST(RecipeDocs, PretrainKeysAreDocumented) {
-  const std::string docs = util::read_file(std::string(CORL_SOURCE_DIR) + "/docs/recipes.md");
-  PretrainRecipe recipe;
-  config::Schema schema;
-  bind(schema, recipe);
-  for (const auto& field : schema.fields()) {
-    EXPECT_NE(docs.find("`" + field->key + "`"), std::string::npos) << field->key;
+// docs/recipes.md documents every key of the pretrain and tokenizer recipes, and the shipped
+// recipes load.
+TEST(RecipeDocs, PretrainAndTokenizerKeysAreDocumented) {
+  const std::string root = CORL_SOURCE_DIR;
+  const std::string docs = util::read_file(root + "/docs/recipes.md");
+  PretrainRecipe pretrain_recipe;
+  config::Schema pretrain_schema;
+  config::load_recipe(root + "/configs/pretrain.yaml", {}, pretrain_recipe, pretrain_schema);
+  tokenize::TokenizerRecipe tokenizer_recipe;
+  config::Schema tokenizer_schema;
+  config::load_recipe(root + "/configs/tokenizers.yaml", {}, tokenizer_recipe, tokenizer_schema);
+  for (const config::Schema* schema : {&pretrain_schema, &tokenizer_schema}) {
+    for (const auto& field : schema->fields()) {
+      EXPECT_NE(docs.find("`" + field->key + "`"), std::string::npos) << field->key;
+    }
   }
 }
 

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   if (!options.load.empty()) {
     model = corl::tokenize::load_vq(options.load);
   } else {
+    torch::manual_seed(options.train.seed);  // the initial weights are part of the run
     model = corl::tokenize::VQModel(options.config);
     const auto& c = options.config;
     std::printf(

@@ -57,22 +57,6 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("data.eval_size", &r.data.eval_size, "Samples in eval.jsonl").range(0, 10000000);
 }
 
-void bind(Schema& s, TokenizerRecipe& r) {
-  bind(s, r.run);
-  auto& t = r.text;
-  s.add("text.data", &t.data, "JSON-lines dataset whose prompts, questions and solutions train it");
-  s.add("text.vocab_size", &t.vocab_size, "Upper bound of the SentencePiece vocabulary size")
-      .range(300, 1000000);
-  s.add("text.model_type", &t.model_type, "SentencePiece model type").choices({"unigram", "bpe"});
-  s.add("text.character_coverage", &t.character_coverage,
-        "Share of characters covered by pieces; the rest fall back to bytes")
-      .range(0.9, 1.0);
-  s.add("text.byte_fallback", &t.byte_fallback,
-        "Encode characters outside the vocabulary as bytes instead of <unk>");
-  s.add("text.skip_bad_rows", &t.skip_bad_rows,
-        "Skip (and count) malformed dataset rows instead of stopping at the first");
-}
-
 void validate(const WorldRecipe& r) {
   if (r.world.min_size > r.world.max_size) {
     throw RecipeError("world.min_size (" + std::to_string(r.world.min_size) +
@@ -89,7 +73,5 @@ void validate(const WorldRecipe& r) {
     throw RecipeError("questions.num_options: at most 6 options (A..F)");
   }
 }
-
-void validate(const TokenizerRecipe&) {}
 
 }  // namespace corl::config

@@ -3,6 +3,7 @@
 
 #include "commands/commands.h"
 #include "corl/config/recipes.h"
+#include "corl/tokenize/recipe.h"
 #include "corl/train/pretrain.h"
 
 namespace corl::tools {
@@ -30,7 +31,7 @@ void add_recipes_command(CLI::App& app) {
     }
     if (*which == "tokenizers" || *which == "all") {
       std::cout << "## tokenizers (`corl tokenizer`)\n\n"
-                << table<config::TokenizerRecipe>() << "\n";
+                << table<tokenize::TokenizerRecipe>() << "\n";
     }
     if (*which == "pretrain" || *which == "all") {
       std::cout << "## pretrain (`corl pretrain`)\n\n" << table<train::PretrainRecipe>() << "\n";

@@ -1,8 +1,10 @@
 // corl tokenizer: trains the text tokenizer on a dataset's prompts, questions and solutions.
 #include "commands/commands.h"
-#include "corl/config/recipes.h"
 #include "corl/data/dataset.h"
+#include "corl/tokenize/recipe.h"
 #include "corl/tokenize/text_tokenizer.h"
+#include "corl/tokenize/vq.h"
+#include "corl/tokenize/vq_trainer.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
@@ -14,10 +16,10 @@ namespace corl::tools {
 void add_tokenizer_command(CLI::App& app) {
   auto options = std::make_shared<RecipeOptions>();
   CLI::App* command = app.add_subcommand(
-      "tokenizer", "Train the text tokenizer (SentencePiece) and write RUN/text.model");
+      "tokenizer", "Train the text (SentencePiece) and image (VQ) tokenizers: RUN/text.model, RUN/vq.safetensors");
   add_recipe_options(*command, *options);
   command->callback([options] {
-    config::TokenizerRecipe recipe;
+    tokenize::TokenizerRecipe recipe;
     config::Schema schema;
     config::load_recipe(options->config, options->overrides, recipe, schema);
     set_thread_count(recipe.run.threads);
@@ -72,6 +74,33 @@ void add_tokenizer_command(CLI::App& app) {
       throw DataError(run.file("text.model") + ": " + std::to_string(mismatches) +
                       " sentences do not round-trip");
     }
+
+    if (!recipe.image.train) return;
+    data::ReadOptions images_read;
+    images_read.resolution = recipe.image.vq.image_size;
+    images_read.skip_bad_rows = recipe.text.skip_bad_rows;
+    auto image_rows = data::read_dataset(recipe.image.data, images_read);
+    std::vector<cv::Mat> images;
+    for (auto& r : image_rows.records) images.push_back(std::move(r.image));
+    if (images.empty()) throw DataError(recipe.image.data + ": no images to train on");
+    log::info("tokenizer: training the VQ tokenizer on " + std::to_string(images.size()) +
+              " images from " + recipe.image.data);
+    auto optim = recipe.image.optim;
+    optim.seed = static_cast<std::uint64_t>(recipe.run.seed);
+    optim.threads = recipe.run.threads;
+    torch::manual_seed(recipe.run.seed);
+    tokenize::VQModel vq(recipe.image.vq);
+    const auto result = tokenize::train_vq(
+        vq, tokenize::image_batches(std::move(images), optim.seed), optim);
+    tokenize::save_vq(vq, run.file("vq.safetensors"));
+    run.metric({{"vq_steps", result.steps},
+                {"vq_seconds", result.seconds},
+                {"vq_reconstruction_loss", result.reconstruction_loss},
+                {"vq_psnr", result.psnr},
+                {"vq_codebook_usage", result.codebook_usage},
+                {"vq_restarted", result.restarted}});
+    log::info("tokenizer: VQ psnr " + std::to_string(result.psnr) + " dB, codebook usage " +
+              std::to_string(result.codebook_usage) + "; wrote " + run.file("vq.safetensors"));
   });
 }
 

@@ -42,25 +42,10 @@ struct WorldRecipe {
   } data;
 };
 
-// configs/tokenizers.yaml: the text tokenizer (and, later, the image tokenizer).
-struct TokenizerRecipe {
-  RunSection run{"tokenizer"};
-  struct Text {
-    std::string data = "runs/data/train.jsonl";  // JSON-lines file whose text trains it
-    int vocab_size = 512;
-    std::string model_type = "bpe";
-    double character_coverage = 1.0;
-    bool byte_fallback = true;
-    bool skip_bad_rows = false;  // skip and count malformed rows instead of stopping
-  } text;
-};
-
 void bind(Schema& schema, RunSection& run);
 void bind(Schema& schema, WorldRecipe& recipe);
-void bind(Schema& schema, TokenizerRecipe& recipe);
 
 // Cross-field checks that a single key's range cannot express (min_size <= max_size, ...).
 void validate(const WorldRecipe& recipe);
-void validate(const TokenizerRecipe& recipe);
 
 }  // namespace corl::config
