@@ -55,7 +55,9 @@ struct VQTrainResult {
   std::int64_t restarted = 0;        // codes restarted over the run
 };
 
-// Deterministic given options.seed and the source: seeds LibTorch, sets the thread count.
+// Deterministic given options.seed, the source and the model's initial weights (call
+// torch::manual_seed before constructing the model: LibTorch's default generator is not fixed).
+// Seeds LibTorch's generator (restarts draw from it) and sets the thread count.
 VQTrainResult train_vq(VQModel& model, const BatchSource& batches, const VQTrainOptions& options);
 
 }  // namespace corl::tokenize
