@@ -1,6 +1,6 @@
-#include "corl/data/answers.h"
-
 #include <gtest/gtest.h>
+
+#include "corl/data/answers.h"
 
 namespace corl::data {
 namespace {

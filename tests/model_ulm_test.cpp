@@ -1,11 +1,10 @@
-#include "corl/model/ulm.h"
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <set>
 
-#include <gtest/gtest.h>
-
 #include "corl/model/sampling.h"
+#include "corl/model/ulm.h"
 
 namespace corl::model {
 namespace {
@@ -20,8 +19,8 @@ const tokenize::TextTokenizer& tokenizer() {
       for (const char* color : {"red", "green", "blue", "yellow"}) {
         corpus.push_back(std::string("a photo of a ") + color + " " + shape);
         corpus.push_back(std::string("What color is the ") + shape + "?");
-        corpus.push_back(std::string("<think>The ") + shape + " is " + color +
-                         ".</think><answer>" + color + "</answer>");
+        corpus.push_back(std::string("<think>The ") + shape + " is " + color + ".</think><answer>" +
+                         color + "</answer>");
       }
     }
     const fs::path dir = fs::temp_directory_path() / "corl_model_ulm_test";

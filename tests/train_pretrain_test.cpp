@@ -1,8 +1,6 @@
-#include "corl/train/pretrain.h"
+#include <gtest/gtest.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "corl/data/dataset.h"
 #include "corl/model/safetensors.h"
@@ -10,6 +8,7 @@
 #include "corl/tokenize/text_tokenizer.h"
 #include "corl/tokenize/vq.h"
 #include "corl/train/checkpoint.h"
+#include "corl/train/pretrain.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 

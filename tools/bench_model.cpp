@@ -27,8 +27,8 @@ const corl::tokenize::TextTokenizer& tokenizer() {
       for (const char* color : {"red", "green", "blue", "yellow", "purple", "orange"}) {
         corpus.push_back(std::string("a photo of a ") + color + " " + shape);
         corpus.push_back(std::string("What color is the ") + shape + "? Options: A. red B. blue");
-        corpus.push_back(std::string("<think>The ") + shape + " is " + color +
-                         ".</think><answer>" + color + "</answer>");
+        corpus.push_back(std::string("<think>The ") + shape + " is " + color + ".</think><answer>" +
+                         color + "</answer>");
       }
     }
     const fs::path dir = fs::temp_directory_path() / "corl_bench_model";
@@ -50,9 +50,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int value = std::stoi(argv[i + 1]);
-    if (flag == "--threads") threads = value;
-    else if (flag == "--batch") batch = value;
-    else if (flag == "--steps") steps = value;
+    if (flag == "--threads")
+      threads = value;
+    else if (flag == "--batch")
+      batch = value;
+    else if (flag == "--steps")
+      steps = value;
     else {
       std::fprintf(stderr, "bench_model: unknown flag %s\n", flag.c_str());
       return 2;
@@ -66,10 +69,11 @@ int main(int argc, char** argv) {
   model->eval();
   const corl::model::SequenceBuilder builder(tokenizer(), config);
   const std::vector<std::string> prompts(batch, "a photo of a red circle left of a blue square");
-  std::printf("model: hidden %d, %d layers, %d heads (%d kv), %d image tokens, batch %d, "
-              "%d threads\n",
-              config.hidden_size, config.num_layers, config.num_heads, config.num_kv_heads,
-              config.image_tokens, batch, threads);
+  std::printf(
+      "model: hidden %d, %d layers, %d heads (%d kv), %d image tokens, batch %d, "
+      "%d threads\n",
+      config.hidden_size, config.num_layers, config.num_heads, config.num_kv_heads,
+      config.image_tokens, batch, threads);
 
   double cached_rate = 0.0;
   for (bool cache : {true, false}) {
@@ -96,8 +100,8 @@ int main(int argc, char** argv) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
     std::vector<corl::model::Sequence> prefixes;
     for (int i = 0; i < batch; ++i) {
-      prefixes.push_back(builder.image_to_text(torch::zeros({3, config.image_size, config.image_size}),
-                                               "What color is the circle?"));
+      prefixes.push_back(builder.image_to_text(
+          torch::zeros({3, config.image_size, config.image_size}), "What color is the circle?"));
     }
     const auto start = std::chrono::steady_clock::now();
     const auto answers = corl::model::generate_text(model, builder, prefixes, options, generator);
@@ -112,9 +116,8 @@ int main(int argc, char** argv) {
     std::vector<corl::model::Sequence> t2i;
     std::vector<corl::model::Sequence> mm2t;
     for (int i = 0; i < 16; ++i) {
-      t2i.push_back(builder.text_to_image(prompts[0],
-                                          torch::randint(0, config.image_vocab_size,
-                                                         {config.image_tokens})));
+      t2i.push_back(builder.text_to_image(
+          prompts[0], torch::randint(0, config.image_vocab_size, {config.image_tokens})));
     }
     for (int i = 0; i < 16; ++i) {
       mm2t.push_back(builder.image_to_text(
@@ -123,8 +126,8 @@ int main(int argc, char** argv) {
     }
     const auto t2i_batch = builder.collate(t2i, corl::model::Padding::kRight);
     const auto mm2t_batch = builder.collate(mm2t, corl::model::Padding::kRight);
-    const int64_t tokens =
-        t2i_batch.attention_mask.sum().item<int64_t>() + mm2t_batch.attention_mask.sum().item<int64_t>();
+    const int64_t tokens = t2i_batch.attention_mask.sum().item<int64_t>() +
+                           mm2t_batch.attention_mask.sum().item<int64_t>();
     const auto start = std::chrono::steady_clock::now();
     for (int s = 0; s < steps; ++s) {
       optimizer.zero_grad();

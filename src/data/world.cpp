@@ -283,7 +283,8 @@ Question WorldSampler::ask(const Scene& scene) {
         if (uniform01(rng_) < 0.25) {
           const int n = static_cast<int>(objects.size());
           return Draft{kind, "How many objects are there in the image?", std::to_string(n), counts,
-                       seen + " That is " + number_word(n) + " objects in all."};
+                       seen + " That is " + number_word(n) +
+                           (n == 1 ? " object in all." : " objects in all.")};
         }
         // Mostly shapes that are present, sometimes one that is not (answer 0).
         const Shape shape =

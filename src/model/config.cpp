@@ -60,8 +60,7 @@ ModelConfig model_config_from_json(const nlohmann::json& json, const std::string
 void bind(config::Schema& s, ModelConfig& c) {
   s.add("model.hidden_size", &c.hidden_size, "Width of the shared decoder").range(8, 16384);
   s.add("model.num_layers", &c.num_layers, "Decoder layers").range(1, 256);
-  s.add("model.num_heads", &c.num_heads, "Attention heads (must divide hidden_size)")
-      .range(1, 256);
+  s.add("model.num_heads", &c.num_heads, "Attention heads (must divide hidden_size)").range(1, 256);
   s.add("model.num_kv_heads", &c.num_kv_heads,
         "Key/value heads; fewer than num_heads is grouped-query attention")
       .range(1, 256);
@@ -72,8 +71,7 @@ void bind(config::Schema& s, ModelConfig& c) {
       .range(16, 1048576);
   s.add("model.image_size", &c.image_size, "Side of the understanding encoder's input images")
       .range(8, 4096);
-  s.add("model.patch_size", &c.patch_size, "ViT patch side (must divide image_size)")
-      .range(1, 512);
+  s.add("model.patch_size", &c.patch_size, "ViT patch side (must divide image_size)").range(1, 512);
   s.add("model.vision_hidden_size", &c.vision_hidden_size, "Width of the ViT").range(8, 16384);
   s.add("model.vision_layers", &c.vision_layers, "ViT layers").range(1, 256);
   s.add("model.vision_heads", &c.vision_heads, "ViT attention heads").range(1, 256);

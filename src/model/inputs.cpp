@@ -37,8 +37,8 @@ Sequence SequenceBuilder::text_to_image(const std::string& prompt, const torch::
   append_id(s, begin_of_image_);
   if (!codes.defined()) return s;
   if (codes.dim() != 1 || codes.size(0) != config_.image_tokens) {
-    throw std::invalid_argument("text_to_image: expected " +
-                                std::to_string(config_.image_tokens) + " codes");
+    throw std::invalid_argument("text_to_image: expected " + std::to_string(config_.image_tokens) +
+                                " codes");
   }
   const auto values = codes.to(torch::kCPU, torch::kLong).contiguous();
   const int64_t* c = values.data_ptr<int64_t>();
@@ -117,7 +117,8 @@ torch::Tensor image_to_tensor(const cv::Mat& rgb, int size) {
     cv::resize(rgb, resized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
   }
   cv::Mat continuous = resized.isContinuous() ? resized : resized.clone();
-  auto hwc = torch::from_blob(continuous.data, {continuous.rows, continuous.cols, 3}, torch::kUInt8);
+  auto hwc =
+      torch::from_blob(continuous.data, {continuous.rows, continuous.cols, 3}, torch::kUInt8);
   return hwc.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
 }
 

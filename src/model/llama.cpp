@@ -21,7 +21,8 @@ KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, tor
     : capacity_(capacity) {
   const auto options = torch::TensorOptions().dtype(dtype).device(device);
   for (int i = 0; i < config.num_layers; ++i) {
-    keys_.push_back(torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
+    keys_.push_back(
+        torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
     values_.push_back(
         torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
   }
@@ -143,8 +144,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
                                 std::to_string(past + steps));
   }
   const auto mask = causal_mask(attention_mask, past, steps);
-  const auto [cos, sin] = rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta,
-                                         embeddings.scalar_type());
+  const auto [cos, sin] =
+      rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta, embeddings.scalar_type());
   auto h = embeddings;
   for (size_t i = 0; i < layers->size(); ++i) {
     h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, cache, static_cast<int>(i));
@@ -162,7 +163,8 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t past, int
   const auto device = attention_mask.device();
   const int64_t keys = attention_mask.size(1);
   const auto key_index = torch::arange(keys, torch::TensorOptions().device(device));
-  const auto query_index = torch::arange(past, past + queries, torch::TensorOptions().device(device));
+  const auto query_index =
+      torch::arange(past, past + queries, torch::TensorOptions().device(device));
   const auto causal = key_index.unsqueeze(0) <= query_index.unsqueeze(1);  // [T, S]
   const auto self = key_index.unsqueeze(0) == query_index.unsqueeze(1);
   const auto real = attention_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]

@@ -8,7 +8,8 @@ UnifiedModelImpl::UnifiedModelImpl(const ModelConfig& c) : config(c) {
   check(c);
   vision_model = register_module("vision_model", SiglipVisionModel(c));
   aligner = register_module("aligner", Aligner(c.vision_hidden_size, c.hidden_size));
-  gen_embed = register_module("gen_embed", torch::nn::Embedding(c.image_vocab_size, c.gen_embed_dim));
+  gen_embed =
+      register_module("gen_embed", torch::nn::Embedding(c.image_vocab_size, c.gen_embed_dim));
   gen_aligner = register_module("gen_aligner", Aligner(c.gen_embed_dim, c.hidden_size));
   gen_head = register_module("gen_head", GenHead(c.hidden_size, c.image_vocab_size));
   language_model = register_module("language_model", LlamaForCausalLM(c));

@@ -26,8 +26,8 @@ SiglipAttentionImpl::SiglipAttentionImpl(int64_t hidden, int64_t heads) : heads(
 torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t n = x.size(0), t = x.size(1), d = x.size(2) / heads;
   auto split = [&](const torch::Tensor& y) { return y.view({n, t, heads, d}).transpose(1, 2); };
-  const auto out = at::scaled_dot_product_attention(split(q_proj(x)), split(k_proj(x)),
-                                                    split(v_proj(x)));
+  const auto out =
+      at::scaled_dot_product_attention(split(q_proj(x)), split(k_proj(x)), split(v_proj(x)));
   return out_proj(out.transpose(1, 2).reshape({n, t, heads * d}));
 }
 
@@ -39,7 +39,8 @@ SiglipMLPImpl::SiglipMLPImpl(int64_t hidden, int64_t intermediate) {
 torch::Tensor SiglipMLPImpl::forward(const torch::Tensor& x) { return fc2(gelu_tanh(fc1(x))); }
 
 SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const ModelConfig& c) {
-  const auto norm = torch::nn::LayerNormOptions({c.vision_hidden_size}).eps(c.vision_layer_norm_eps);
+  const auto norm =
+      torch::nn::LayerNormOptions({c.vision_hidden_size}).eps(c.vision_layer_norm_eps);
   layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(norm));
   self_attn = register_module("self_attn", SiglipAttention(c.vision_hidden_size, c.vision_heads));
   layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(norm));
@@ -54,8 +55,8 @@ torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x) {
 SiglipEmbeddingsImpl::SiglipEmbeddingsImpl(const ModelConfig& c) {
   patch_embedding = register_module(
       "patch_embedding",
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_hidden_size, c.patch_size)
-                            .stride(c.patch_size)));
+      torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(3, c.vision_hidden_size, c.patch_size).stride(c.patch_size)));
   position_embedding = register_module(
       "position_embedding", torch::nn::Embedding(c.vision_patches(), c.vision_hidden_size));
   torch::nn::init::normal_(position_embedding->weight, 0.0, kInitStd);

@@ -47,8 +47,7 @@ void bind(config::Schema& s, TokenizerRecipe& r) {
   auto& o = i.optim;
   s.add("image.optim.steps", &o.steps, "Training steps").range(1, 100000000);
   s.add("image.optim.batch_size", &o.batch_size, "Images per step").range(1, 100000);
-  s.add("image.optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate")
-      .range(0.0, 1.0);
+  s.add("image.optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate").range(0.0, 1.0);
   s.add("image.optim.warmup_steps", &o.warmup_steps, "Linear warm-up steps").range(0, 100000000);
   s.add("image.optim.weight_decay", &o.weight_decay, "AdamW weight decay").range(0.0, 1.0);
   s.add("image.optim.beta", &o.beta, "Commitment loss weight").range(0.0, 100.0);

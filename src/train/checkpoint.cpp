@@ -33,10 +33,12 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
   std::error_code error;
   util::remove_tree(temp.string());
   fs::create_directories(temp, error);
-  if (error) throw DataError(temp.string() + ": cannot create checkpoint folder: " + error.message());
+  if (error)
+    throw DataError(temp.string() + ": cannot create checkpoint folder: " + error.message());
 
-  model::save_module(*model, (temp / "model.safetensors").string(),
-                     {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
+  model::save_module(
+      *model, (temp / "model.safetensors").string(),
+      {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
   copy_file(sources.text_model, temp / "text.model");
   copy_file(sources.vq, temp / "vq.safetensors");
   if (optimizer) torch::save(*optimizer, (temp / "optimizer.pt").string());
@@ -57,7 +59,8 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   std::vector<std::string> steps;
   for (const auto& entry : fs::directory_iterator(folder)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos) {
+    if (entry.is_directory() && name.rfind("step-", 0) == 0 &&
+        name.find('.') == std::string::npos) {
       steps.push_back(name);
     }
   }
@@ -121,7 +124,8 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
   try {
     torch::load(optimizer, path.string());
   } catch (const c10::Error& e) {
-    throw DataError(path.string() + ": cannot restore optimizer state: " + e.what_without_backtrace());
+    throw DataError(path.string() +
+                    ": cannot restore optimizer state: " + e.what_without_backtrace());
   }
 }
 

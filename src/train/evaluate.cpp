@@ -50,8 +50,8 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
     const auto samples = model::generate_images(model, builder, texts, image_options, generator);
     const auto images = tokenize::tensor_to_images(vq->decode(samples.codes));
     for (size_t i = start; i < end; ++i) {
-      const auto judgement = data::judge(*prompts[i]->spec, data::detect(images[i - start]),
-                                         options.position_margin);
+      const auto judgement =
+          data::judge(*prompts[i]->spec, data::detect(images[i - start]), options.position_margin);
       auto& [correct, judged] = tally[data::name(prompts[i]->spec->category)];
       correct += judgement.correct;
       ++judged;
@@ -74,9 +74,9 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
     const int end = std::min(questions, start + options.batch_size);
     std::vector<model::Sequence> prefixes;
     for (int i = start; i < end; ++i) {
-      prefixes.push_back(builder.image_to_text(
-          model::image_to_tensor(records[i].image, model->config.image_size),
-          records[i].qa_problem));
+      prefixes.push_back(
+          builder.image_to_text(model::image_to_tensor(records[i].image, model->config.image_size),
+                                records[i].qa_problem));
     }
     const auto answers = model::generate_text(model, builder, prefixes, text_options, generator);
     for (int i = start; i < end; ++i) {
@@ -84,8 +84,8 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
       formed += well_formed(completion);
       const auto predicted = data::extract_answer(completion);
       const auto gold = data::extract_answer(records[i].qa_solution);
-      correct += predicted && gold &&
-                 data::answers_match(*predicted, *gold, records[i].qa_type == "MC");
+      correct +=
+          predicted && gold && data::answers_match(*predicted, *gold, records[i].qa_type == "MC");
     }
   }
   scores.questions = questions;

@@ -14,8 +14,8 @@
 #include "corl/train/checkpoint.h"
 #include "corl/train/evaluate.h"
 #include "corl/util/error.h"
-#include "corl/util/log.h"
 #include "corl/util/fs.h"
+#include "corl/util/log.h"
 #include "corl/util/progress.h"
 
 namespace corl::train {
@@ -59,8 +59,7 @@ void bind(config::Schema& s, PretrainRecipe& r) {
   auto& e = r.eval;
   s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
       .range(0, 1000000);
-  s.add("eval.questions", &e.questions, "Held-out questions answered at the end")
-      .range(0, 1000000);
+  s.add("eval.questions", &e.questions, "Held-out questions answered at the end").range(0, 1000000);
   s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
       .range(0.0, 100.0);
   s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
@@ -83,10 +82,10 @@ void validate(const PretrainRecipe& r) {
 
 double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
   if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
-  const double progress = total_steps > o.warmup_steps
-                              ? static_cast<double>(step - o.warmup_steps) /
-                                    std::max(1, total_steps - o.warmup_steps)
-                              : 1.0;
+  const double progress =
+      total_steps > o.warmup_steps
+          ? static_cast<double>(step - o.warmup_steps) / std::max(1, total_steps - o.warmup_steps)
+          : 1.0;
   const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
   return o.learning_rate * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
 }
@@ -178,15 +177,13 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   }
   const auto& o = recipe.optim;
   auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(o.learning_rate)
-            .betas({o.adam_beta1, o.adam_beta2})
-            .weight_decay(wd));
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
+                                                            .betas({o.adam_beta1, o.adam_beta2})
+                                                            .weight_decay(wd));
   };
-  torch::optim::AdamW optimizer(
-      {torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
-       torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
-      torch::optim::AdamWOptions(o.learning_rate));
+  torch::optim::AdamW optimizer({torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
+                                 torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
+                                torch::optim::AdamWOptions(o.learning_rate));
 
   int start_step = 0;
   if (resume) {
@@ -221,8 +218,8 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
     for (int micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
       // Each micro-batch's rows follow from (seed, step, micro) alone: a resumed run draws the
       // same batches as an uninterrupted one.
-      std::mt19937_64 rng(data::split_seed(recipe.run.seed, "pretrain/" + std::to_string(step) +
-                                                                "/" + std::to_string(micro)));
+      std::mt19937_64 rng(data::split_seed(
+          recipe.run.seed, "pretrain/" + std::to_string(step) + "/" + std::to_string(micro)));
       auto draw = [&] { return static_cast<int64_t>(rng() % static_cast<uint64_t>(rows)); };
       std::vector<model::Sequence> t2i;
       for (int i = 0; i < t.t2i_batch; ++i) {
@@ -237,9 +234,8 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
       }
       for (int i = 0; i < t.qa_batch; ++i) {
         const int64_t r = draw();
-        mm2t.push_back(builder.image_to_text(as_input_image(set.images[r]),
-                                             set.records[r].qa_problem,
-                                             set.records[r].qa_solution));
+        mm2t.push_back(builder.image_to_text(
+            as_input_image(set.images[r]), set.records[r].qa_problem, set.records[r].qa_solution));
       }
       torch::Tensor loss = torch::zeros({});
       if (!t2i.empty()) {

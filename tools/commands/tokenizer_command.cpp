@@ -15,8 +15,9 @@ namespace corl::tools {
 
 void add_tokenizer_command(CLI::App& app) {
   auto options = std::make_shared<RecipeOptions>();
-  CLI::App* command = app.add_subcommand(
-      "tokenizer", "Train the text (SentencePiece) and image (VQ) tokenizers: RUN/text.model, RUN/vq.safetensors");
+  CLI::App* command = app.add_subcommand("tokenizer",
+                                         "Train the text (SentencePiece) and image (VQ) "
+                                         "tokenizers: RUN/text.model, RUN/vq.safetensors");
   add_recipe_options(*command, *options);
   command->callback([options] {
     tokenize::TokenizerRecipe recipe;
@@ -90,8 +91,8 @@ void add_tokenizer_command(CLI::App& app) {
     optim.threads = recipe.run.threads;
     torch::manual_seed(recipe.run.seed);
     tokenize::VQModel vq(recipe.image.vq);
-    const auto result = tokenize::train_vq(
-        vq, tokenize::image_batches(std::move(images), optim.seed), optim);
+    const auto result =
+        tokenize::train_vq(vq, tokenize::image_batches(std::move(images), optim.seed), optim);
     tokenize::save_vq(vq, run.file("vq.safetensors"));
     run.metric({{"vq_steps", result.steps},
                 {"vq_seconds", result.seconds},

@@ -21,8 +21,8 @@ struct ModelConfig {
   int max_positions = 512;  // 4096
 
   // Understanding path: SigLIP-style ViT + two-layer GELU aligner.
-  int image_size = 64;  // 384
-  int patch_size = 8;   // 16
+  int image_size = 64;                 // 384
+  int patch_size = 8;                  // 16
   int vision_hidden_size = 128;        // 1024
   int vision_layers = 2;               // 24
   int vision_heads = 4;                // 16

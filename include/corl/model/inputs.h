@@ -9,11 +9,11 @@
 // scores c_{i+1}: image log-probs are aligned.
 #pragma once
 
-#include <string>
-#include <vector>
+#include <torch/torch.h>
 
 #include <opencv2/core.hpp>
-#include <torch/torch.h>
+#include <string>
+#include <vector>
 
 #include "corl/model/config.h"
 #include "corl/tokenize/text_tokenizer.h"

@@ -2,9 +2,9 @@
 // attention), with tensor names of transformers' LlamaForCausalLM under `language_model.`.
 #pragma once
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "corl/model/config.h"
 

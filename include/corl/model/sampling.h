@@ -2,11 +2,11 @@
 // <eos>) and images with classifier-free guidance.
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
+
+#include <string>
+#include <vector>
 
 #include "corl/model/inputs.h"
 #include "corl/model/ulm.h"

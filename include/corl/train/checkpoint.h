@@ -10,12 +10,12 @@
 // either the whole checkpoint or none.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "corl/model/ulm.h"
 #include "corl/tokenize/text_tokenizer.h"

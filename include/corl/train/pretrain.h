@@ -34,9 +34,9 @@ struct PretrainRecipe {
   OptimizerSection optim;
   struct Train {
     int steps = 1000;
-    int t2i_batch = 16;      // text -> image sequences per micro-batch
-    int caption_batch = 4;   // image -> caption sequences per micro-batch
-    int qa_batch = 12;       // image + question -> solution sequences per micro-batch
+    int t2i_batch = 16;     // text -> image sequences per micro-batch
+    int caption_batch = 4;  // image -> caption sequences per micro-batch
+    int qa_batch = 12;      // image + question -> solution sequences per micro-batch
     double image_loss_weight = 1.0;
     int checkpoint_every = 250;
     int log_every = 25;
