@@ -7,6 +7,9 @@
 #include <set>
 
 #include "corl/data/world.h"
+#include "corl/data/detect.h"
+#include "corl/data/geneval.h"
+#include "corl/data/render.h"
 #include "corl/util/error.h"
 
 namespace corl::data {
@@ -202,6 +205,23 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
   }
   for (QuestionKind kind : spec.question_kinds) EXPECT_GT(kinds[kind], n / 20) << name(kind);
   EXPECT_NEAR(multiple_choice / static_cast<double>(n), spec.mc_fraction, 0.07);
+}
+
+// The judge agrees with the renderer: each rendered scene, read back by the detector, satisfies
+// its own prompt (the benchmark checks thousands; this checks a few hundred).
+TEST(WorldSampler, DetectorJudgesRenderedScenesCorrect) {
+  const WorldSpec spec = default_spec();
+  WorldSampler sampler(spec, 2024);
+  int correct = 0;
+  const int n = 360;
+  for (int i = 0; i < n; ++i) {
+    const Sample s = sampler.next();
+    const auto judgement =
+        judge(s.spec, detect(render(s.scene, spec.resolution)), spec.position_margin);
+    correct += judgement.correct;
+    EXPECT_TRUE(judgement.correct) << s.prompt << ": " << judgement.reason;
+  }
+  EXPECT_GE(correct, 0.99 * n);
 }
 
 TEST(WorldSpec, RejectsUnknownOrTooFewNames) {
