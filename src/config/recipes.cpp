@@ -69,9 +69,6 @@ void validate(const WorldRecipe& r) {
                       " are under 3 pixels at world.resolution " +
                       std::to_string(r.world.resolution));
   }
-  if (r.questions.num_options > 6) {
-    throw RecipeError("questions.num_options: at most 6 options (A..F)");
-  }
 }
 
 }  // namespace corl::config

@@ -111,7 +111,7 @@ Batch SequenceBuilder::collate(const std::vector<Sequence>& sequences, Padding p
   return b;
 }
 
-torch::Tensor image_to_tensor(const cv::Mat& rgb, int size) {
+torch::Tensor image_bytes(const cv::Mat& rgb, int size) {
   cv::Mat resized = rgb;
   if (size > 0 && (rgb.rows != size || rgb.cols != size)) {
     cv::resize(rgb, resized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
@@ -119,22 +119,15 @@ torch::Tensor image_to_tensor(const cv::Mat& rgb, int size) {
   cv::Mat continuous = resized.isContinuous() ? resized : resized.clone();
   auto hwc =
       torch::from_blob(continuous.data, {continuous.rows, continuous.cols, 3}, torch::kUInt8);
-  return hwc.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+  return hwc.permute({2, 0, 1}).clone();
 }
 
-cv::Mat tensor_to_image(const torch::Tensor& image) {
-  const auto hwc = image.detach()
-                       .to(torch::kCPU, torch::kFloat32)
-                       .clamp(-1, 1)
-                       .add(1.0)
-                       .mul(127.5)
-                       .round()
-                       .to(torch::kUInt8)
-                       .permute({1, 2, 0})
-                       .contiguous();
-  cv::Mat rgb(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_8UC3);
-  std::memcpy(rgb.data, hwc.data_ptr<uint8_t>(), hwc.numel());
-  return rgb;
+torch::Tensor bytes_to_unit(const torch::Tensor& bytes) {
+  return bytes.to(torch::kFloat32).div(127.5).sub(1.0);
+}
+
+torch::Tensor image_to_tensor(const cv::Mat& rgb, int size) {
+  return bytes_to_unit(image_bytes(rgb, size)).contiguous();
 }
 
 }  // namespace corl::model

@@ -84,9 +84,9 @@ Policy load_policy(const std::string& path) {
   for (const char* name : {"model.safetensors", "text.model", "vq.safetensors", "trainer.json"}) {
     require_file(dir / name);
   }
-  const auto file = model::load_safetensors((dir / "model.safetensors").string());
-  auto it = file.metadata.find("model_config");
-  if (it == file.metadata.end()) {
+  const auto metadata = model::read_metadata((dir / "model.safetensors").string());
+  auto it = metadata.find("model_config");
+  if (it == metadata.end()) {
     throw DataError((dir / "model.safetensors").string() + ": no model_config in its metadata");
   }
   nlohmann::json config_json;

@@ -114,36 +114,29 @@ TrainingSet load_training_set(const PretrainRecipe& recipe, tokenize::VQModel& v
   TrainingSet set;
   set.records = data::read_dataset(recipe.data.train, read).records;
   if (set.records.empty()) throw DataError(recipe.data.train + ": no rows to train on");
-  std::vector<torch::Tensor> images;
-  for (const auto& r : set.records) {
-    images.push_back(model::image_to_tensor(r.image, recipe.model.image_size));
-  }
-  const auto floats = torch::stack(images);
-  set.images = floats.add(1.0).mul(127.5).round().to(torch::kUInt8);
+  const int64_t rows = static_cast<int64_t>(set.records.size());
+  const int size = recipe.model.image_size;
+  set.images = torch::empty({rows, 3, size, size}, torch::kUInt8);
+  for (int64_t i = 0; i < rows; ++i)
+    set.images[i].copy_(model::image_bytes(set.records[i].image, size));
 
+  // Codes from the images as read, at the VQ tokenizer's resolution, a chunk at a time: the whole
+  // set as floats would take about 1 GB at the default 20,000 images.
   torch::NoGradGuard no_grad;
   vq->eval();
   std::vector<torch::Tensor> codes;
-  util::Progress progress("pretrain: image codes", floats.size(0), "images");
+  util::Progress progress("pretrain: image codes", rows, "images");
   constexpr int64_t kChunk = 256;
-  for (int64_t start = 0; start < floats.size(0); start += kChunk) {
-    const int64_t n = std::min(kChunk, floats.size(0) - start);
-    auto chunk = floats.narrow(0, start, n);
-    if (vq->config.image_size != recipe.model.image_size) {
-      chunk = torch::nn::functional::interpolate(
-          chunk, torch::nn::functional::InterpolateFuncOptions()
-                     .size(std::vector<int64_t>{vq->config.image_size, vq->config.image_size})
-                     .mode(torch::kArea));
-    }
-    codes.push_back(vq->encode(chunk));
-    progress.advance(n);
+  for (int64_t start = 0; start < rows; start += kChunk) {
+    const int64_t end = std::min(kChunk + start, rows);
+    std::vector<cv::Mat> chunk;
+    for (int64_t i = start; i < end; ++i) chunk.push_back(set.records[i].image);
+    codes.push_back(vq->encode(tokenize::images_to_tensor(chunk)));
+    progress.advance(end - start);
   }
   set.codes = torch::cat(codes);
+  for (auto& r : set.records) r.image.release();  // kept once, in set.images
   return set;
-}
-
-torch::Tensor as_input_image(const torch::Tensor& image_u8) {
-  return image_u8.to(torch::kFloat32).div(127.5).sub(1.0);
 }
 
 }  // namespace
@@ -229,13 +222,14 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
       std::vector<model::Sequence> mm2t;
       for (int i = 0; i < t.caption_batch; ++i) {
         const int64_t r = draw();
-        mm2t.push_back(builder.image_to_text(as_input_image(set.images[r]), kCaptionQuestion,
+        mm2t.push_back(builder.image_to_text(model::bytes_to_unit(set.images[r]), kCaptionQuestion,
                                              set.records[r].prompt));
       }
       for (int i = 0; i < t.qa_batch; ++i) {
         const int64_t r = draw();
-        mm2t.push_back(builder.image_to_text(
-            as_input_image(set.images[r]), set.records[r].qa_problem, set.records[r].qa_solution));
+        mm2t.push_back(builder.image_to_text(model::bytes_to_unit(set.images[r]),
+                                             set.records[r].qa_problem,
+                                             set.records[r].qa_solution));
       }
       torch::Tensor loss = torch::zeros({});
       if (!t2i.empty()) {

@@ -74,8 +74,11 @@ class SequenceBuilder {
   int64_t image_placeholder_, begin_of_image_, end_of_image_;
 };
 
-// RGB uint8 image -> [3, H, W] float in [-1, 1] (resized to `size` when it differs), and back.
+// RGB uint8 image -> [3, H, W] uint8, resized (area interpolation) to `size` when it differs.
+torch::Tensor image_bytes(const cv::Mat& rgb, int size);
+// uint8 images [..., 3, H, W] -> float in [-1, 1], as the vision encoder reads them.
+torch::Tensor bytes_to_unit(const torch::Tensor& bytes);
+// Both at once: RGB uint8 image -> [3, size, size] float in [-1, 1].
 torch::Tensor image_to_tensor(const cv::Mat& rgb, int size);
-cv::Mat tensor_to_image(const torch::Tensor& image);
 
 }  // namespace corl::model
