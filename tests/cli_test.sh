@@ -84,6 +84,57 @@ check answer 0 "" -- "$CORL" answer --ckpt "$WORK/pre" --image "$WORK/gen/image_
 check answer-no-ckpt 1 "not a checkpoint" -- "$CORL" answer --ckpt "$WORK/none" \
   --image "$WORK/gen/image_0.png" --question "?"
 
+
+# GRPO stages from the tiny base: unified, refined, merge, dump, exact resume.
+GRPO=(--set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl"
+      --set grpo.max_steps=4 --set grpo.per_device_train_batch_size=2 --set grpo.num_generations=3
+      --set grpo.max_completion_length=6 --set train.checkpoint_every=2 --set eval.prompts=3
+      --set eval.questions=3 --set eval.max_new_tokens=6 --set run.threads=1)
+check train 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+  --init "$WORK/pre" "${GRPO[@]}" --set grpo.beta=0.04 --set grpo.num_iterations=2 \
+  --set optim.gradient_accumulation_steps=2 --dump-batch "$WORK/dump" --out "$WORK/uni"
+check train-final 0 "" -- test -s "$WORK/uni/final/model.safetensors"
+check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' -- \
+  head -1 "$WORK/uni/metrics.jsonl"
+check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
+  "$WORK/dump/batch.json"
+# Killed after step 2: its checkpoint is all that is left; resumed, it ends where the whole run did.
+cp -r "$WORK/uni" "$WORK/uni2"
+rm -rf "$WORK/uni2/final" "$WORK/uni2/checkpoints/step-00000004"
+head -2 "$WORK/uni/metrics.jsonl" >"$WORK/uni2/metrics.jsonl"
+check train-resume 0 "resuming from .*step-00000002" -- "$CORL" train \
+  --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.beta=0.04 \
+  --set grpo.num_iterations=2 --set optim.gradient_accumulation_steps=2 --out "$WORK/uni2" --resume
+check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" \
+  "$WORK/uni2/final/model.safetensors"
+check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
+  '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
+for task in t2i mcq oe; do
+  check "refine-$task" 0 "held-out geneval" -- "$CORL" refine --task "$task" \
+    --config "$SRC/configs/refine_$task.yaml" --init "$WORK/uni" "${GRPO[@]}" \
+    --set grpo.max_steps=2 --out "$WORK/refine_$task"
+done
+check refine-task-wins 0 "task: mm2t" -- cat "$WORK/refine_mcq/recipe.yaml"
+check merge 0 "wrote" -- "$CORL" merge --inputs "$WORK/refine_mcq" "$WORK/refine_oe" \
+  --weights 0.5 0.5 --out "$WORK/merged"
+check merge-loads 0 "" -- "$CORL" answer --ckpt "$WORK/merged" --image "$WORK/gen/image_0.png" \
+  --question "What color is the circle?" --max-new-tokens 4
+"$CORL" pretrain --config "$SRC/configs/pretrain.yaml" --set data.train="$WORK/data/train.jsonl" \
+  --set data.eval="$WORK/data/eval.jsonl" --set tokenizer.path="$WORK/tok" "${TINY[@]}" \
+  --set model.hidden_size=64 --set train.steps=1 --set eval.prompts=0 --set eval.questions=0 \
+  --out "$WORK/pre_big" >/dev/null 2>&1
+check merge-mismatch 1 "different architecture" -- "$CORL" merge --inputs "$WORK/uni" \
+  "$WORK/pre_big" --out "$WORK/m2"
+check train-bad-reward 2 "reward_funcs.*'cycel'" -- "$CORL" train --set "grpo.reward_funcs=[cycel]" \
+  --set "grpo.reward_weights=[1]" --out "$WORK/x"
+check train-weights-count 2 "2 weights for 3 reward_funcs" -- "$CORL" train \
+  --set "grpo.reward_weights=[1, 1]" --out "$WORK/x"
+check train-t2i-answer-reward 2 "scores answers, but task t2i" -- "$CORL" refine --task t2i \
+  --config "$SRC/configs/refine_t2i.yaml" --set "grpo.reward_funcs=[accuracy]" \
+  --set "grpo.reward_weights=[1]" --out "$WORK/x"
+check train-no-init 1 "not a checkpoint" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+  --init "$WORK/none" "${GRPO[@]}" --out "$WORK/x"
+
 head -3 "$WORK/data/train.jsonl" >"$WORK/bad.jsonl"
 echo '{"prompt": "x"}' >>"$WORK/bad.jsonl"
 check tokenizer-bad-row 1 "bad.jsonl:4: missing field 'real_image'" -- \

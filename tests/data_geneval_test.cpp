@@ -138,7 +138,7 @@ TEST(Judge, Position) {
   EXPECT_TRUE(judge(spec,
                     Scene{{at(Shape::kCircle, Color::kRed, 0.45, 0.5),
                            at(Shape::kSquare, Color::kOrange, 0.5, 0.5)}},
-                    0.01)
+                    JudgeRules{0.01, false})
                   .correct);
 
   // Any pair will do: a second circle on the right does not spoil the one on the left.
@@ -162,6 +162,50 @@ TEST(Judge, RelationBetweenObjectsOfOneKindNeedsTwoOfThem) {
   EXPECT_TRUE(judge(spec, Scene{{at(Shape::kCircle, Color::kRed, 0.5, 0.2),
                                  at(Shape::kCircle, Color::kBlue, 0.5, 0.7)}})
                   .correct);
+}
+
+// ShapeWorld's rule: nothing but the requested objects.
+TEST(Judge, ExclusiveFailsUnrequestedObjects) {
+  const JudgeRules shapeworld{0.1, true};
+  const auto spec = spec_of(Category::kSingleObject, {{Shape::kCircle, 1, std::nullopt}});
+  const Object circle = at(Shape::kCircle, Color::kBlue, 0.5, 0.5);
+  EXPECT_TRUE(judge(spec, Scene{{circle}}, shapeworld).correct);
+
+  // Clutter around the circle: GenEval's rule passes it, the exclusive rule does not.
+  const Scene clutter{{circle, at(Shape::kSquare, Color::kRed, 0.1, 0.1),
+                       at(Shape::kTriangle, Color::kRed, 0.9, 0.9)}};
+  EXPECT_TRUE(judge(spec, clutter).correct);
+  const Judgement j = judge(spec, clutter, shapeworld);
+  EXPECT_FALSE(j.correct);
+  EXPECT_DOUBLE_EQ(j.partial, 0.5);  // presence 1, exclusive max(0, 1 - 2/1) = 0
+  EXPECT_EQ(j.reason, "2 objects the prompt did not ask for");
+
+  // A second circle is unrequested too: a requirement claims only `count` objects.
+  const Judgement two =
+      judge(spec, Scene{{circle, at(Shape::kCircle, Color::kRed, 0.1, 0.1)}}, shapeworld);
+  EXPECT_FALSE(two.correct);
+  EXPECT_EQ(two.reason, "1 object the prompt did not ask for");
+
+  // One extra among four requested: 1 - 1/4 on the exclusive check; the count check holds.
+  const auto four = spec_of(Category::kCounting, {{Shape::kSquare, 4, std::nullopt}}, true);
+  Scene squares;
+  for (int i = 0; i < 4; ++i)
+    squares.objects.push_back(at(Shape::kSquare, Color::kRed, 0.2 * i, 0));
+  squares.objects.push_back(at(Shape::kCircle, Color::kRed, 0.9, 0.9));
+  EXPECT_DOUBLE_EQ(judge(four, squares, shapeworld).partial, (1.0 + 0.75) / 2.0);
+}
+
+TEST(Judge, ExclusiveLetsRequirementsOfOneKindClaimDifferentObjects) {
+  const JudgeRules shapeworld{0.1, true};
+  const auto spec = spec_of(Category::kPosition,
+                            {{Shape::kCircle, 1, std::nullopt}, {Shape::kCircle, 1, std::nullopt}},
+                            false, Relation::kAbove);
+  const Judgement j = judge(spec,
+                            Scene{{at(Shape::kCircle, Color::kRed, 0.5, 0.2),
+                                   at(Shape::kCircle, Color::kBlue, 0.5, 0.7)}},
+                            shapeworld);
+  EXPECT_TRUE(j.correct) << j.reason;
+  EXPECT_DOUBLE_EQ(j.partial, 1.0);
 }
 
 // The judge as used: on what the detector reads from a rendered, degraded image.

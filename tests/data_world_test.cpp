@@ -217,7 +217,7 @@ TEST(WorldSampler, DetectorJudgesRenderedScenesCorrect) {
   for (int i = 0; i < n; ++i) {
     const Sample s = sampler.next();
     const auto judgement =
-        judge(s.spec, detect(render(s.scene, spec.resolution)), spec.position_margin);
+        judge(s.spec, detect(render(s.scene, spec.resolution)), {spec.position_margin, true});
     correct += judgement.correct;
     EXPECT_TRUE(judgement.correct) << s.prompt << ": " << judgement.reason;
   }

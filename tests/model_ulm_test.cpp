@@ -5,64 +5,14 @@
 
 #include "corl/model/sampling.h"
 #include "corl/model/ulm.h"
+#include "tiny_model.h"
 
 namespace corl::model {
 namespace {
 
-namespace fs = std::filesystem;
-
-// A text tokenizer trained once for the whole file on ShapeWorld-like text.
-const tokenize::TextTokenizer& tokenizer() {
-  static const tokenize::TextTokenizer instance = [] {
-    std::vector<std::string> corpus;
-    for (const char* shape : {"circle", "square", "triangle", "diamond"}) {
-      for (const char* color : {"red", "green", "blue", "yellow"}) {
-        corpus.push_back(std::string("a photo of a ") + color + " " + shape);
-        corpus.push_back(std::string("What color is the ") + shape + "?");
-        corpus.push_back(std::string("<think>The ") + shape + " is " + color + ".</think><answer>" +
-                         color + "</answer>");
-      }
-    }
-    const fs::path dir = fs::temp_directory_path() / "corl_model_ulm_test";
-    fs::create_directories(dir);
-    tokenize::TextTokenizerOptions options;
-    options.vocab_size = 320;
-    options.model_type = "bpe";
-    tokenize::TextTokenizer::train(corpus, (dir / "text").string(), options);
-    return tokenize::TextTokenizer((dir / "text.model").string());
-  }();
-  return instance;
-}
-
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = tokenizer().vocab_size();
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.intermediate_size = 48;
-  c.image_size = 16;
-  c.patch_size = 8;
-  c.vision_hidden_size = 16;
-  c.vision_layers = 1;
-  c.vision_heads = 2;
-  c.vision_intermediate_size = 24;
-  c.image_vocab_size = 40;
-  c.image_tokens = 9;
-  return c;
-}
-
-UnifiedModel tiny_model(const ModelConfig& c = tiny_config()) {
-  torch::manual_seed(0);
-  UnifiedModel model(c);
-  // Larger weights than the init's, so that attention patterns and heads are far from uniform
-  // and a wrong mask or position would show in the logits.
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.normal_(0.0, 0.3);
-  model->eval();
-  return model;
-}
+using corl::testing::tiny_config;
+using corl::testing::tiny_model;
+using corl::testing::tokenizer;
 
 torch::Tensor random_image(int size, int seed) {
   torch::manual_seed(seed);

@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
       const auto& s = samples[i];
       const size_t k = static_cast<size_t>(s.spec.category);
       const bool a =
-          corl::data::judge(s.spec, corl::data::detect(images[i]), spec.position_margin).correct;
-      const auto b = corl::data::judge(s.spec, corl::data::detect(out[i]), spec.position_margin);
+          corl::data::judge(s.spec, corl::data::detect(images[i]), {spec.position_margin, true}).correct;
+      const auto b = corl::data::judge(s.spec, corl::data::detect(out[i]), {spec.position_margin, true});
       original[k].total++, reconstructed[k].total++, original_all.total++,
           reconstructed_all.total++;
       original[k].passed += a, original_all.passed += a;

@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
       for (Variant variant : {kClean, kBlurred}) {
         const corl::data::Scene found = variant == kClean ? seen : corl::data::detect(blurred);
         const corl::data::Judgement judgement =
-            corl::data::judge(sample.spec, found, spec.position_margin);
+            corl::data::judge(sample.spec, found, {spec.position_margin, true});
         Tally& tally = tallies[thread][variant][category];
         ++tally.total;
         tally.passed += judgement.correct;

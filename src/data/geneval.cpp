@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <vector>
 
 namespace corl::data {
@@ -56,8 +57,8 @@ bool holds(Relation relation, const Object& a, const Object& b, double position_
 // came, so a reward built on `partial` still points the right way:
 //   at least N, found F < N:  F / N
 //   exactly N,  found F:      max(0, 1 - |F - N| / N)
-// The relation check scores 1 or 0.
-Judgement judge(const PromptSpec& spec, const Scene& detected, double position_margin) {
+// The relation check scores 1 or 0. The exclusive check scores max(0, 1 - extra / requested).
+Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules& rules) {
   Judgement judgement;
   judgement.correct = true;
   double score = 0.0;
@@ -92,8 +93,8 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, double position_m
     // may relate two objects of the same kind).
     for (std::size_t a : found[0]) {
       for (std::size_t b : found[1]) {
-        if (a != b &&
-            holds(*spec.relation, detected.objects[a], detected.objects[b], position_margin)) {
+        if (a != b && holds(*spec.relation, detected.objects[a], detected.objects[b],
+                            rules.position_margin)) {
           any = true;
         }
       }
@@ -103,6 +104,29 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, double position_m
     } else {
       fail("no " + describe(spec.include[0], 1) + " " + name(*spec.relation) + " " +
            with_article(describe(spec.include[1], 1)));
+    }
+  }
+
+  if (rules.exclusive) {
+    ++checks;
+    std::set<std::size_t> claimed;
+    int requested = 0;
+    for (std::size_t r = 0; r < spec.include.size(); ++r) {
+      const int wanted = std::max(1, spec.include[r].count);
+      requested += wanted;
+      // Requirements of one kind ("a circle above a circle") claim different objects.
+      int taken = 0;
+      for (std::size_t k = 0; k < found[r].size() && taken < wanted; ++k) {
+        taken += claimed.insert(found[r][k]).second ? 1 : 0;
+      }
+    }
+    const int extra = static_cast<int>(detected.objects.size() - claimed.size());
+    if (extra == 0) {
+      score += 1.0;
+    } else {
+      score += std::max(0.0, 1.0 - extra / static_cast<double>(std::max(1, requested)));
+      fail(std::to_string(extra) + (extra == 1 ? " object" : " objects") +
+           " the prompt did not ask for");
     }
   }
 

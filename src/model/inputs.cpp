@@ -30,7 +30,11 @@ Sequence SequenceBuilder::text_to_image(const std::string& prompt, const torch::
                                         bool unconditional) const {
   Sequence s;
   append_id(s, tokenize::kBosId);
-  append_text(s, "<|User|>: " + prompt + " <|Assistant|>:");
+  append_text(s, "<|User|>: ");
+  s.prompt_begin = static_cast<int64_t>(s.ids.size());
+  append_text(s, prompt);
+  s.prompt_end = static_cast<int64_t>(s.ids.size());
+  append_text(s, " <|Assistant|>:");
   if (unconditional) {
     for (size_t i = 1; i < s.ids.size(); ++i) s.ids[i] = tokenize::kPadId;
   }
@@ -69,6 +73,14 @@ Sequence SequenceBuilder::image_to_text(const torch::Tensor& image, const std::s
   const size_t prompt_length = s.ids.size();
   append_text(s, answer);
   append_id(s, tokenize::kEosId);
+  for (size_t t = prompt_length - 1; t + 1 < s.ids.size(); ++t) s.text_targets[t] = s.ids[t + 1];
+  return s;
+}
+
+Sequence SequenceBuilder::with_completion(Sequence s,
+                                          const std::vector<int64_t>& completion) const {
+  const size_t prompt_length = s.ids.size();
+  for (int64_t id : completion) append_id(s, id);
   for (size_t t = prompt_length - 1; t + 1 < s.ids.size(); ++t) s.text_targets[t] = s.ids[t + 1];
   return s;
 }

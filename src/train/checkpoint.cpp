@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "corl/model/safetensors.h"
@@ -51,6 +52,12 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
   fs::rename(temp, target, error);
   if (error) throw DataError(dir + ": cannot move checkpoint into place: " + error.message());
   if (existed) util::remove_tree(old.string());
+}
+
+std::string step_checkpoint(const std::string& run_dir, int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08d", step);
+  return (fs::path(run_dir) / "checkpoints" / name).string();
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {

@@ -1,28 +1,24 @@
 #include "corl/train/evaluate.h"
 
-#include <regex>
-
 #include "corl/data/answers.h"
 #include "corl/data/detect.h"
 #include "corl/data/geneval.h"
 #include "corl/model/sampling.h"
+#include "corl/reward/reward.h"
 
 namespace corl::train {
 
-bool well_formed(const std::string& completion) {
-  static const std::regex form(R"(^\s*<think>[\s\S]*?</think>\s*<answer>[\s\S]*?</answer>\s*$)");
-  if (!std::regex_match(completion, form)) return false;
-  // Exactly one of each tag.
-  auto count = [&](const std::string& tag) {
-    size_t n = 0;
-    for (size_t at = completion.find(tag); at != std::string::npos;
-         at = completion.find(tag, at + 1)) {
-      ++n;
-    }
-    return n;
-  };
-  return count("<think>") == 1 && count("</think>") == 1 && count("<answer>") == 1 &&
-         count("</answer>") == 1;
+EvalOptions eval_options(const EvalSection& section, std::uint64_t seed) {
+  EvalOptions options;
+  options.prompts = section.prompts;
+  options.questions = section.questions;
+  options.cfg_weight = section.cfg_weight;
+  options.temperature = section.temperature;
+  options.max_new_tokens = section.max_new_tokens;
+  options.batch_size = section.batch_size;
+  options.judge = {section.position_margin, section.exclusive};
+  options.seed = seed;
+  return options;
 }
 
 TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
@@ -51,7 +47,7 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
     const auto images = tokenize::tensor_to_images(vq->decode(samples.codes));
     for (size_t i = start; i < end; ++i) {
       const auto judgement =
-          data::judge(*prompts[i]->spec, data::detect(images[i - start]), options.position_margin);
+          data::judge(*prompts[i]->spec, data::detect(images[i - start]), options.judge);
       auto& [correct, judged] = tally[data::name(prompts[i]->spec->category)];
       correct += judgement.correct;
       ++judged;
@@ -81,11 +77,8 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
     const auto answers = model::generate_text(model, builder, prefixes, text_options, generator);
     for (int i = start; i < end; ++i) {
       const std::string& completion = answers.texts[i - start];
-      formed += well_formed(completion);
-      const auto predicted = data::extract_answer(completion);
-      const auto gold = data::extract_answer(records[i].qa_solution);
-      correct +=
-          predicted && gold && data::answers_match(*predicted, *gold, records[i].qa_type == "MC");
+      formed += reward::well_formed(completion);
+      correct += reward::answer_correct(completion, records[i].qa_solution, records[i].qa_type);
     }
   }
   scores.questions = questions;

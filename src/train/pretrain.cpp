@@ -21,15 +21,7 @@
 namespace corl::train {
 namespace fs = std::filesystem;
 
-void bind(config::Schema& s, PretrainRecipe& r) {
-  config::bind(s, r.run);
-  s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
-  s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
-  s.add("data.skip_bad_rows", &r.data.skip_bad_rows,
-        "Skip (and count) malformed rows instead of stopping at the first");
-  s.add("tokenizer.path", &r.tokenizer, "Folder with text.model and vq.safetensors");
-  model::bind(s, r.model);
-  auto& o = r.optim;
+void bind(config::Schema& s, OptimizerSection& o) {
   s.add("optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate").range(0.0, 1.0);
   s.add("optim.warmup_steps", &o.warmup_steps, "Steps of linear warm-up").range(0, 10000000);
   s.add("optim.min_lr_ratio", &o.min_lr_ratio, "Cosine decay ends at learning_rate * this")
@@ -42,10 +34,42 @@ void bind(config::Schema& s, PretrainRecipe& r) {
   s.add("optim.gradient_accumulation_steps", &o.gradient_accumulation_steps,
         "Micro-batches per optimizer step")
       .range(1, 4096);
+}
+
+void bind(config::Schema& s, EvalSection& e) {
+  s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
+      .range(0, 1000000);
+  s.add("eval.questions", &e.questions, "Held-out questions answered at the end").range(0, 1000000);
+  s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.max_new_tokens", &e.max_new_tokens, "Longest answer").range(1, 100000);
+  s.add("eval.batch_size", &e.batch_size, "Prompts or questions sampled at once").range(1, 100000);
+  s.add("eval.position_margin", &e.position_margin,
+        "Centres must differ by more than this (image-relative) for a relation to hold")
+      .range(0.0, 1.0);
+  s.add("eval.exclusive", &e.exclusive,
+        "The judge also fails an image that shows objects the prompt did not ask for "
+        "(ShapeWorld captions describe the whole scene; GenEval itself does not check this)");
+}
+
+void bind(config::Schema& s, PretrainRecipe& r) {
+  config::bind(s, r.run);
+  s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
+  s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
+  s.add("data.skip_bad_rows", &r.data.skip_bad_rows,
+        "Skip (and count) malformed rows instead of stopping at the first");
+  s.add("tokenizer.path", &r.tokenizer, "Folder with text.model and vq.safetensors");
+  model::bind(s, r.model);
+  bind(s, r.optim);
   auto& t = r.train;
   s.add("train.steps", &t.steps, "Optimizer steps").range(1, 100000000);
   s.add("train.t2i_batch", &t.t2i_batch, "Text -> image sequences per micro-batch")
       .range(0, 100000);
+  s.add("train.uncond_prob", &t.uncond_prob,
+        "Share of text -> image rows trained without their prompt (for classifier-free guidance)")
+      .range(0.0, 1.0);
   s.add("train.caption_batch", &t.caption_batch, "Image -> caption sequences per micro-batch")
       .range(0, 100000);
   s.add("train.qa_batch", &t.qa_batch,
@@ -56,16 +80,7 @@ void bind(config::Schema& s, PretrainRecipe& r) {
   s.add("train.checkpoint_every", &t.checkpoint_every, "Steps between checkpoints (0: none)")
       .range(0, 100000000);
   s.add("train.log_every", &t.log_every, "Steps between metric lines").range(1, 100000000);
-  auto& e = r.eval;
-  s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
-      .range(0, 1000000);
-  s.add("eval.questions", &e.questions, "Held-out questions answered at the end").range(0, 1000000);
-  s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
-      .range(0.0, 100.0);
-  s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
-      .range(0.0, 100.0);
-  s.add("eval.max_new_tokens", &e.max_new_tokens, "Longest answer").range(1, 100000);
-  s.add("eval.batch_size", &e.batch_size, "Prompts or questions sampled at once").range(1, 100000);
+  bind(s, r.eval);
 }
 
 void validate(const PretrainRecipe& r) {
@@ -80,6 +95,34 @@ void validate(const PretrainRecipe& r) {
   }
 }
 
+std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model,
+                                                    const OptimizerSection& o) {
+  std::vector<torch::Tensor> decay;
+  std::vector<torch::Tensor> no_decay;
+  for (const auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    // Matrices decay; norms, biases and embedding tables do not.
+    const bool embedding = p.key().find("embed") != std::string::npos;
+    (p.value().dim() >= 2 && !embedding ? decay : no_decay).push_back(p.value());
+  }
+  auto adamw = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
+                                                            .betas({o.adam_beta1, o.adam_beta2})
+                                                            .weight_decay(wd));
+  };
+  return std::make_unique<torch::optim::AdamW>(
+      std::vector<torch::optim::OptimizerParamGroup>{
+          torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
+          torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
+      torch::optim::AdamWOptions(o.learning_rate));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+}
+
 double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
   if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
   const double progress =
@@ -91,14 +134,6 @@ double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
 }
 
 namespace {
-
-const char* kCaptionQuestion = "Describe the image.";
-
-std::string step_name(int step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step-%08d", step);
-  return name;
-}
 
 // Everything a step draws from, kept in memory: images once as uint8, their VQ codes once.
 struct TrainingSet {
@@ -161,23 +196,9 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
 
   torch::manual_seed(recipe.run.seed);
   model::UnifiedModel model(config);
-  std::vector<torch::Tensor> decay;
-  std::vector<torch::Tensor> no_decay;
-  for (const auto& p : model->named_parameters()) {
-    // Matrices decay; norms, biases and embedding tables do not.
-    const bool embedding = p.key().find("embed") != std::string::npos;
-    (p.value().dim() >= 2 && !embedding ? decay : no_decay).push_back(p.value());
-  }
+  auto optimizer_ptr = make_optimizer(*model, recipe.optim);
+  torch::optim::AdamW& optimizer = *optimizer_ptr;
   const auto& o = recipe.optim;
-  auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
-                                                            .betas({o.adam_beta1, o.adam_beta2})
-                                                            .weight_decay(wd));
-  };
-  torch::optim::AdamW optimizer({torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
-                                 torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
-                                torch::optim::AdamWOptions(o.learning_rate));
-
   int start_step = 0;
   if (resume) {
     if (auto latest = latest_checkpoint(run.path())) {
@@ -202,9 +223,7 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   int64_t tokens_seen = 0;
   for (int step = start_step; step < t.steps; ++step) {
     const double lr = learning_rate_at(o, step, t.steps);
-    for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
+    set_learning_rate(optimizer, lr);
     optimizer.zero_grad();
     double text_loss = 0.0;
     double image_loss = 0.0;
@@ -217,13 +236,15 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
       std::vector<model::Sequence> t2i;
       for (int i = 0; i < t.t2i_batch; ++i) {
         const int64_t r = draw();
-        t2i.push_back(builder.text_to_image(set.records[r].prompt, set.codes[r]));
+        const bool unconditional =
+            std::uniform_real_distribution<double>(0.0, 1.0)(rng) < t.uncond_prob;
+        t2i.push_back(builder.text_to_image(set.records[r].prompt, set.codes[r], unconditional));
       }
       std::vector<model::Sequence> mm2t;
       for (int i = 0; i < t.caption_batch; ++i) {
         const int64_t r = draw();
-        mm2t.push_back(builder.image_to_text(model::bytes_to_unit(set.images[r]), kCaptionQuestion,
-                                             set.records[r].prompt));
+        mm2t.push_back(builder.image_to_text(model::bytes_to_unit(set.images[r]),
+                                             model::kCaptionQuestion, set.records[r].prompt));
       }
       for (int i = 0; i < t.qa_batch; ++i) {
         const int64_t r = draw();
@@ -267,8 +288,8 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
                   {"tokens_per_s", tokens_seen / std::max(seconds, 1e-9)}});
     }
     if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0 && done < t.steps) {
-      save_checkpoint((fs::path(run.path()) / "checkpoints" / step_name(done)).string(), model,
-                      sources, {{"step", done}}, &optimizer);
+      save_checkpoint(step_checkpoint(run.path(), done), model, sources, {{"step", done}},
+                      &optimizer);
     }
   }
   progress.finish();
@@ -279,14 +300,7 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
     read.skip_bad_rows = recipe.data.skip_bad_rows;
     return read;
   }());
-  EvalOptions eval;
-  eval.prompts = recipe.eval.prompts;
-  eval.questions = recipe.eval.questions;
-  eval.cfg_weight = recipe.eval.cfg_weight;
-  eval.temperature = recipe.eval.temperature;
-  eval.max_new_tokens = recipe.eval.max_new_tokens;
-  eval.batch_size = recipe.eval.batch_size;
-  eval.seed = static_cast<std::uint64_t>(recipe.run.seed);
+  const EvalOptions eval = eval_options(recipe.eval, static_cast<std::uint64_t>(recipe.run.seed));
   log::info("pretrain: judging " + std::to_string(eval.prompts) + " held-out prompts and " +
             std::to_string(eval.questions) + " questions");
   const TaskScores scores = evaluate_tasks(model, builder, vq, eval_rows.records, eval);

@@ -22,5 +22,8 @@ void add_recipes_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_answer_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_refine_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 
 }  // namespace corl::tools

@@ -13,9 +13,17 @@ struct Judgement {
   std::string reason;    // first failed check, empty when correct
 };
 
-// A relation holds when the centres differ by more than `position_margin` (image-relative)
-// along its axis.
-Judgement judge(const PromptSpec& spec, const Scene& detected, double position_margin = 0.1);
+struct JudgeRules {
+  // A relation holds when the centres differ by more than this (image-relative) along its axis.
+  double position_margin = 0.1;
+  // GenEval only asks that the requested objects be present, so clutter passes. ShapeWorld's
+  // captions describe the whole scene; with `exclusive` an image must also show nothing else:
+  // every detected object must be claimed by a requirement (each claims up to `count` of its
+  // matches that no earlier requirement claimed).
+  bool exclusive = false;
+};
+
+Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules& rules = {});
 
 // Whether `relation` holds for subject `a` and reference `b`.
 bool holds(Relation relation, const Object& a, const Object& b, double position_margin);

@@ -22,6 +22,9 @@ namespace corl::model {
 
 inline constexpr int64_t kIgnore = -100;  // no target at this position
 
+// The question that asks the policy for a caption, in pretraining and in the cycle reward.
+inline constexpr const char* kCaptionQuestion = "Describe the image.";
+
 struct Sequence {
   std::vector<int64_t> ids;            // text ids; placeholders and pads at image positions
   std::vector<uint8_t> understanding;  // 1 where an understanding-image feature goes
@@ -30,6 +33,9 @@ struct Sequence {
   std::vector<int64_t> text_targets;
   std::vector<int64_t> image_targets;
   torch::Tensor image;  // [3, H, W] in [-1, 1], when the sequence has an understanding image
+  // [prompt_begin, prompt_end): the positions of a text-to-image prompt's own words.
+  int64_t prompt_begin = 0;
+  int64_t prompt_end = 0;
 };
 
 struct Batch {
@@ -59,6 +65,10 @@ class SequenceBuilder {
   // the answer is not empty. `image` is [3, H, W] in [-1, 1].
   Sequence image_to_text(const torch::Tensor& image, const std::string& question,
                          const std::string& answer = "") const;
+
+  // A prefix (image_to_text without an answer) followed by sampled token ids, as sampled (no
+  // re-tokenisation), with text targets on them: the log-probs of exactly those tokens.
+  Sequence with_completion(Sequence prefix, const std::vector<int64_t>& completion) const;
 
   Batch collate(const std::vector<Sequence>& sequences, Padding padding) const;
 

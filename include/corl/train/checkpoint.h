@@ -45,6 +45,8 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
 // is missing or does not match.
 std::string resolve_checkpoint(const std::string& path);
 Policy load_policy(const std::string& path);
+// RUN/checkpoints/step-NNNNNNNN: where a run keeps the checkpoint of `step`.
+std::string step_checkpoint(const std::string& run_dir, int step);
 // The latest checkpoints/step-N of a run folder.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // Restores optimizer state saved by save_checkpoint.

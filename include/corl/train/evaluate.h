@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "corl/data/dataset.h"
+#include "corl/data/geneval.h"
 #include "corl/model/inputs.h"
 #include "corl/model/ulm.h"
 #include "corl/tokenize/vq.h"
@@ -30,16 +31,27 @@ struct EvalOptions {
   double temperature = 1.0;
   int max_new_tokens = 96;
   int batch_size = 50;
-  double position_margin = 0.1;
+  data::JudgeRules judge;
   std::uint64_t seed = 0;
 };
+
+// The held-out figures a training run prints at its end.
+struct EvalSection {
+  int prompts = 300;    // held-out prompts judged at the end
+  int questions = 300;  // held-out questions answered at the end
+  double cfg_weight = 3.0;
+  double temperature = 1.0;
+  int max_new_tokens = 96;
+  int batch_size = 50;
+  double position_margin = 0.1;
+  bool exclusive = true;  // an image showing objects the prompt did not ask for fails
+};
+
+EvalOptions eval_options(const EvalSection& section, std::uint64_t seed);
 
 // Uses the first `prompts` records with a spec and the first `questions` records of `records`.
 TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<data::Record>& records,
                           const EvalOptions& options);
-
-// Whether a completion is <think>...</think><answer>...</answer> and nothing else.
-bool well_formed(const std::string& completion);
 
 }  // namespace corl::train

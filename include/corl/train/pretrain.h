@@ -2,11 +2,15 @@
 // image -> caption and image + question -> <think>...</think><answer>...</answer>.
 #pragma once
 
+#include <torch/torch.h>
+
+#include <memory>
 #include <string>
 
 #include "corl/config/recipes.h"
 #include "corl/config/schema.h"
 #include "corl/model/config.h"
+#include "corl/train/evaluate.h"
 #include "corl/util/run_dir.h"
 
 namespace corl::train {
@@ -38,24 +42,27 @@ struct PretrainRecipe {
     int caption_batch = 4;  // image -> caption sequences per micro-batch
     int qa_batch = 12;      // image + question -> solution sequences per micro-batch
     double image_loss_weight = 1.0;
+    // Share of text -> image rows whose prompt is padded away, so the model also learns the
+    // unconditional distribution that classifier-free guidance subtracts (Janus drops 10%).
+    double uncond_prob = 0.1;
     int checkpoint_every = 250;
     int log_every = 25;
   } train;
-  struct Eval {
-    int prompts = 300;    // held-out prompts judged at the end
-    int questions = 300;  // held-out questions answered at the end
-    double cfg_weight = 3.0;
-    double temperature = 1.0;
-    int max_new_tokens = 96;
-    int batch_size = 50;
-  } eval;
+  EvalSection eval;
 };
 
+void bind(config::Schema& schema, OptimizerSection& optim);  // keys optim.*
+void bind(config::Schema& schema, EvalSection& eval);        // keys eval.*
 void bind(config::Schema& schema, PretrainRecipe& recipe);
 void validate(const PretrainRecipe& recipe);
 
 // Trains (or, with `resume`, goes on from the run's latest checkpoint) and writes RUN/final.
 void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume);
+
+// AdamW over the trainable parameters: matrices decay; norms, biases and embeddings do not.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model,
+                                                    const OptimizerSection& optim);
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 // Learning rate at `step` (0-based): linear warm-up, then cosine decay to min_lr_ratio.
 double learning_rate_at(const OptimizerSection& optim, int step, int total_steps);

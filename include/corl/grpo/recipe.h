@@ -1,0 +1,83 @@
+// Recipes of the reinforcement-learning stages: `corl train` (the unified stage) and
+// `corl refine --task t2i|mcq|oe` (the refined stages). The GRPO keys carry the names of TRL's
+// GRPOConfig and of the paper's code, so every knob is where a researcher expects it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "corl/config/recipes.h"
+#include "corl/config/schema.h"
+#include "corl/ops/group_advantages.h"
+#include "corl/ops/grpo_loss.h"
+#include "corl/reward/reward.h"
+#include "corl/train/pretrain.h"
+
+namespace corl::grpo {
+
+// Which rollouts a stage makes and trains on.
+enum class Task {
+  kUnified,  // both: G images per prompt and G answers per (image, question), one loss
+  kT2I,      // images only
+  kMM2T,     // answers only (mcq and oe refine on this, each on its own question type)
+};
+
+struct GrpoRecipe {
+  config::RunSection run{"unified"};
+  std::string init = "runs/pretrain";  // checkpoint or run folder the policy starts from
+  struct Data {
+    std::string train = "runs/data/train.jsonl";
+    std::string eval = "runs/data/eval.jsonl";
+    std::vector<std::string> qa_types = {"MC", "OE"};  // questions the stage trains on
+    bool skip_bad_rows = false;
+  } data;
+  std::string task = "unified";  // unified | t2i | mm2t
+  struct Grpo {
+    int num_generations = 8;              // G
+    int per_device_train_batch_size = 4;  // unified samples (groups) per step
+    int max_steps = 100;
+    int num_iterations = 1;  // mu: policy updates per rollout batch
+    double beta = 0.0;       // k3 KL weight; a frozen reference is kept only when > 0
+    double epsilon = 0.2;
+    double epsilon_high = 0.2;
+    std::string loss_type = "grpo";       // grpo | dapo | dr_grpo
+    std::string scale_rewards = "group";  // group | none (Dr.GRPO)
+    double temperature = 1.0;
+    int top_k = 0;
+    double top_p = 1.0;
+    int max_prompt_length = 160;
+    int max_completion_length = 64;
+    double cfg_weight = 3.0;
+    bool logprob_cfg = false;  // image log-probs from the CFG-combined logits they were drawn from
+    bool unify_reward = true;  // r = r_t2i + lambda r_mm2t, one shared advantage
+    bool unify_advantage = false;  // A = A_t2i + lambda A_mm2t, shared by image i and answer i
+    double unify_lambda = 0.8;
+    bool dynamic_sampling = false;  // drop groups whose rewards have zero spread
+    std::vector<std::string> reward_funcs = {"geneval", "accuracy", "format"};
+    std::vector<double> reward_weights = {1.0, 1.0, 0.5};
+    int caption_max_tokens = 32;  // the cycle reward's captions
+    int max_bad_steps = 5;        // non-finite steps in a row before the run stops
+  } grpo;
+  train::OptimizerSection optim{1e-4, 0, 1.0, 0.0, 0.9, 0.99, 1.0, 1};
+  struct Reward {
+    std::string cycle_text = "f1";
+    std::string cycle_image = "rmse";
+    bool geneval_partial = true;
+    double position_margin = 0.1;
+    bool exclusive = true;
+  } reward;
+  struct Train {
+    int checkpoint_every = 25;
+  } train;
+  train::EvalSection eval{300, 300, 3.0, 1.0, 96, 50, 0.1, true};
+};
+
+void bind(config::Schema& schema, GrpoRecipe& recipe);
+void validate(const GrpoRecipe& recipe);
+
+Task task_of(const GrpoRecipe& recipe);
+ops::Aggregation aggregation_of(const GrpoRecipe& recipe);
+ops::RewardScale reward_scale_of(const GrpoRecipe& recipe);
+reward::RewardOptions reward_options_of(const GrpoRecipe& recipe);
+
+}  // namespace corl::grpo

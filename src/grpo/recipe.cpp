@@ -1,0 +1,166 @@
+#include "corl/grpo/recipe.h"
+
+#include <algorithm>
+
+#include "corl/util/error.h"
+#include "corl/util/strings.h"
+
+namespace corl::grpo {
+
+void bind(config::Schema& s, GrpoRecipe& r) {
+  config::bind(s, r.run);
+  s.add("init", &r.init,
+        "Checkpoint or run folder the policy starts from (and the KL reference, when beta > 0); "
+        "--init overrides it");
+  s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
+  s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
+  s.add("data.qa_types", &r.data.qa_types, "Question types the stage trains on")
+      .choices({"MC", "OE"})
+      .min_items(1);
+  s.add("data.skip_bad_rows", &r.data.skip_bad_rows,
+        "Skip (and count) malformed rows instead of stopping at the first");
+  s.add("task", &r.task,
+        "Rollouts trained on: unified (images and answers, one loss), t2i (images), mm2t (answers)")
+      .choices({"unified", "t2i", "mm2t"});
+  auto& g = r.grpo;
+  s.add("grpo.num_generations", &g.num_generations, "G: rollouts per prompt and per question")
+      .range(2, 1024);
+  s.add("grpo.per_device_train_batch_size", &g.per_device_train_batch_size,
+        "Unified samples (groups) per step")
+      .range(1, 100000);
+  s.add("grpo.max_steps", &g.max_steps, "Rollout batches (steps) to train on").range(1, 100000000);
+  s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per rollout batch")
+      .range(1, 100);
+  s.add("grpo.beta", &g.beta, "Weight of the k3 KL to the frozen starting policy (0: no reference)")
+      .range(0.0, 100.0);
+  s.add("grpo.epsilon", &g.epsilon, "Lower clip: ratio >= 1 - epsilon").range(0.0, 1.0);
+  s.add("grpo.epsilon_high", &g.epsilon_high, "Upper clip: ratio <= 1 + epsilon_high")
+      .range(0.0, 100.0);
+  s.add("grpo.loss_type", &g.loss_type,
+        "Aggregation: grpo (mean over rollouts of token means), dapo (mean over all tokens), "
+        "dr_grpo (token sums / max_completion_length)")
+      .choices({"grpo", "dapo", "dr_grpo"});
+  s.add("grpo.scale_rewards", &g.scale_rewards,
+        "group: divide advantages by the group's std; none: mean-centred only (Dr.GRPO)")
+      .choices({"group", "none"});
+  s.add("grpo.temperature", &g.temperature, "Sampling temperature of the rollouts")
+      .range(1e-3, 100.0);
+  s.add("grpo.top_k", &g.top_k, "Rollout top-k (0: none)").range(0, 1000000);
+  s.add("grpo.top_p", &g.top_p, "Rollout nucleus mass (1: none)").range(1e-6, 1.0);
+  s.add("grpo.max_prompt_length", &g.max_prompt_length,
+        "Longest prompt or question prefix in tokens; a longer row is an error")
+      .range(8, 100000);
+  s.add("grpo.max_completion_length", &g.max_completion_length, "Longest sampled answer")
+      .range(1, 100000);
+  s.add("grpo.cfg_weight", &g.cfg_weight, "Classifier-free guidance weight of the rollout images")
+      .range(0.0, 100.0);
+  s.add("grpo.logprob_cfg", &g.logprob_cfg,
+        "Image log-probs from the guided logits the codes were drawn from (else conditional)");
+  s.add("grpo.unify_reward", &g.unify_reward,
+        "Unified stage: r = r_t2i + lambda r_mm2t, one group advantage shared by image i and "
+        "answer i");
+  s.add("grpo.unify_advantage", &g.unify_advantage,
+        "Unified stage: A = A_t2i + lambda A_mm2t from per-task advantages, shared likewise "
+        "(when unify_reward is false)");
+  s.add("grpo.unify_lambda", &g.unify_lambda, "lambda: weight of the understanding task")
+      .range(0.0, 100.0);
+  s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
+        "Drop groups whose rewards have zero spread (no signal)");
+  s.add("grpo.reward_funcs", &g.reward_funcs,
+        "Rewards by name: cycle, tim, geneval (images); accuracy, format (answers)")
+      .choices(reward::reward_names())
+      .min_items(1);
+  s.add("grpo.reward_weights", &g.reward_weights, "Weight of each reward, in reward_funcs' order")
+      .range(-1000.0, 1000.0);
+  s.add("grpo.caption_max_tokens", &g.caption_max_tokens, "Longest caption of the cycle reward")
+      .range(1, 10000);
+  s.add("grpo.max_bad_steps", &g.max_bad_steps,
+        "Non-finite steps in a row (skipped, counted) before the run stops")
+      .range(1, 1000000);
+  train::bind(s, r.optim);
+  auto& w = r.reward;
+  s.add("reward.cycle_text", &w.cycle_text, "Caption vs prompt in the cycle reward")
+      .choices({"f1", "jaccard"});
+  s.add("reward.cycle_image", &w.cycle_image, "Image distance in the cycle reward")
+      .choices({"rmse", "ssim"});
+  s.add("reward.geneval_partial", &w.geneval_partial,
+        "geneval reward: the judge's partial credit (else 1 for a correct image, 0 otherwise)");
+  s.add("reward.position_margin", &w.position_margin,
+        "Centres must differ by more than this for a relation to hold")
+      .range(0.0, 1.0);
+  s.add("reward.exclusive", &w.exclusive,
+        "geneval reward: objects the prompt did not ask for count against the image");
+  s.add("train.checkpoint_every", &r.train.checkpoint_every, "Steps between checkpoints (0: none)")
+      .range(0, 100000000);
+  train::bind(s, r.eval);
+}
+
+Task task_of(const GrpoRecipe& r) {
+  if (r.task == "t2i") return Task::kT2I;
+  if (r.task == "mm2t") return Task::kMM2T;
+  return Task::kUnified;
+}
+
+void validate(const GrpoRecipe& r) {
+  const auto& g = r.grpo;
+  if (g.reward_weights.size() != g.reward_funcs.size()) {
+    throw RecipeError("grpo.reward_weights: " + std::to_string(g.reward_weights.size()) +
+                      " weights for " + std::to_string(g.reward_funcs.size()) +
+                      " reward_funcs; give one weight per reward");
+  }
+  const Task task = task_of(r);
+  bool image = false;
+  bool answer = false;
+  for (const auto& name : g.reward_funcs) {
+    if (std::count(g.reward_funcs.begin(), g.reward_funcs.end(), name) > 1) {
+      throw RecipeError("grpo.reward_funcs: '" + name + "' is listed twice");
+    }
+    image |= reward::is_image_reward(name);
+    answer |= reward::is_answer_reward(name);
+    if (task == Task::kT2I && reward::is_answer_reward(name)) {
+      throw RecipeError("grpo.reward_funcs: '" + name +
+                        "' scores answers, but task t2i makes only images");
+    }
+    if (task == Task::kMM2T && reward::is_image_reward(name)) {
+      throw RecipeError("grpo.reward_funcs: '" + name +
+                        "' scores images, but task mm2t makes only answers");
+    }
+  }
+  if (task != Task::kMM2T && !image) {
+    throw RecipeError("grpo.reward_funcs: task " + r.task +
+                      " makes images but no reward scores them (cycle, tim or geneval)");
+  }
+  if (task != Task::kT2I && !answer) {
+    throw RecipeError("grpo.reward_funcs: task " + r.task +
+                      " makes answers but no reward scores them (accuracy or format)");
+  }
+  if (task == Task::kUnified && !g.unify_reward && !g.unify_advantage) {
+    throw RecipeError(
+        "grpo.unify_reward and grpo.unify_advantage are both false: the unified stage needs one "
+        "way to share an advantage between image i and answer i");
+  }
+  if (r.optim.learning_rate <= 0.0) {
+    throw RecipeError("optim.learning_rate must be > 0 for a training stage");
+  }
+}
+
+ops::Aggregation aggregation_of(const GrpoRecipe& r) {
+  if (r.grpo.loss_type == "dapo") return ops::Aggregation::kTokenMean;
+  if (r.grpo.loss_type == "dr_grpo") return ops::Aggregation::kSeqMeanTokenSumNorm;
+  return ops::Aggregation::kSeqMeanTokenMean;
+}
+
+ops::RewardScale reward_scale_of(const GrpoRecipe& r) {
+  return r.grpo.scale_rewards == "none" ? ops::RewardScale::kNone : ops::RewardScale::kGroup;
+}
+
+reward::RewardOptions reward_options_of(const GrpoRecipe& r) {
+  reward::RewardOptions o;
+  o.cycle_text = r.reward.cycle_text;
+  o.cycle_image = r.reward.cycle_image;
+  o.geneval_partial = r.reward.geneval_partial;
+  o.judge = {r.reward.position_margin, r.reward.exclusive};
+  return o;
+}
+
+}  // namespace corl::grpo

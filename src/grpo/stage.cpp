@@ -1,0 +1,647 @@
+#include "corl/grpo/stage.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "corl/data/dataset.h"
+#include "corl/model/safetensors.h"
+#include "corl/ops/group_advantages.h"
+#include "corl/ops/grpo_loss.h"
+#include "corl/rollout/rollout.h"
+#include "corl/train/checkpoint.h"
+#include "corl/train/evaluate.h"
+#include "corl/train/pretrain.h"
+#include "corl/util/error.h"
+#include "corl/util/fs.h"
+#include "corl/util/log.h"
+#include "corl/util/progress.h"
+
+namespace corl::grpo {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct NamedImageReward {
+  std::string name;
+  double weight;
+  std::unique_ptr<reward::ImageReward> reward;
+};
+struct NamedAnswerReward {
+  std::string name;
+  double weight;
+  std::unique_ptr<reward::AnswerReward> reward;
+};
+
+// What one step rolled out, scored and will train on.
+struct StepBatch {
+  std::vector<int> rows;  // dataset rows of the step's samples
+  rollout::ImageRollouts images;
+  rollout::AnswerRollouts answers;
+  torch::Tensor r_t2i, r_mm2t;  // [P * G] float64 weighted sums, when the task has them
+  std::map<std::string, torch::Tensor> by_reward;
+  torch::Tensor advantages;   // [P * G] shared by image i and answer i (or one task's)
+  torch::Tensor kept_groups;  // [P] bool
+  std::vector<torch::Tensor> image_hidden, text_hidden;
+  torch::Tensor old_t2i, ref_t2i;  // [P * G, image_tokens] when needed
+  torch::Tensor old_mm2t, ref_mm2t, mask_mm2t;
+};
+
+nlohmann::json tensor_json(const torch::Tensor& t) {
+  const auto values = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  if (values.dim() == 0) return values.item<double>();
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t i = 0; i < values.size(0); ++i) out.push_back(tensor_json(values[i]));
+  return out;
+}
+
+nlohmann::json mean_std(const torch::Tensor& values) {
+  const auto v = values.to(torch::kDouble);
+  return {{"mean", v.mean().item<double>()}, {"std", v.numel() > 1 ? v.std().item<double>() : 0.0}};
+}
+
+// Rollouts [P * G] of the kept groups only, as indices.
+torch::Tensor kept_rollouts(const torch::Tensor& kept_groups, int64_t group_size) {
+  return kept_groups.repeat_interleave(group_size).nonzero().squeeze(1);
+}
+
+class Stage {
+ public:
+  Stage(const GrpoRecipe& recipe, util::RunDir& run, const StageOptions& options)
+      : recipe_(recipe), run_(run), options_(options), task_(task_of(recipe)) {}
+
+  void run();
+
+ private:
+  void load();
+  std::vector<int> draw_rows(int step) const;
+  StepBatch roll(int step);
+  void score(StepBatch& batch, nlohmann::json& metrics);
+  void advantages(StepBatch& batch, nlohmann::json& metrics);
+  // One policy update over the kept groups; false when the loss was not finite.
+  bool update(StepBatch& batch, int step, int iteration, nlohmann::json& metrics,
+              nlohmann::json* dump);
+  void save(const std::string& dir, int step, bool with_optimizer);
+
+  bool images_on() const { return task_ != Task::kMM2T; }
+  bool answers_on() const { return task_ != Task::kT2I; }
+  rollout::RolloutOptions rollout_options() const;
+
+  const GrpoRecipe& recipe_;
+  util::RunDir& run_;
+  StageOptions options_;
+  Task task_;
+
+  train::Policy policy_;
+  model::UnifiedModel reference_{nullptr};
+  std::unique_ptr<model::SequenceBuilder> builder_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  train::CheckpointSources sources_;
+  std::vector<data::Record> rows_;
+  std::vector<NamedImageReward> image_rewards_;
+  std::vector<NamedAnswerReward> answer_rewards_;
+  bool need_captions_ = false;
+  bool need_hidden_ = false;
+  int bad_in_row_ = 0;
+  int bad_total_ = 0;
+};
+
+rollout::RolloutOptions Stage::rollout_options() const {
+  const auto& g = recipe_.grpo;
+  rollout::RolloutOptions o;
+  o.num_generations = g.num_generations;
+  o.temperature = g.temperature;
+  o.top_k = g.top_k;
+  o.top_p = g.top_p;
+  o.max_completion_length = g.max_completion_length;
+  o.cfg_weight = g.cfg_weight;
+  o.logprob_cfg = g.logprob_cfg;
+  return o;
+}
+
+void Stage::load() {
+  log::info(recipe_.run.name + ": starting policy " + recipe_.init);
+  policy_ = train::load_policy(recipe_.init);
+  sources_ = {policy_.dir + "/text.model", policy_.dir + "/vq.safetensors"};
+  builder_ = std::make_unique<model::SequenceBuilder>(*policy_.text, policy_.model->config);
+  policy_.vq->eval();
+  for (auto& p : policy_.vq->parameters()) p.set_requires_grad(false);
+  if (recipe_.grpo.beta > 0.0) {
+    reference_ = train::load_policy(recipe_.init).model;
+    reference_->eval();
+    for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+  }
+
+  const auto& g = recipe_.grpo;
+  const auto reward_options = reward_options_of(recipe_);
+  for (size_t k = 0; k < g.reward_funcs.size(); ++k) {
+    const std::string& name = g.reward_funcs[k];
+    if (reward::is_image_reward(name)) {
+      auto r = reward::make_image_reward(name, reward_options);
+      need_captions_ |= r->needs_caption();
+      need_hidden_ |= r->needs_hidden();
+      image_rewards_.push_back({name, g.reward_weights[k], std::move(r)});
+    } else {
+      answer_rewards_.push_back(
+          {name, g.reward_weights[k], reward::make_answer_reward(name, reward_options)});
+    }
+  }
+
+  data::ReadOptions read;
+  read.resolution = policy_.model->config.image_size;
+  read.skip_bad_rows = recipe_.data.skip_bad_rows;
+  auto dataset = data::read_dataset(recipe_.data.train, read);
+  const bool need_spec = std::any_of(image_rewards_.begin(), image_rewards_.end(),
+                                     [](const auto& r) { return r.name == "geneval"; });
+  for (auto& r : dataset.records) {
+    const bool type_ok = std::find(recipe_.data.qa_types.begin(), recipe_.data.qa_types.end(),
+                                   r.qa_type) != recipe_.data.qa_types.end();
+    if (answers_on() && !type_ok) continue;
+    if (need_spec && !r.spec) {
+      throw DataError(recipe_.data.train + ":" + std::to_string(r.line) +
+                      ": the geneval reward needs a scene spec (\"spec\") on every row");
+    }
+    rows_.push_back(std::move(r));
+  }
+  if (rows_.empty()) {
+    throw DataError(recipe_.data.train + ": no rows with qa_type in data.qa_types to train on");
+  }
+}
+
+std::vector<int> Stage::draw_rows(int step) const {
+  std::mt19937_64 rng(data::split_seed(recipe_.run.seed, "grpo/rows/" + std::to_string(step)));
+  std::vector<int> rows;
+  for (int i = 0; i < recipe_.grpo.per_device_train_batch_size; ++i) {
+    rows.push_back(static_cast<int>(rng() % rows_.size()));
+  }
+  return rows;
+}
+
+StepBatch Stage::roll(int step) {
+  StepBatch batch;
+  batch.rows = draw_rows(step);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(
+      data::split_seed(recipe_.run.seed, "grpo/rollout/" + std::to_string(step)));
+  const auto options = rollout_options();
+  auto& model = policy_.model;
+  model->eval();
+  if (images_on()) {
+    std::vector<std::string> prompts;
+    for (int r : batch.rows) {
+      const auto length = builder_->text_to_image(rows_[r].prompt).ids.size();
+      if (static_cast<int>(length) > recipe_.grpo.max_prompt_length) {
+        throw DataError(recipe_.data.train + ":" + std::to_string(rows_[r].line) + ": prompt is " +
+                        std::to_string(length) + " tokens, over grpo.max_prompt_length " +
+                        std::to_string(recipe_.grpo.max_prompt_length));
+      }
+      prompts.push_back(rows_[r].prompt);
+    }
+    batch.images = rollout::roll_images(model, *builder_, policy_.vq, prompts, options, generator);
+  }
+  if (answers_on()) {
+    std::vector<torch::Tensor> images;
+    std::vector<std::string> questions;
+    for (int r : batch.rows) {
+      images.push_back(model::image_to_tensor(rows_[r].image, model->config.image_size));
+      questions.push_back(rows_[r].qa_problem);
+      const auto length = builder_->image_to_text(images.back(), questions.back()).ids.size();
+      if (static_cast<int>(length) > recipe_.grpo.max_prompt_length) {
+        throw DataError(recipe_.data.train + ":" + std::to_string(rows_[r].line) +
+                        ": question prefix is " + std::to_string(length) +
+                        " tokens, over grpo.max_prompt_length " +
+                        std::to_string(recipe_.grpo.max_prompt_length));
+      }
+    }
+    batch.answers = rollout::roll_answers(model, *builder_, images, questions, options, generator);
+  }
+  return batch;
+}
+
+void Stage::score(StepBatch& batch, nlohmann::json& metrics) {
+  auto& model = policy_.model;
+  if (images_on()) {
+    const auto& im = batch.images;
+    const int64_t n = static_cast<int64_t>(im.prompts.size());
+    std::vector<std::string> captions;
+    if (need_captions_) {
+      captions =
+          rollout::caption_images(model, *builder_, im.images, recipe_.grpo.caption_max_tokens);
+    }
+    if (need_hidden_ || recipe_.grpo.num_iterations > 1) {
+      // One pass gives the hidden states tim reads and the old log-probs mu > 1 needs.
+      torch::NoGradGuard no_grad;
+      auto scores = rollout::score_images(model, *builder_, im.prompts, im.codes, rollout_options(),
+                                          {false, need_hidden_});
+      batch.old_t2i = scores.logp;
+      if (need_hidden_) {
+        for (int64_t i = 0; i < n; ++i) batch.image_hidden.push_back(scores.image_hidden[i]);
+        batch.text_hidden = std::move(scores.text_hidden);
+      }
+    }
+    batch.r_t2i = torch::zeros({n}, torch::kDouble);
+    for (const auto& named : image_rewards_) {
+      auto values = torch::zeros({n}, torch::kDouble);
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& row = rows_[batch.rows[im.source[i]]];
+        reward::ImageCase c;
+        c.prompt = row.prompt;
+        c.spec = row.spec ? &*row.spec : nullptr;
+        c.real_image = row.image;
+        c.image = im.images[i];
+        if (need_captions_) c.caption = captions[i];
+        if (need_hidden_) {
+          c.image_hidden = batch.image_hidden[i];
+          c.text_hidden = batch.text_hidden[i];
+        }
+        values[i] = named.reward->score(c);
+      }
+      batch.by_reward[named.name] = values;
+      batch.r_t2i += named.weight * values;
+      metrics["reward/" + named.name] = mean_std(values);
+    }
+    metrics["reward_t2i"] = mean_std(batch.r_t2i);
+    if (need_captions_ && !captions.empty()) metrics["sample_caption"] = captions[0];
+  }
+  if (answers_on()) {
+    const auto& an = batch.answers;
+    const int64_t n = static_cast<int64_t>(an.completions.size());
+    batch.r_mm2t = torch::zeros({n}, torch::kDouble);
+    for (const auto& named : answer_rewards_) {
+      auto values = torch::zeros({n}, torch::kDouble);
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& row = rows_[batch.rows[an.source[i]]];
+        values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type});
+      }
+      batch.by_reward[named.name] = values;
+      batch.r_mm2t += named.weight * values;
+      metrics["reward/" + named.name] = mean_std(values);
+    }
+    metrics["reward_mm2t"] = mean_std(batch.r_mm2t);
+    auto lengths = torch::tensor(an.lengths, torch::kDouble);
+    metrics["completion_length"] = {{"mean", lengths.mean().item<double>()},
+                                    {"max", lengths.max().item<double>()},
+                                    {"min", lengths.min().item<double>()}};
+    double truncated = 0;
+    for (auto t : an.truncated) truncated += t;
+    metrics["completion_truncated"] = truncated / std::max<int64_t>(1, n);
+    metrics["sample_completion"] = an.completions.empty() ? "" : an.completions[0];
+    if (recipe_.grpo.num_iterations > 1) {
+      torch::NoGradGuard no_grad;
+      auto scores = rollout::score_completions(model, *builder_, an.sequences);
+      batch.old_mm2t = scores.logp;
+      batch.mask_mm2t = scores.mask;
+    }
+  }
+}
+
+void Stage::advantages(StepBatch& batch, nlohmann::json& metrics) {
+  const auto& g = recipe_.grpo;
+  const int64_t G = g.num_generations;
+  const auto scale = reward_scale_of(recipe_);
+  const double lambda = g.unify_lambda;
+  torch::Tensor spread_basis;  // the rewards whose zero spread means "no signal"
+  switch (task_) {
+    case Task::kT2I:
+      spread_basis = batch.r_t2i;
+      batch.advantages = ops::group_advantages(batch.r_t2i, G, scale);
+      break;
+    case Task::kMM2T:
+      spread_basis = batch.r_mm2t;
+      batch.advantages = ops::group_advantages(batch.r_mm2t, G, scale);
+      break;
+    case Task::kUnified:
+      if (g.unify_reward) {
+        spread_basis = batch.r_t2i + lambda * batch.r_mm2t;
+        metrics["reward_unified"] = mean_std(spread_basis);
+        batch.advantages = ops::group_advantages(spread_basis, G, scale);
+      } else {
+        batch.advantages = ops::group_advantages(batch.r_t2i, G, scale) +
+                           lambda * ops::group_advantages(batch.r_mm2t, G, scale);
+        // A group carries no signal only when both of its tasks have none.
+        spread_basis = batch.advantages.to(torch::kDouble);
+      }
+      break;
+  }
+  const auto zero = ops::zero_spread_groups(spread_basis, G);
+  metrics["zero_spread_fraction"] = zero.to(torch::kDouble).mean().item<double>();
+  batch.kept_groups = g.dynamic_sampling ? zero.logical_not() : torch::ones_like(zero);
+  const auto a = batch.advantages.to(torch::kDouble);
+  metrics["advantage"] = {{"mean", a.mean().item<double>()},
+                          {"std", a.numel() > 1 ? a.std().item<double>() : 0.0},
+                          {"abs_mean", a.abs().mean().item<double>()},
+                          {"max", a.max().item<double>()},
+                          {"min", a.min().item<double>()}};
+}
+
+bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& metrics,
+                   nlohmann::json* dump) {
+  const auto& g = recipe_.grpo;
+  const auto& o = recipe_.optim;
+  const int64_t G = g.num_generations;
+  auto& model = policy_.model;
+  model->train();
+  optimizer_->zero_grad();
+
+  const auto kept = kept_rollouts(batch.kept_groups, G);
+  const int64_t groups = batch.kept_groups.sum().item<int64_t>();
+  const int micro_batches =
+      static_cast<int>(std::min<int64_t>(o.gradient_accumulation_steps, groups));
+  ops::GrpoLossOptions loss_options;
+  loss_options.epsilon_low = g.epsilon;
+  loss_options.epsilon_high = g.epsilon_high;
+  loss_options.beta = g.beta;
+  loss_options.aggregation = aggregation_of(recipe_);
+
+  double loss_total = 0, loss_t2i = 0, loss_mm2t = 0;
+  double kl_t2i = 0, kl_mm2t = 0, clip_t2i = 0, clip_mm2t = 0;
+  double entropy_t2i = 0, entropy_mm2t = 0;
+  bool finite = true;
+  const bool first = iteration == 0;
+  for (int micro = 0; micro < micro_batches; ++micro) {
+    // Whole groups per micro-batch.
+    const int64_t g0 = groups * micro / micro_batches;
+    const int64_t g1 = groups * (micro + 1) / micro_batches;
+    const auto index = kept.narrow(0, g0 * G, (g1 - g0) * G);
+    const auto advantages = batch.advantages.index_select(0, index).to(torch::kFloat32);
+    torch::Tensor loss = torch::zeros({});
+    nlohmann::json micro_dump;
+    if (images_on()) {
+      std::vector<std::string> prompts;
+      for (int64_t i : std::vector<int64_t>(index.data_ptr<int64_t>(),
+                                            index.data_ptr<int64_t>() + index.numel())) {
+        prompts.push_back(batch.images.prompts[i]);
+      }
+      const auto codes = batch.images.codes.index_select(0, index);
+      auto scores = rollout::score_images(model, *builder_, prompts, codes, rollout_options(),
+                                          {first, false});
+      const auto old =
+          batch.old_t2i.defined() ? batch.old_t2i.index_select(0, index) : scores.logp.detach();
+      torch::Tensor ref;
+      if (g.beta > 0.0) {
+        torch::NoGradGuard no_grad;
+        ref = rollout::score_images(reference_, *builder_, prompts, codes, rollout_options()).logp;
+      }
+      const auto mask = torch::ones_like(scores.logp);
+      loss_options.max_completion_length = scores.logp.size(1);
+      const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, mask, loss_options);
+      loss = loss + l.loss;
+      loss_t2i += l.loss.item<double>() / micro_batches;
+      kl_t2i += l.kl / micro_batches;
+      clip_t2i += l.clip_fraction / micro_batches;
+      if (first) entropy_t2i += scores.entropy.mean().item<double>() / micro_batches;
+      if (dump) {
+        micro_dump["t2i"] = {
+            {"rollouts", tensor_json(index)},        {"logp", tensor_json(scores.logp)},
+            {"old_logp", tensor_json(old)},          {"mask", tensor_json(mask)},
+            {"advantages", tensor_json(advantages)}, {"loss", l.loss.item<double>()}};
+        if (ref.defined()) micro_dump["t2i"]["ref_logp"] = tensor_json(ref);
+      }
+    }
+    if (answers_on()) {
+      std::vector<model::Sequence> sequences;
+      for (int64_t i : std::vector<int64_t>(index.data_ptr<int64_t>(),
+                                            index.data_ptr<int64_t>() + index.numel())) {
+        sequences.push_back(batch.answers.sequences[i]);
+      }
+      auto scores = rollout::score_completions(model, *builder_, sequences, {first, false});
+      torch::Tensor old = scores.logp.detach();
+      if (batch.old_mm2t.defined()) {
+        // Stored for all rollouts at the batch's width; this micro-batch's may be narrower.
+        old = batch.old_mm2t.index_select(0, index).narrow(1, 0, scores.logp.size(1));
+      }
+      torch::Tensor ref;
+      if (g.beta > 0.0) {
+        torch::NoGradGuard no_grad;
+        ref = rollout::score_completions(reference_, *builder_, sequences).logp;
+      }
+      loss_options.max_completion_length = g.max_completion_length;
+      const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, scores.mask, loss_options);
+      loss = loss + l.loss;
+      loss_mm2t += l.loss.item<double>() / micro_batches;
+      kl_mm2t += l.kl / micro_batches;
+      clip_mm2t += l.clip_fraction / micro_batches;
+      if (first) {
+        entropy_mm2t +=
+            ((scores.entropy * scores.mask).sum() / scores.mask.sum().clamp_min(1)).item<double>() /
+            micro_batches;
+      }
+      if (dump) {
+        micro_dump["mm2t"] = {
+            {"rollouts", tensor_json(index)},        {"logp", tensor_json(scores.logp)},
+            {"old_logp", tensor_json(old)},          {"mask", tensor_json(scores.mask)},
+            {"advantages", tensor_json(advantages)}, {"loss", l.loss.item<double>()}};
+        if (ref.defined()) micro_dump["mm2t"]["ref_logp"] = tensor_json(ref);
+      }
+    }
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      finite = false;
+      break;
+    }
+    loss_total += value / micro_batches;
+    (loss / micro_batches).backward();
+    if (dump) {
+      micro_dump["loss"] = value;
+      (*dump)["micro_batches"].push_back(micro_dump);
+    }
+  }
+  if (!finite) {
+    optimizer_->zero_grad();
+    return false;
+  }
+  double grad_norm = 0.0;
+  if (o.max_grad_norm > 0) {
+    grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.max_grad_norm);
+  }
+  if (!std::isfinite(grad_norm)) {
+    optimizer_->zero_grad();
+    return false;
+  }
+  const double lr = train::learning_rate_at(o, step, recipe_.grpo.max_steps);
+  train::set_learning_rate(*optimizer_, lr);
+  optimizer_->step();
+
+  if (first) {
+    metrics["lr"] = lr;
+    metrics["grad_norm"] = grad_norm;
+    metrics["loss"] = loss_total;
+    if (images_on()) {
+      metrics["loss_t2i"] = loss_t2i;
+      metrics["clip_fraction_t2i"] = clip_t2i;
+      metrics["entropy_t2i"] = entropy_t2i;
+      if (g.beta > 0) metrics["kl_t2i"] = kl_t2i;
+    }
+    if (answers_on()) {
+      metrics["loss_mm2t"] = loss_mm2t;
+      metrics["clip_fraction_mm2t"] = clip_mm2t;
+      metrics["entropy_mm2t"] = entropy_mm2t;
+      if (g.beta > 0) metrics["kl_mm2t"] = kl_mm2t;
+    }
+  }
+  return true;
+}
+
+void Stage::save(const std::string& dir, int step, bool with_optimizer) {
+  const nlohmann::json trainer = {{"step", step},
+                                  {"stage", recipe_.run.name},
+                                  {"task", recipe_.task},
+                                  {"init", recipe_.init},
+                                  // The rows and the rollout generator of step s follow from (seed,
+                                  // s): the data position and the random state are the step itself.
+                                  {"seed", recipe_.run.seed},
+                                  {"data_position", step},
+                                  {"bad_steps_in_row", bad_in_row_},
+                                  {"bad_steps", bad_total_}};
+  train::save_checkpoint(dir, policy_.model, sources_, trainer,
+                         with_optimizer ? optimizer_.get() : nullptr);
+}
+
+void Stage::run() {
+  load();
+  const auto& g = recipe_.grpo;
+  optimizer_ = train::make_optimizer(*policy_.model, recipe_.optim);
+  int start = 0;
+  if (options_.resume) {
+    if (auto latest = train::latest_checkpoint(run_.path())) {
+      model::load_module(*policy_.model, *latest + "/model.safetensors");
+      train::load_optimizer(*latest, *optimizer_);
+      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
+      start = trainer.at("step").get<int>();
+      bad_in_row_ = trainer.value("bad_steps_in_row", 0);
+      bad_total_ = trainer.value("bad_steps", 0);
+      log::info(recipe_.run.name + ": resuming from " + *latest + " at step " +
+                std::to_string(start));
+    } else {
+      log::warn(recipe_.run.name + ": --resume given but " + run_.path() +
+                " has no checkpoint; starting anew");
+    }
+  }
+  log::info(recipe_.run.name + ": " + std::to_string(rows_.size()) + " training rows, " +
+            std::to_string(g.max_steps) + " steps of " +
+            std::to_string(g.per_device_train_batch_size) + " groups x " +
+            std::to_string(g.num_generations) + " (" + recipe_.task + ")");
+
+  util::Progress progress(recipe_.run.name, g.max_steps - start, "steps");
+  for (int step = start; step < g.max_steps; ++step) {
+    nlohmann::json metrics = {{"step", step + 1}};
+    const auto t0 = Clock::now();
+    StepBatch batch = roll(step);
+    const double rollout_s = seconds_since(t0);
+    const auto t1 = Clock::now();
+    score(batch, metrics);
+    advantages(batch, metrics);
+    const double reward_s = seconds_since(t1);
+
+    const auto t2 = Clock::now();
+    bool finite = true;
+    for (const auto& [name, values] : batch.by_reward) {
+      finite &= torch::isfinite(values).all().item<bool>();
+    }
+    nlohmann::json dump;
+    const bool dumping = !options_.dump_batch.empty() && step == start;
+    int updates = 0;
+    if (finite && batch.kept_groups.any().item<bool>()) {
+      for (int iteration = 0; iteration < g.num_iterations && finite; ++iteration) {
+        finite =
+            update(batch, step, iteration, metrics, dumping && iteration == 0 ? &dump : nullptr);
+        updates += finite;
+      }
+    }
+    const double update_s = seconds_since(t2);
+    if (!finite) {
+      ++bad_total_;
+      ++bad_in_row_;
+      log::warn(recipe_.run.name + ": step " + std::to_string(step + 1) +
+                ": non-finite reward or loss; step skipped (" + std::to_string(bad_in_row_) +
+                " in a row)");
+      if (bad_in_row_ >= g.max_bad_steps) {
+        throw DataError(recipe_.run.name + ": " + std::to_string(bad_in_row_) +
+                        " non-finite steps in a row (grpo.max_bad_steps); stopping. The last "
+                        "good checkpoint in " +
+                        run_.path() + "/checkpoints is intact");
+      }
+    } else {
+      bad_in_row_ = 0;
+    }
+    metrics["updates"] = updates;
+    metrics["bad_steps"] = bad_total_;
+    metrics["groups_kept"] = batch.kept_groups.sum().item<int64_t>();
+    metrics["time_rollout"] = rollout_s;
+    metrics["time_reward"] = reward_s;
+    metrics["time_update"] = update_s;
+    run_.metric(metrics);
+
+    if (dumping) {
+      dump["step"] = step + 1;
+      dump["loss_type"] = g.loss_type;
+      dump["epsilon"] = g.epsilon;
+      dump["epsilon_high"] = g.epsilon_high;
+      dump["beta"] = g.beta;
+      dump["max_completion_length"] = g.max_completion_length;
+      dump["num_generations"] = g.num_generations;
+      dump["scale_rewards"] = g.scale_rewards;
+      dump["unify_lambda"] = g.unify_lambda;
+      dump["unify_reward"] = g.unify_reward;
+      dump["task"] = recipe_.task;
+      dump["gradient_accumulation_steps"] = recipe_.optim.gradient_accumulation_steps;
+      if (batch.r_t2i.defined()) dump["reward_t2i"] = tensor_json(batch.r_t2i);
+      if (batch.r_mm2t.defined()) dump["reward_mm2t"] = tensor_json(batch.r_mm2t);
+      for (const auto& [name, values] : batch.by_reward)
+        dump["rewards"][name] = tensor_json(values);
+      dump["advantages"] = tensor_json(batch.advantages);
+      dump["kept_groups"] = tensor_json(batch.kept_groups);
+      if (answers_on()) dump["completions"] = batch.answers.completions;
+      if (images_on()) dump["prompts"] = batch.images.prompts;
+      fs::create_directories(options_.dump_batch);
+      util::write_file_atomic(options_.dump_batch + "/batch.json", dump.dump(1) + "\n");
+      log::info(recipe_.run.name + ": wrote step " + std::to_string(step + 1) + "'s batch to " +
+                options_.dump_batch + "/batch.json");
+    }
+    progress.advance();
+    const int done = step + 1;
+    if (recipe_.train.checkpoint_every > 0 && done % recipe_.train.checkpoint_every == 0 &&
+        done < g.max_steps) {
+      save(train::step_checkpoint(run_.path(), done), done, true);
+    }
+  }
+  progress.finish();
+  save(run_.path() + "/final", g.max_steps, false);
+
+  // Held-out figures of the trained policy.
+  if (recipe_.eval.prompts > 0 || recipe_.eval.questions > 0) {
+    data::ReadOptions read;
+    read.resolution = policy_.model->config.image_size;
+    read.skip_bad_rows = recipe_.data.skip_bad_rows;
+    const auto eval_rows = data::read_dataset(recipe_.data.eval, read);
+    const auto scores =
+        train::evaluate_tasks(policy_.model, *builder_, policy_.vq, eval_rows.records,
+                              train::eval_options(recipe_.eval, recipe_.run.seed));
+    run_.metric({{"step", g.max_steps},
+                 {"geneval", scores.geneval},
+                 {"geneval_categories", scores.categories},
+                 {"answer_accuracy", scores.answer_accuracy},
+                 {"format_rate", scores.format_rate},
+                 {"prompts", scores.prompts},
+                 {"questions", scores.questions}});
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "held-out geneval %.3f (n = %d), answer accuracy %.3f, well-formed %.3f (n = %d)",
+                  scores.geneval, scores.prompts, scores.answer_accuracy, scores.format_rate,
+                  scores.questions);
+    log::info(recipe_.run.name + ": " + line + "; wrote " + run_.path() + "/final");
+  }
+}
+
+}  // namespace
+
+void run_stage(const GrpoRecipe& recipe, util::RunDir& run, const StageOptions& options) {
+  Stage(recipe, run, options).run();
+}
+
+}  // namespace corl::grpo

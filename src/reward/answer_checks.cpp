@@ -1,0 +1,68 @@
+// The verifiable checks behind the image-to-text rewards: the completion's form, and its answer.
+#include <cctype>
+#include <stdexcept>
+
+#include "corl/data/answers.h"
+#include "corl/reward/reward.h"
+#include "corl/util/strings.h"
+
+namespace corl::reward {
+namespace {
+
+bool blank(const std::string& text, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    if (!std::isspace(static_cast<unsigned char>(text[i]))) return false;
+  }
+  return true;
+}
+
+size_t occurrences(const std::string& text, const std::string& tag) {
+  size_t n = 0;
+  for (size_t at = text.find(tag); at != std::string::npos; at = text.find(tag, at + tag.size())) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+// With exactly one of each tag, the order open think < close think < open answer < close answer
+// is what rules out nesting; only whitespace may lie outside and between the two blocks. An
+// empty <think> is allowed (the answer is what is graded), an empty <answer> is not.
+bool well_formed(const std::string& completion) {
+  static const std::string kTags[] = {"<think>", "</think>", "<answer>", "</answer>"};
+  size_t at[4];
+  for (int i = 0; i < 4; ++i) {
+    if (occurrences(completion, kTags[i]) != 1) return false;
+    at[i] = completion.find(kTags[i]);
+    if (i > 0 && at[i] < at[i - 1]) return false;
+  }
+  const size_t think_end = at[1] + kTags[1].size();
+  const size_t answer_begin = at[2] + kTags[2].size();
+  const size_t answer_end = at[3] + kTags[3].size();
+  return blank(completion, 0, at[0]) && blank(completion, think_end, at[2]) &&
+         blank(completion, answer_end, completion.size()) &&
+         !blank(completion, answer_begin, at[3]);
+}
+
+bool answer_correct(const std::string& completion, const std::string& solution,
+                    const std::string& qa_type) {
+  if (qa_type != "MC" && qa_type != "OE") {
+    throw std::invalid_argument("answer_correct: qa_type must be \"MC\" or \"OE\", got \"" +
+                                qa_type + "\"");
+  }
+  // The dataset stores "<answer>B</answer>" (maybe after a <think> block); hand-made rows may
+  // give the bare answer.
+  const bool tagged = solution.find("<answer>") != std::string::npos ||
+                      solution.find("</answer>") != std::string::npos;
+  const std::optional<std::string> gold =
+      tagged ? data::extract_answer(solution) : std::optional<std::string>(util::trim(solution));
+  if (!gold || gold->empty()) {
+    throw std::invalid_argument("answer_correct: solution \"" + solution + "\" has no answer");
+  }
+  const std::optional<std::string> predicted = data::extract_answer(completion);
+  return predicted && !predicted->empty() &&
+         data::answers_match(*predicted, *gold, qa_type == "MC");
+}
+
+}  // namespace corl::reward

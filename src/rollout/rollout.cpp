@@ -1,0 +1,156 @@
+#include "corl/rollout/rollout.h"
+
+#include "corl/model/sampling.h"
+#include "corl/ops/token_logprobs.h"
+
+namespace corl::rollout {
+
+namespace {
+
+// Hidden states of a collated batch.
+torch::Tensor hidden_of(model::UnifiedModel& model, const model::Batch& batch) {
+  return model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+}
+
+}  // namespace
+
+ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                         const std::vector<std::string>& prompts, const torch::Tensor& codes,
+                         const RolloutOptions& options, const ScoreRequest& request) {
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  const int64_t tokens = model->config.image_tokens;
+  TORCH_CHECK(codes.dim() == 2 && codes.size(0) == rows && codes.size(1) == tokens,
+              "score_images: codes must be [prompts, image_tokens]");
+  const bool guided = options.logprob_cfg && options.cfg_weight != 1.0;
+  std::vector<model::Sequence> sequences;
+  for (int64_t i = 0; i < rows; ++i)
+    sequences.push_back(builder.text_to_image(prompts[i], codes[i]));
+  if (guided) {
+    for (int64_t i = 0; i < rows; ++i) {
+      sequences.push_back(builder.text_to_image(prompts[i], codes[i], /*unconditional=*/true));
+    }
+  }
+  const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
+  const auto hidden = hidden_of(model, batch);
+  // Every row has exactly `tokens` targets, in order: selecting keeps [rows, tokens].
+  const auto scored = batch.image_targets.ne(model::kIgnore);
+  const auto selected = hidden.index({scored}).view({-1, tokens, hidden.size(-1)});
+  auto logits = model->image_logits(selected).to(torch::kFloat32);
+  if (guided) {
+    const auto cond = logits.narrow(0, 0, rows);
+    const auto uncond = logits.narrow(0, rows, rows);
+    logits = uncond + options.cfg_weight * (cond - uncond);
+  }
+  const auto targets = batch.image_targets.index({scored}).view({-1, tokens}).narrow(0, 0, rows);
+  ImageScores out;
+  out.logp = ops::token_logprobs(logits, targets);
+  if (request.entropy) out.entropy = ops::token_entropy(logits.detach());
+  if (request.hidden) {
+    // The hidden state that reads code i sits at the code's own position (it scores code i + 1).
+    const auto at_codes = batch.generation.narrow(0, 0, rows);
+    out.image_hidden =
+        hidden.narrow(0, 0, rows).index({at_codes}).view({rows, tokens, -1}).detach();
+    for (int64_t i = 0; i < rows; ++i) {
+      const auto& s = sequences[i];
+      out.text_hidden.push_back(
+          hidden[i].narrow(0, s.prompt_begin, s.prompt_end - s.prompt_begin).detach());
+    }
+  }
+  return out;
+}
+
+TextScores score_completions(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                             const std::vector<model::Sequence>& sequences,
+                             const ScoreRequest& request) {
+  const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
+  const auto hidden = hidden_of(model, batch);
+  const auto scored = batch.text_targets.ne(model::kIgnore);
+  const auto logits = model->text_logits(hidden.index({scored})).to(torch::kFloat32);
+  const auto logp_flat = ops::token_logprobs(logits, batch.text_targets.index({scored}));
+
+  // Back to [N, L]: the k-th scored position of a row goes to column k.
+  const auto counts = scored.sum(1);
+  const int64_t width = std::max<int64_t>(1, counts.max().item<int64_t>());
+  const auto columns = (scored.cumsum(1) - 1).index({scored});
+  const auto rows = torch::arange(scored.size(0)).unsqueeze(1).expand_as(scored).index({scored});
+  TextScores out;
+  out.mask = torch::zeros({scored.size(0), width}, torch::kFloat32);
+  out.mask.index_put_({rows, columns}, torch::ones_like(columns, torch::kFloat32));
+  out.logp = torch::zeros({scored.size(0), width}, logp_flat.options())
+                 .index_put({rows, columns}, logp_flat);
+  if (request.entropy) {
+    out.entropy = torch::zeros({scored.size(0), width}, torch::kFloat32)
+                      .index_put_({rows, columns}, ops::token_entropy(logits.detach()));
+  }
+  return out;
+}
+
+ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                          tokenize::VQModel& vq, const std::vector<std::string>& prompts,
+                          const RolloutOptions& options, at::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  ImageRollouts out;
+  for (int p = 0; p < static_cast<int>(prompts.size()); ++p) {
+    for (int g = 0; g < options.num_generations; ++g) {
+      out.source.push_back(p);
+      out.prompts.push_back(prompts[p]);
+    }
+  }
+  model::ImageSamplingOptions sampling;
+  sampling.temperature = options.temperature;
+  sampling.top_k = options.top_k;
+  sampling.top_p = options.top_p;
+  sampling.cfg_weight = options.cfg_weight;
+  out.codes = model::generate_images(model, builder, out.prompts, sampling, generator).codes;
+  out.images = tokenize::tensor_to_images(vq->decode(out.codes));
+  return out;
+}
+
+AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                            const std::vector<torch::Tensor>& images,
+                            const std::vector<std::string>& questions,
+                            const RolloutOptions& options, at::Generator& generator) {
+  TORCH_CHECK(images.size() == questions.size(), "roll_answers: one question per image");
+  torch::NoGradGuard no_grad;
+  AnswerRollouts out;
+  std::vector<model::Sequence> prefixes;
+  for (int p = 0; p < static_cast<int>(images.size()); ++p) {
+    const auto prefix = builder.image_to_text(images[p], questions[p]);
+    for (int g = 0; g < options.num_generations; ++g) {
+      out.source.push_back(p);
+      prefixes.push_back(prefix);
+    }
+  }
+  model::SamplingOptions sampling;
+  sampling.temperature = options.temperature;
+  sampling.top_k = options.top_k;
+  sampling.top_p = options.top_p;
+  sampling.max_new_tokens = options.max_completion_length;
+  const auto samples = model::generate_text(model, builder, prefixes, sampling, generator);
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    const auto& tokens = samples.tokens[i];
+    out.sequences.push_back(builder.with_completion(prefixes[i], tokens));
+    out.completions.push_back(samples.texts[i]);
+    out.lengths.push_back(static_cast<int64_t>(tokens.size()));
+    out.truncated.push_back(tokens.empty() || tokens.back() != builder.eos_id());
+  }
+  return out;
+}
+
+std::vector<std::string> caption_images(model::UnifiedModel& model,
+                                        const model::SequenceBuilder& builder,
+                                        const std::vector<cv::Mat>& images, int max_tokens) {
+  torch::NoGradGuard no_grad;
+  std::vector<model::Sequence> prefixes;
+  for (const auto& image : images) {
+    prefixes.push_back(builder.image_to_text(
+        model::image_to_tensor(image, model->config.image_size), model::kCaptionQuestion));
+  }
+  model::SamplingOptions sampling;
+  sampling.greedy = true;
+  sampling.max_new_tokens = max_tokens;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);  // greedy: never drawn from
+  return model::generate_text(model, builder, prefixes, sampling, generator).texts;
+}
+
+}  // namespace corl::rollout

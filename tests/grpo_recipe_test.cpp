@@ -1,0 +1,83 @@
+#include <gtest/gtest.h>
+
+#include "corl/grpo/recipe.h"
+#include "corl/util/error.h"
+#include "corl/util/fs.h"
+
+namespace corl::grpo {
+namespace {
+
+const std::string kRoot = CORL_SOURCE_DIR;
+
+GrpoRecipe load(const std::string& file, const std::vector<std::string>& overrides = {}) {
+  GrpoRecipe recipe;
+  config::Schema schema;
+  config::load_recipe(file.empty() ? "" : kRoot + "/configs/" + file, overrides, recipe, schema);
+  return recipe;
+}
+
+TEST(GrpoRecipe, ShippedRecipesLoadWithTheirTasks) {
+  EXPECT_EQ(task_of(load("unified.yaml")), Task::kUnified);
+  EXPECT_EQ(task_of(load("refine_t2i.yaml")), Task::kT2I);
+  const auto mcq = load("refine_mcq.yaml");
+  EXPECT_EQ(task_of(mcq), Task::kMM2T);
+  EXPECT_EQ(mcq.data.qa_types, std::vector<std::string>{"MC"});
+  EXPECT_EQ(load("refine_oe.yaml").data.qa_types, std::vector<std::string>{"OE"});
+  // Paper Table 5: the refined stages keep a KL to the unified model, G = 16.
+  for (const char* file : {"refine_t2i.yaml", "refine_mcq.yaml", "refine_oe.yaml"}) {
+    EXPECT_DOUBLE_EQ(load(file).grpo.beta, 0.02) << file;
+    EXPECT_EQ(load(file).grpo.num_generations, 16) << file;
+  }
+}
+
+TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
+  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=grpo"})), ops::Aggregation::kSeqMeanTokenMean);
+  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=dapo"})), ops::Aggregation::kTokenMean);
+  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=dr_grpo"})),
+            ops::Aggregation::kSeqMeanTokenSumNorm);
+  EXPECT_EQ(reward_scale_of(load("", {"grpo.scale_rewards=none"})), ops::RewardScale::kNone);
+  EXPECT_EQ(reward_scale_of(load("", {"grpo.scale_rewards=group"})), ops::RewardScale::kGroup);
+  const auto options =
+      reward_options_of(load("", {"reward.cycle_image=ssim", "reward.exclusive=false"}));
+  EXPECT_EQ(options.cycle_image, "ssim");
+  EXPECT_FALSE(options.judge.exclusive);
+}
+
+TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
+  auto message = [](const std::vector<std::string>& overrides) {
+    try {
+      load("", overrides);
+    } catch (const RecipeError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message({"grpo.reward_weights=[1]"}).find("1 weights for 3 reward_funcs"),
+            std::string::npos);
+  EXPECT_NE(message({"grpo.reward_funcs=[cycle, cycle]", "grpo.reward_weights=[1, 1]"})
+                .find("listed twice"),
+            std::string::npos);
+  EXPECT_NE(message({"task=t2i"}).find("scores answers, but task t2i"), std::string::npos);
+  EXPECT_NE(message({"task=mm2t"}).find("scores images, but task mm2t"), std::string::npos);
+  EXPECT_NE(message({"grpo.reward_funcs=[geneval]", "grpo.reward_weights=[1]"})
+                .find("no reward scores them (accuracy or format)"),
+            std::string::npos);
+  EXPECT_NE(message({"grpo.unify_reward=false"}).find("unify_advantage are both false"),
+            std::string::npos);
+  EXPECT_NE(message({"grpo.reward_funcs=[cycel]"}).find("cycel"), std::string::npos);
+  EXPECT_NE(message({"grpo.num_generations=1"}).find("grpo.num_generations"), std::string::npos);
+  EXPECT_EQ(message({"grpo.unify_reward=false", "grpo.unify_advantage=true"}), "");
+}
+
+TEST(RecipeDocs, GrpoKeysAreDocumented) {
+  const std::string docs = util::read_file(kRoot + "/docs/recipes.md");
+  GrpoRecipe recipe;
+  config::Schema schema;
+  config::load_recipe(kRoot + "/configs/unified.yaml", {}, recipe, schema);
+  for (const auto& field : schema.fields()) {
+    EXPECT_NE(docs.find("`" + field->key + "`"), std::string::npos) << field->key;
+  }
+}
+
+}  // namespace
+}  // namespace corl::grpo

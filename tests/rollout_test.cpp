@@ -1,0 +1,156 @@
+#include "corl/rollout/rollout.h"
+
+#include <gtest/gtest.h>
+
+#include "corl/model/sampling.h"
+#include "tiny_model.h"
+
+namespace corl::rollout {
+namespace {
+
+using corl::testing::tiny_config;
+using corl::testing::tiny_model;
+using corl::testing::tokenizer;
+
+// With every attention and MLP output projection zeroed, the decoder is the identity on the
+// residual stream: the hidden state at t is norm(embedding of token t), and the model is a bigram
+// model whose prediction for the token after t is known from token t alone.
+model::UnifiedModel bigram_model() {
+  auto model = tiny_model();
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    if (p.key().find("o_proj") != std::string::npos ||
+        p.key().find("down_proj") != std::string::npos) {
+      p.value().zero_();
+    }
+  }
+  return model;
+}
+
+// log p(code i | ...) from the bigram model by hand: the state of the token before code i.
+torch::Tensor bigram_logprobs(model::UnifiedModel& model, int64_t begin_of_image,
+                              const torch::Tensor& codes) {
+  torch::NoGradGuard no_grad;
+  auto& decoder = model->language_model->model;
+  const auto first = decoder->norm(decoder->embed_tokens(torch::tensor({begin_of_image})));
+  const auto rest = decoder->norm(model->embed_image_codes(codes.narrow(0, 0, codes.size(0) - 1)));
+  const auto states = torch::cat({first, rest});  // state t reads token t, scores token t + 1
+  return model->image_logits(states).log_softmax(-1).gather(1, codes.unsqueeze(1)).squeeze(1);
+}
+
+TEST(RolloutScores, ImageLogprobsAreAlignedStateTScoresCodeTPlusOne) {
+  const auto config = tiny_config();
+  auto model = bigram_model();
+  const model::SequenceBuilder builder(tokenizer(), config);
+  torch::manual_seed(3);
+  const auto codes =
+      torch::randint(config.image_vocab_size, {2, config.image_tokens}, torch::kLong);
+  RolloutOptions options;
+  options.logprob_cfg = false;
+  torch::NoGradGuard no_grad;
+  const auto scores =
+      score_images(model, builder, {"a photo of a red circle", "a blue square"}, codes, options);
+  ASSERT_EQ(scores.logp.sizes(), codes.sizes());
+  const int64_t boi = tokenizer().piece_id("<begin_of_image>");
+  for (int64_t row = 0; row < 2; ++row) {
+    const auto expected = bigram_logprobs(model, boi, codes[row]);
+    EXPECT_TRUE(torch::allclose(scores.logp[row], expected, 1e-4, 1e-5)) << scores.logp[row] << "\n"
+                                                                         << expected;
+    // The off-by-one (state t scoring token t) gives other numbers.
+    const auto self =
+        model
+            ->image_logits(model->language_model->model->norm(model->embed_image_codes(codes[row])))
+            .log_softmax(-1)
+            .gather(1, codes[row].unsqueeze(1))
+            .squeeze(1);
+    EXPECT_FALSE(torch::allclose(scores.logp[row], self, 1e-3, 1e-3));
+  }
+}
+
+TEST(RolloutScores, GuidedLogprobsCombineConditionalAndUnconditionalLogits) {
+  const auto config = tiny_config();
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), config);
+  torch::manual_seed(4);
+  const auto codes =
+      torch::randint(config.image_vocab_size, {1, config.image_tokens}, torch::kLong);
+  RolloutOptions options;
+  options.cfg_weight = 2.5;
+  options.logprob_cfg = true;
+  torch::NoGradGuard no_grad;
+  const auto guided = score_images(model, builder, {"a green triangle"}, codes, options).logp;
+
+  // Reference: full forward of each row by itself, logits picked at the rows' code positions.
+  auto logits_of = [&](bool unconditional) {
+    const auto batch =
+        builder.collate({builder.text_to_image("a green triangle", codes[0], unconditional)},
+                        model::Padding::kRight);
+    const auto hidden =
+        model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+    return model->image_logits(hidden[0]).narrow(0, hidden.size(1) - config.image_tokens - 1,
+                                                 config.image_tokens);
+  };
+  const auto cond = logits_of(false);
+  const auto uncond = logits_of(true);
+  const auto combined = uncond + 2.5 * (cond - uncond);
+  const auto expected = combined.log_softmax(-1).gather(1, codes[0].unsqueeze(1)).squeeze(1);
+  EXPECT_TRUE(torch::allclose(guided[0], expected, 1e-4, 1e-5));
+}
+
+// The log-probs of the tokens sampled, read back from the sampler's own logits, equal those a
+// training forward pass computes: old log-probs are those of the rollout.
+TEST(RolloutScores, CompletionLogprobsMatchTheSamplersLogits) {
+  const auto config = tiny_config();
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), config);
+  torch::manual_seed(5);
+  const auto image = torch::rand({3, config.image_size, config.image_size}) * 2 - 1;
+  const auto prefix = builder.image_to_text(image, "What color is the circle?");
+  model::SamplingOptions sampling;
+  sampling.temperature = 1.0;
+  sampling.max_new_tokens = 7;
+  sampling.keep_logits = true;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(11);
+  const auto samples = model::generate_text(model, builder, {prefix, prefix}, sampling, generator);
+  std::vector<model::Sequence> sequences;
+  for (const auto& tokens : samples.tokens)
+    sequences.push_back(builder.with_completion(prefix, tokens));
+  torch::NoGradGuard no_grad;
+  const auto scores = score_completions(model, builder, sequences);
+  for (int64_t row = 0; row < 2; ++row) {
+    const auto& tokens = samples.tokens[row];
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const double expected = samples.logits[row][t].log_softmax(-1)[tokens[t]].item<double>();
+      EXPECT_NEAR(scores.logp[row][t].item<double>(), expected, 1e-4)
+          << "row " << row << " t " << t;
+      EXPECT_EQ(scores.mask[row][t].item<float>(), 1.0f);
+    }
+    for (int64_t t = tokens.size(); t < scores.mask.size(1); ++t) {
+      EXPECT_EQ(scores.mask[row][t].item<float>(), 0.0f);
+      EXPECT_EQ(scores.logp[row][t].item<float>(), 0.0f);
+    }
+  }
+}
+
+TEST(Rollout, GImagesAndAnswersPerSampleInGroups) {
+  const auto config = tiny_config();
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), config);
+  RolloutOptions options;
+  options.num_generations = 3;
+  options.max_completion_length = 4;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto image = torch::zeros({3, config.image_size, config.image_size});
+  const auto answers = roll_answers(model, builder, {image, image}, {"What color?", "What shape?"},
+                                    options, generator);
+  ASSERT_EQ(answers.sequences.size(), 6u);
+  EXPECT_EQ(answers.source, (std::vector<int>{0, 0, 0, 1, 1, 1}));
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_LE(answers.lengths[i], 4);
+    EXPECT_EQ(answers.truncated[i] != 0,
+              answers.lengths[i] == 0 || answers.sequences[i].ids.back() != tokenize::kEosId);
+  }
+}
+
+}  // namespace
+}  // namespace corl::rollout
