@@ -177,7 +177,7 @@ TEST(Judge, ExclusiveFailsUnrequestedObjects) {
   EXPECT_TRUE(judge(spec, clutter).correct);
   const Judgement j = judge(spec, clutter, shapeworld);
   EXPECT_FALSE(j.correct);
-  EXPECT_DOUBLE_EQ(j.partial, 0.5);  // presence 1, exclusive max(0, 1 - 2/1) = 0
+  EXPECT_DOUBLE_EQ(j.partial, 1.0 / 3.0);  // presence 1, times 1 of 3 objects claimed
   EXPECT_EQ(j.reason, "2 objects the prompt did not ask for");
 
   // A second circle is unrequested too: a requirement claims only `count` objects.
@@ -186,13 +186,23 @@ TEST(Judge, ExclusiveFailsUnrequestedObjects) {
   EXPECT_FALSE(two.correct);
   EXPECT_EQ(two.reason, "1 object the prompt did not ask for");
 
-  // One extra among four requested: 1 - 1/4 on the exclusive check; the count check holds.
+  // One extra beside four requested: the count check holds, times 4 of 5 objects claimed.
   const auto four = spec_of(Category::kCounting, {{Shape::kSquare, 4, std::nullopt}}, true);
   Scene squares;
   for (int i = 0; i < 4; ++i)
     squares.objects.push_back(at(Shape::kSquare, Color::kRed, 0.2 * i, 0));
   squares.objects.push_back(at(Shape::kCircle, Color::kRed, 0.9, 0.9));
-  EXPECT_DOUBLE_EQ(judge(four, squares, shapeworld).partial, (1.0 + 0.75) / 2.0);
+  EXPECT_DOUBLE_EQ(judge(four, squares, shapeworld).partial, 0.8);
+}
+
+// Nothing drawn earns nothing: the exclusive rule scales credit, it does not add any.
+TEST(Judge, ExclusiveGivesAnEmptyImageNoCredit) {
+  const JudgeRules shapeworld{0.1, true};
+  const auto spec = spec_of(Category::kTwoObject,
+                            {{Shape::kCircle, 1, std::nullopt}, {Shape::kSquare, 1, std::nullopt}});
+  const Judgement j = judge(spec, Scene{}, shapeworld);
+  EXPECT_FALSE(j.correct);
+  EXPECT_DOUBLE_EQ(j.partial, 0.0);
 }
 
 TEST(Judge, ExclusiveLetsRequirementsOfOneKindClaimDifferentObjects) {

@@ -250,13 +250,13 @@ TEST(GenevalReward, MatchingSceneScoresOne) {
 }
 
 TEST(GenevalReward, ExtraObjectFailsTheExclusiveRule) {
-  // Checks: the count (2 red circles found, at least 2 asked: 1) and exclusivity (1 extra of 2
-  // requested: 1 - 1/2). Partial credit (1 + 1/2) / 2 = 3/4; correctness 0.
+  // The count check holds (2 red circles found, at least 2 asked: 1), times the share of
+  // detected objects claimed (2 of 3): partial credit 2/3; correctness 0.
   const auto spec = spec_of(data::Category::kCounting, {{Shape::kCircle, 2, Color::kRed}});
   const data::Scene scene{{object(Shape::kCircle, Color::kRed, 0.2, 0.2),
                            object(Shape::kCircle, Color::kRed, 0.8, 0.2),
                            object(Shape::kSquare, Color::kBlue, 0.5, 0.75)}};
-  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 0.75);
+  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 2.0 / 3.0);
   EXPECT_DOUBLE_EQ(geneval_score(spec, scene, false), 0.0);
   // GenEval's own rule lets clutter pass.
   EXPECT_DOUBLE_EQ(geneval_score(spec, scene, false, /*exclusive=*/false), 1.0);
@@ -264,13 +264,12 @@ TEST(GenevalReward, ExtraObjectFailsTheExclusiveRule) {
 
 TEST(GenevalReward, WrongColour) {
   // Asked: a red circle and a blue square; shown: a green circle and a blue square.
-  // Checks: red circle 0/1, blue square 1, exclusivity 1 extra of 2 requested: 1/2.
-  // Partial (0 + 1 + 1/2) / 3 = 1/2.
+  // Checks: red circle 0/1, blue square 1: 1/2; times 1 of 2 detected objects claimed: 1/4.
   const auto spec = spec_of(data::Category::kTwoObject,
                             {{Shape::kCircle, 1, Color::kRed}, {Shape::kSquare, 1, Color::kBlue}});
   const data::Scene scene{{object(Shape::kCircle, Color::kGreen, 0.25, 0.5),
                            object(Shape::kSquare, Color::kBlue, 0.75, 0.5)}};
-  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 0.5);
+  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 0.25);
   EXPECT_DOUBLE_EQ(geneval_score(spec, scene, false), 0.0);
 }
 

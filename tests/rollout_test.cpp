@@ -1,8 +1,8 @@
-#include "corl/rollout/rollout.h"
-
 #include <gtest/gtest.h>
 
 #include "corl/model/sampling.h"
+#include "corl/ops/grpo_loss.h"
+#include "corl/rollout/rollout.h"
 #include "tiny_model.h"
 
 namespace corl::rollout {
@@ -149,6 +149,52 @@ TEST(Rollout, GImagesAndAnswersPerSampleInGroups) {
     EXPECT_LE(answers.lengths[i], 4);
     EXPECT_EQ(answers.truncated[i] != 0,
               answers.lengths[i] == 0 || answers.sequences[i].ids.back() != tokenize::kEosId);
+  }
+}
+
+}  // namespace
+}  // namespace corl::rollout
+
+namespace corl::rollout {
+namespace {
+
+// One policy-gradient step through the whole chain (rollout, scoring, loss, backward) moves the
+// policy the right way: more likely where the advantage is positive, less where it is negative.
+TEST(RolloutScores, AGrpoStepRaisesPositiveAndLowersNegativeRollouts) {
+  const auto config = corl::testing::tiny_config();
+  auto model = corl::testing::tiny_model();
+  const model::SequenceBuilder builder(corl::testing::tokenizer(), config);
+  for (bool guided : {false, true}) {
+    RolloutOptions options;
+    options.cfg_weight = 3.0;
+    options.logprob_cfg = guided;
+    torch::manual_seed(7);
+    const auto codes =
+        torch::randint(config.image_vocab_size, {4, config.image_tokens}, torch::kLong);
+    const std::vector<std::string> prompts(4, "a photo of a red circle");
+    const auto advantages = torch::tensor({1.0f, -1.0f, 1.0f, -1.0f});
+    torch::Tensor before;
+    {
+      torch::NoGradGuard no_grad;
+      before = score_images(model, builder, prompts, codes, options).logp.sum(1);
+    }
+    auto copy = corl::testing::tiny_model();
+    torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(1e-3));
+    sgd.zero_grad();
+    const auto logp = score_images(model, builder, prompts, codes, options).logp;
+    ops::GrpoLossOptions loss_options;
+    const auto loss = ops::grpo_loss(logp, logp.detach(), {}, advantages,
+                                     torch::ones_like(logp), loss_options);
+    loss.loss.backward();
+    sgd.step();
+    torch::NoGradGuard no_grad;
+    const auto after = score_images(model, builder, prompts, codes, options).logp.sum(1);
+    const auto change = after - before;
+    EXPECT_GT(change[0].item<float>(), 0) << "guided " << guided;
+    EXPECT_LT(change[1].item<float>(), 0) << "guided " << guided;
+    EXPECT_GT(change[2].item<float>(), 0) << "guided " << guided;
+    EXPECT_LT(change[3].item<float>(), 0) << "guided " << guided;
+    model = copy;
   }
 }
 

@@ -57,7 +57,8 @@ bool holds(Relation relation, const Object& a, const Object& b, double position_
 // came, so a reward built on `partial` still points the right way:
 //   at least N, found F < N:  F / N
 //   exactly N,  found F:      max(0, 1 - |F - N| / N)
-// The relation check scores 1 or 0. The exclusive check scores max(0, 1 - extra / requested).
+// The relation check scores 1 or 0. With the exclusive rule, `partial` is then multiplied by
+// the precision of the detected objects: the share of them that a requirement claims.
 Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules& rules) {
   Judgement judgement;
   judgement.correct = true;
@@ -107,31 +108,27 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules&
     }
   }
 
+  judgement.partial = checks > 0 ? score / checks : 1.0;
   if (rules.exclusive) {
-    ++checks;
     std::set<std::size_t> claimed;
-    int requested = 0;
     for (std::size_t r = 0; r < spec.include.size(); ++r) {
       const int wanted = std::max(1, spec.include[r].count);
-      requested += wanted;
       // Requirements of one kind ("a circle above a circle") claim different objects.
       int taken = 0;
       for (std::size_t k = 0; k < found[r].size() && taken < wanted; ++k) {
         taken += claimed.insert(found[r][k]).second ? 1 : 0;
       }
     }
-    const int extra = static_cast<int>(detected.objects.size() - claimed.size());
-    if (extra == 0) {
-      score += 1.0;
-    } else {
-      score += std::max(0.0, 1.0 - extra / static_cast<double>(std::max(1, requested)));
+    const auto shown = detected.objects.size();
+    const int extra = static_cast<int>(shown - claimed.size());
+    if (extra > 0) {
+      // A factor, not one more check: an empty image must not earn credit for having nothing
+      // extra, or a policy learns to draw nothing.
+      judgement.partial *= static_cast<double>(claimed.size()) / static_cast<double>(shown);
       fail(std::to_string(extra) + (extra == 1 ? " object" : " objects") +
            " the prompt did not ask for");
     }
   }
-
-  judgement.partial = checks > 0 ? score / checks : 1.0;
   return judgement;
 }
-
 }  // namespace corl::data

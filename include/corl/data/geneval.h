@@ -19,7 +19,8 @@ struct JudgeRules {
   // GenEval only asks that the requested objects be present, so clutter passes. ShapeWorld's
   // captions describe the whole scene; with `exclusive` an image must also show nothing else:
   // every detected object must be claimed by a requirement (each claims up to `count` of its
-  // matches that no earlier requirement claimed).
+  // matches that no earlier requirement claimed). Partial credit is then scaled by the share of
+  // detected objects that are claimed.
   bool exclusive = false;
 };
 

@@ -38,9 +38,9 @@ struct PretrainRecipe {
   OptimizerSection optim;
   struct Train {
     int steps = 1000;
-    int t2i_batch = 16;     // text -> image sequences per micro-batch
-    int caption_batch = 4;  // image -> caption sequences per micro-batch
-    int qa_batch = 12;      // image + question -> solution sequences per micro-batch
+    int t2i_batch = 40;     // text -> image sequences per micro-batch
+    int caption_batch = 2;  // image -> caption sequences per micro-batch
+    int qa_batch = 8;       // image + question -> solution sequences per micro-batch
     double image_loss_weight = 1.0;
     // Share of text -> image rows whose prompt is padded away, so the model also learns the
     // unconditional distribution that classifier-free guidance subtracts (Janus drops 10%).
