@@ -42,9 +42,9 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   .venv/bin/pip install --quiet --progress-bar off --upgrade pip
   .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 fi
-# Python packages the tests use for interoperability checks.
-if ! .venv/bin/python -c "import safetensors" 2>/dev/null; then
-  .venv/bin/pip install --quiet --progress-bar off safetensors
+# Python packages for interoperability checks (safetensors) and the eval report's plots.
+if ! .venv/bin/python -c "import safetensors, matplotlib" 2>/dev/null; then
+  .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib
 fi
 
 TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')

@@ -135,6 +135,45 @@ check train-t2i-answer-reward 2 "scores answers, but task t2i" -- "$CORL" refine
 check train-no-init 1 "not a checkpoint" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
   --init "$WORK/none" "${GRPO[@]}" --out "$WORK/x"
 
+
+check eval 0 "wrote .*report.html" -- "$CORL" eval --suite all --ckpt "$WORK/pre" --ckpt "$WORK/uni" \
+  --set world="$WORK/data/recipe.yaml" --set geneval.prompts_per_category=1 \
+  --set geneval.images_per_prompt=2 --set mcq.questions=3 --set oe.questions=3 \
+  --set decode.max_new_tokens=6 --set report.python="$SRC/.venv/bin/python" \
+  --set report.plotter="$SRC/scripts/plot_curves.py" --out "$WORK/eval"
+check eval-results 0 "" -- "$SRC/.venv/bin/python" -c "
+import json, sys
+r = json.load(open('$WORK/eval/results.json'))
+assert set(r) == {'pre', 'uni'}, r.keys()
+for name in r:
+    g = r[name]['geneval']
+    assert set(['overall', 'single_object', 'se', 'images']) <= set(g), g
+    assert g['images'] == 12
+    for suite in ('mcq', 'oe'):
+        assert 0 <= r[name][suite]['accuracy'] <= 1 and 'se' in r[name][suite]
+"
+check eval-report-images 0 "" -- "$SRC/.venv/bin/python" -c "
+import os, re
+page = open('$WORK/eval/report.html').read()
+sources = re.findall(r'src=\"([^\"]+)\"', page)
+assert sources, 'no images'
+missing = [s for s in sources if not os.path.exists(os.path.join('$WORK/eval', s))]
+assert not missing, missing
+assert 'plots/uni.png' in sources
+"
+check eval-deterministic 0 "" -- bash -c "'$CORL' eval --suite mcq --ckpt '$WORK/pre' \
+  --set world='$WORK/data/recipe.yaml' --set mcq.questions=3 --set decode.max_new_tokens=6 \
+  --out '$WORK/eval2' >/dev/null 2>&1 && '$SRC/.venv/bin/python' -c \"
+import json
+a = json.load(open('$WORK/eval/results.json'))['pre']['mcq']
+b = json.load(open('$WORK/eval2/results.json'))['pre']['mcq']
+assert a == b, (a, b)
+\""
+check eval-data 0 "wrote" -- "$CORL" eval --ckpt "$WORK/pre" --data "$WORK/data/eval.jsonl" \
+  --set geneval.images_per_prompt=1 --set decode.max_new_tokens=4 --set report.plotter=none \
+  --out "$WORK/eval3"
+check eval-no-ckpt 2 "ckpt" -- "$CORL" eval --out "$WORK/x"
+
 head -3 "$WORK/data/train.jsonl" >"$WORK/bad.jsonl"
 echo '{"prompt": "x"}' >>"$WORK/bad.jsonl"
 check tokenizer-bad-row 1 "bad.jsonl:4: missing field 'real_image'" -- \

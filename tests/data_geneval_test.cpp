@@ -50,8 +50,10 @@ TEST(Judge, WrongColour) {
   const auto spec = spec_of(Category::kColors, {{Shape::kCircle, 1, Color::kRed}});
   const Judgement j = judge(spec, Scene{{at(Shape::kCircle, Color::kBlue, 0.5, 0.5)}});
   EXPECT_FALSE(j.correct);
-  EXPECT_DOUBLE_EQ(j.partial, 0.0);  // one check, 0 of 1 found
+  EXPECT_DOUBLE_EQ(j.partial, 0.5);  // one check: no red circle, but a circle: half right
   EXPECT_EQ(j.reason, "expected 1 red circle, found 0");
+  // A square earns nothing.
+  EXPECT_DOUBLE_EQ(judge(spec, Scene{{at(Shape::kSquare, Color::kBlue, 0.5, 0.5)}}).partial, 0.0);
 }
 
 TEST(Judge, ExactCountingScoresTheDistanceToTheCount) {
@@ -110,8 +112,15 @@ TEST(Judge, ColourAttributesBindToTheirShapes) {
   const Judgement j = judge(spec, Scene{{at(Shape::kCircle, Color::kGreen, 0.3, 0.5),
                                          at(Shape::kSquare, Color::kRed, 0.7, 0.5)}});
   EXPECT_FALSE(j.correct);
-  EXPECT_DOUBLE_EQ(j.partial, 0.0);
+  EXPECT_DOUBLE_EQ(j.partial, 0.5);  // each shape is there in the other's colour: half right
   EXPECT_EQ(j.reason, "expected 1 red circle, found 0");
+  // Under the exclusive rule the half-right objects are not clutter.
+  EXPECT_DOUBLE_EQ(judge(spec,
+                         Scene{{at(Shape::kCircle, Color::kGreen, 0.3, 0.5),
+                                at(Shape::kSquare, Color::kRed, 0.7, 0.5)}},
+                         JudgeRules{0.1, true})
+                       .partial,
+                   0.5);
 }
 
 TEST(Judge, Position) {

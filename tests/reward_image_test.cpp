@@ -264,12 +264,13 @@ TEST(GenevalReward, ExtraObjectFailsTheExclusiveRule) {
 
 TEST(GenevalReward, WrongColour) {
   // Asked: a red circle and a blue square; shown: a green circle and a blue square.
-  // Checks: red circle 0/1, blue square 1: 1/2; times 1 of 2 detected objects claimed: 1/4.
+  // Checks: red circle 1/2 (a circle, green: half right), blue square 1: 3/4; both detected
+  // objects are claimed (the green circle by its half credit): 3/4.
   const auto spec = spec_of(data::Category::kTwoObject,
                             {{Shape::kCircle, 1, Color::kRed}, {Shape::kSquare, 1, Color::kBlue}});
   const data::Scene scene{{object(Shape::kCircle, Color::kGreen, 0.25, 0.5),
                            object(Shape::kSquare, Color::kBlue, 0.75, 0.5)}};
-  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 0.25);
+  EXPECT_DOUBLE_EQ(geneval_score(spec, scene, true), 0.75);
   EXPECT_DOUBLE_EQ(geneval_score(spec, scene, false), 0.0);
 }
 

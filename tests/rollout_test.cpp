@@ -1,8 +1,9 @@
+#include "corl/rollout/rollout.h"
+
 #include <gtest/gtest.h>
 
 #include "corl/model/sampling.h"
 #include "corl/ops/grpo_loss.h"
-#include "corl/rollout/rollout.h"
 #include "tiny_model.h"
 
 namespace corl::rollout {
@@ -183,8 +184,8 @@ TEST(RolloutScores, AGrpoStepRaisesPositiveAndLowersNegativeRollouts) {
     sgd.zero_grad();
     const auto logp = score_images(model, builder, prompts, codes, options).logp;
     ops::GrpoLossOptions loss_options;
-    const auto loss = ops::grpo_loss(logp, logp.detach(), {}, advantages,
-                                     torch::ones_like(logp), loss_options);
+    const auto loss =
+        ops::grpo_loss(logp, logp.detach(), {}, advantages, torch::ones_like(logp), loss_options);
     loss.loss.backward();
     sgd.step();
     torch::NoGradGuard no_grad;

@@ -23,6 +23,15 @@ std::vector<std::size_t> matching(const Requirement& requirement, const Scene& s
   return found;
 }
 
+// Detected objects of a coloured requirement's shape in another colour.
+int shape_only(const Requirement& requirement, const Scene& scene) {
+  if (!requirement.color) return 0;
+  return static_cast<int>(
+      std::count_if(scene.objects.begin(), scene.objects.end(), [&](const Object& o) {
+        return o.shape == requirement.shape && o.color != *requirement.color;
+      }));
+}
+
 // "red circle" / "3 red circles": the words a reason uses for a requirement's objects.
 std::string describe(const Requirement& requirement, int count) {
   std::string text = requirement.color ? name(*requirement.color) + " " : "";
@@ -55,10 +64,12 @@ bool holds(Relation relation, const Object& a, const Object& b, double position_
 // One check per requirement and one for the relation; `partial` is their mean score.
 // A count check scores 1 when it holds. When it fails it earns credit for how close the count
 // came, so a reward built on `partial` still points the right way:
-//   at least N, found F < N:  F / N
+//   at least N, found F < N:  (F + H / 2) / N, H = min(N - F, objects of the requirement's
+//                             shape in another colour): a wrong colour is half right
 //   exactly N,  found F:      max(0, 1 - |F - N| / N)
 // The relation check scores 1 or 0. With the exclusive rule, `partial` is then multiplied by
-// the precision of the detected objects: the share of them that a requirement claims.
+// the precision of the detected objects: the share of them that a requirement claims (exact
+// matches first, then same-shape objects that earned half credit).
 Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules& rules) {
   Judgement judgement;
   judgement.correct = true;
@@ -80,9 +91,13 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules&
       score += 1.0;
       continue;
     }
-    score += spec.exact_count
-                 ? std::max(0.0, 1.0 - std::abs(count - wanted) / static_cast<double>(wanted))
-                 : count / static_cast<double>(wanted);
+    if (spec.exact_count) {
+      score += std::max(0.0, 1.0 - std::abs(count - wanted) / static_cast<double>(wanted));
+    } else {
+      // A missing coloured object drawn in another colour is half right.
+      const int near = std::min(wanted - count, shape_only(requirement, detected));
+      score += (count + 0.5 * near) / static_cast<double>(wanted);
+    }
     fail("expected " + std::string(spec.exact_count ? "exactly " : "") + std::to_string(wanted) +
          " " + describe(requirement, wanted) + ", found " + std::to_string(count));
   }
@@ -117,6 +132,14 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules&
       int taken = 0;
       for (std::size_t k = 0; k < found[r].size() && taken < wanted; ++k) {
         taken += claimed.insert(found[r][k]).second ? 1 : 0;
+      }
+      // An object that earned half credit (right shape, other colour) is not clutter either.
+      const Requirement& requirement = spec.include[r];
+      for (std::size_t k = 0; k < detected.objects.size() && taken < wanted; ++k) {
+        if (requirement.color && detected.objects[k].shape == requirement.shape &&
+            !spec.exact_count) {
+          taken += claimed.insert(k).second ? 1 : 0;
+        }
       }
     }
     const auto shown = detected.objects.size();

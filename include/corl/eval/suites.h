@@ -1,0 +1,108 @@
+// `corl eval`'s benchmark suites, on held-out ShapeWorld data drawn from a seed of their own, or on
+// any dataset in the JSON-lines format:
+//
+//   geneval  prompts balanced across GenEval's six categories, N images each sampled with CFG,
+//            judged by the detector; per-category accuracy, overall = mean over categories
+//   mcq, oe  held-out questions answered greedily (as the paper evaluates); accuracy overall and
+//            per question type, and the rate of well-formed <think>/<answer> completions
+//
+// Every accuracy comes with its standard error. Images of one prompt are not independent, so a
+// geneval category's error is that of the mean over its prompts of their per-prompt accuracy
+// (the cluster estimate a bootstrap over prompts approximates); the overall error combines the
+// categories' as the mean does. A question accuracy's error is binomial.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "corl/config/recipes.h"
+#include "corl/config/schema.h"
+#include "corl/data/dataset.h"
+#include "corl/data/geneval.h"
+#include "corl/train/checkpoint.h"
+
+namespace corl::eval {
+
+struct EvalRecipe {
+  config::RunSection run{"eval", 2, 4321};
+  std::string world = "runs/data/recipe.yaml";  // the world recipe the training data came from
+  std::string data;  // a JSON-lines dataset to evaluate instead of the generated suites
+  struct Geneval {
+    int prompts_per_category = 50;
+    int images_per_prompt = 4;
+    double cfg_weight = 3.0;
+    double temperature = 1.0;
+    double position_margin = 0.1;
+    bool exclusive = true;
+  } geneval;
+  int mcq_questions = 1200;
+  int oe_questions = 1200;
+  int max_new_tokens = 96;
+  int batch_size = 64;
+  struct Report {
+    int grid_prompts = 2;                     // prompts per category shown with their images
+    int sample_answers = 6;                   // answers shown per suite
+    std::string python = ".venv/bin/python";  // runs the plotting script
+    std::string plotter = "scripts/plot_curves.py";
+  } report;
+};
+
+void bind(config::Schema& schema, EvalRecipe& recipe);
+void validate(const EvalRecipe& recipe);
+
+// One suite's items, fixed before any model sees them.
+struct GenevalItem {
+  std::string prompt;
+  data::PromptSpec spec;
+};
+struct QuestionItem {
+  cv::Mat image;  // RGB uint8
+  std::string problem;
+  std::string solution;
+  std::string qa_type;  // "MC" | "OE"
+  std::string kind;     // count, color, shape, position, existence (may be empty for real data)
+};
+struct Suites {
+  std::vector<GenevalItem> geneval;
+  std::vector<QuestionItem> mcq;
+  std::vector<QuestionItem> oe;
+};
+
+// From the world recipe with the eval seed (disjoint from the training split's), or from
+// recipe.data when set.
+Suites build_suites(const EvalRecipe& recipe);
+
+// What a suite run keeps for the report besides its figures.
+struct JudgedImage {
+  cv::Mat image;
+  bool correct = false;
+  std::string reason;
+};
+struct GenevalShowcase {
+  std::string category;
+  std::string prompt;
+  std::vector<JudgedImage> images;
+};
+struct AnswerShowcase {
+  cv::Mat image;
+  std::string question, gold, completion;
+  bool correct = false;
+};
+struct SuiteResult {
+  nlohmann::json figures;  // results.json's entry for the suite
+  std::vector<GenevalShowcase> grids;
+  std::vector<AnswerShowcase> answers;
+};
+
+SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& items,
+                        const EvalRecipe& recipe);
+SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>& items,
+                          const EvalRecipe& recipe);
+
+// Standard error of a mean of 0/1 outcomes.
+double binomial_se(double p, int n);
+
+}  // namespace corl::eval

@@ -1,0 +1,244 @@
+#include "corl/eval/suites.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "corl/data/detect.h"
+#include "corl/data/render.h"
+#include "corl/data/world.h"
+#include "corl/model/inputs.h"
+#include "corl/model/sampling.h"
+#include "corl/reward/reward.h"
+#include "corl/util/error.h"
+#include "corl/util/progress.h"
+
+namespace corl::eval {
+
+void bind(config::Schema& s, EvalRecipe& r) {
+  config::bind(s, r.run);
+  s.add("world", &r.world,
+        "World recipe the suites are drawn from (the resolved recipe.yaml of `corl data`)");
+  s.add("data", &r.data, "A JSON-lines dataset to evaluate instead of the generated suites");
+  auto& g = r.geneval;
+  s.add("geneval.prompts_per_category", &g.prompts_per_category,
+        "Prompts per GenEval category (six categories)")
+      .range(1, 1000000);
+  s.add("geneval.images_per_prompt", &g.images_per_prompt, "Images sampled per prompt (GenEval: 4)")
+      .range(1, 1000);
+  s.add("geneval.cfg_weight", &g.cfg_weight, "Classifier-free guidance weight").range(0.0, 100.0);
+  s.add("geneval.temperature", &g.temperature, "Sampling temperature of the images")
+      .range(1e-3, 100.0);
+  s.add("geneval.position_margin", &g.position_margin,
+        "Centres must differ by more than this for a relation to hold")
+      .range(0.0, 1.0);
+  s.add("geneval.exclusive", &g.exclusive,
+        "An image showing objects the prompt did not ask for fails (ShapeWorld captions describe "
+        "the whole scene)");
+  s.add("mcq.questions", &r.mcq_questions, "Held-out multiple-choice questions").range(0, 1000000);
+  s.add("oe.questions", &r.oe_questions, "Held-out open-ended questions").range(0, 1000000);
+  s.add("decode.max_new_tokens", &r.max_new_tokens, "Longest answer").range(1, 100000);
+  s.add("decode.batch_size", &r.batch_size, "Rows sampled at once").range(1, 100000);
+  s.add("report.grid_prompts", &r.report.grid_prompts,
+        "Prompts per category shown with their judged images")
+      .range(0, 1000);
+  s.add("report.sample_answers", &r.report.sample_answers, "Answers shown per question suite")
+      .range(0, 1000);
+  s.add("report.python", &r.report.python, "Python that runs the plotting script");
+  s.add("report.plotter", &r.report.plotter,
+        "Script that plots a run's training curves (matplotlib)");
+}
+
+void validate(const EvalRecipe&) {}
+
+double binomial_se(double p, int n) { return n > 0 ? std::sqrt(p * (1.0 - p) / n) : 0.0; }
+
+namespace {
+
+QuestionItem question_of(const data::Sample& sample, int resolution) {
+  QuestionItem q;
+  q.image = data::render(sample.scene, resolution);
+  q.problem = sample.question.problem;
+  q.solution = sample.question.solution;
+  q.qa_type = sample.question.multiple_choice ? "MC" : "OE";
+  q.kind = data::name(sample.question.kind);
+  return q;
+}
+
+}  // namespace
+
+Suites build_suites(const EvalRecipe& recipe) {
+  Suites suites;
+  if (!recipe.data.empty()) {
+    data::ReadOptions read;
+    read.resolution = 0;  // the model resizes
+    const auto dataset = data::read_dataset(recipe.data, read);
+    for (const auto& r : dataset.records) {
+      if (r.spec) suites.geneval.push_back({r.prompt, *r.spec});
+      if (r.qa_problem.empty()) continue;
+      QuestionItem q{r.image, r.qa_problem, r.qa_solution, r.qa_type, r.question_kind};
+      (r.qa_type == "MC" ? suites.mcq : suites.oe).push_back(std::move(q));
+    }
+    return suites;
+  }
+  config::WorldRecipe world_recipe;
+  config::Schema schema;
+  config::load_recipe(recipe.world, {}, world_recipe, schema);
+  const auto spec = data::WorldSpec::from_recipe(world_recipe);
+  // Seeds of the eval's own, never those of `corl data`'s train or eval splits.
+  data::WorldSampler prompts(spec, data::split_seed(recipe.run.seed, "eval-suite/geneval"));
+  for (const auto category : spec.categories) {
+    for (int i = 0; i < recipe.geneval.prompts_per_category; ++i) {
+      const auto sample = prompts.sample(category);
+      suites.geneval.push_back({sample.prompt, sample.spec});
+    }
+  }
+  auto questions = [&](double mc_fraction, int n, const char* name) {
+    auto question_spec = spec;
+    question_spec.mc_fraction = mc_fraction;
+    data::WorldSampler sampler(
+        question_spec, data::split_seed(recipe.run.seed, std::string("eval-suite/") + name));
+    std::vector<QuestionItem> items;
+    for (int i = 0; i < n; ++i) items.push_back(question_of(sampler.next(), spec.resolution));
+    return items;
+  };
+  suites.mcq = questions(1.0, recipe.mcq_questions, "mcq");
+  suites.oe = questions(0.0, recipe.oe_questions, "oe");
+  return suites;
+}
+
+SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& items,
+                        const EvalRecipe& recipe) {
+  torch::NoGradGuard no_grad;
+  auto& model = policy.model;
+  model->eval();
+  policy.vq->eval();
+  const model::SequenceBuilder builder(*policy.text, model->config);
+  const auto& g = recipe.geneval;
+  const data::JudgeRules rules{g.position_margin, g.exclusive};
+  model::ImageSamplingOptions sampling;
+  sampling.cfg_weight = g.cfg_weight;
+  sampling.temperature = g.temperature;
+  auto generator =
+      at::make_generator<at::CPUGeneratorImpl>(data::split_seed(recipe.run.seed, "eval/images"));
+
+  // category -> per-prompt accuracies
+  std::map<std::string, std::vector<double>> by_category;
+  std::map<std::string, int> shown;
+  SuiteResult result;
+  const int per_batch = std::max(1, recipe.batch_size / g.images_per_prompt);
+  util::Progress progress("eval geneval", static_cast<int64_t>(items.size()), "prompts");
+  for (size_t start = 0; start < items.size(); start += per_batch) {
+    const size_t end = std::min(items.size(), start + per_batch);
+    std::vector<std::string> prompts;
+    for (size_t i = start; i < end; ++i) {
+      for (int k = 0; k < g.images_per_prompt; ++k) prompts.push_back(items[i].prompt);
+    }
+    const auto codes = model::generate_images(model, builder, prompts, sampling, generator).codes;
+    const auto images = tokenize::tensor_to_images(policy.vq->decode(codes));
+    for (size_t i = start; i < end; ++i) {
+      const std::string category = data::name(items[i].spec.category);
+      GenevalShowcase showcase{category, items[i].prompt, {}};
+      int correct = 0;
+      for (int k = 0; k < g.images_per_prompt; ++k) {
+        const auto& image = images[(i - start) * g.images_per_prompt + k];
+        const auto judgement = data::judge(items[i].spec, data::detect(image), rules);
+        correct += judgement.correct;
+        showcase.images.push_back({image, judgement.correct, judgement.reason});
+      }
+      by_category[category].push_back(static_cast<double>(correct) / g.images_per_prompt);
+      if (shown[category]++ < recipe.report.grid_prompts) {
+        result.grids.push_back(std::move(showcase));
+      }
+    }
+    progress.advance(static_cast<int64_t>(end - start));
+  }
+  progress.finish();
+
+  nlohmann::json figures;
+  nlohmann::json errors;
+  double overall = 0.0;
+  double variance = 0.0;
+  for (const auto& [category, accuracies] : by_category) {
+    const double n = static_cast<double>(accuracies.size());
+    double mean = 0.0;
+    for (double a : accuracies) mean += a / n;
+    double spread = 0.0;
+    for (double a : accuracies) spread += (a - mean) * (a - mean);
+    const double se = n > 1 ? std::sqrt(spread / (n - 1) / n) : 0.0;
+    figures[category] = mean;
+    errors[category] = se;
+    overall += mean / static_cast<double>(by_category.size());
+    variance += se * se;
+  }
+  const double categories = static_cast<double>(std::max<size_t>(1, by_category.size()));
+  figures["overall"] = overall;
+  errors["overall"] = std::sqrt(variance) / categories;
+  figures["se"] = errors;
+  figures["prompts"] = items.size();
+  figures["images"] = items.size() * g.images_per_prompt;
+  result.figures = figures;
+  return result;
+}
+
+SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>& items,
+                          const EvalRecipe& recipe) {
+  torch::NoGradGuard no_grad;
+  auto& model = policy.model;
+  model->eval();
+  const model::SequenceBuilder builder(*policy.text, model->config);
+  model::SamplingOptions sampling;
+  sampling.greedy = true;
+  sampling.max_new_tokens = recipe.max_new_tokens;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);  // greedy: never drawn from
+
+  std::map<std::string, std::pair<int, int>> by_kind;  // kind -> (correct, asked)
+  int correct = 0;
+  int formed = 0;
+  SuiteResult result;
+  util::Progress progress("eval questions", static_cast<int64_t>(items.size()), "questions");
+  for (size_t start = 0; start < items.size(); start += recipe.batch_size) {
+    const size_t end = std::min(items.size(), start + static_cast<size_t>(recipe.batch_size));
+    std::vector<model::Sequence> prefixes;
+    for (size_t i = start; i < end; ++i) {
+      prefixes.push_back(builder.image_to_text(
+          model::image_to_tensor(items[i].image, model->config.image_size), items[i].problem));
+    }
+    const auto answers = model::generate_text(model, builder, prefixes, sampling, generator);
+    for (size_t i = start; i < end; ++i) {
+      const auto& item = items[i];
+      const std::string& completion = answers.texts[i - start];
+      const bool right = reward::answer_correct(completion, item.solution, item.qa_type);
+      correct += right;
+      formed += reward::well_formed(completion);
+      auto& [kind_correct, kind_asked] = by_kind[item.kind.empty() ? "other" : item.kind];
+      kind_correct += right;
+      ++kind_asked;
+      if (static_cast<int>(result.answers.size()) < recipe.report.sample_answers) {
+        result.answers.push_back({item.image, item.problem, item.solution, completion, right});
+      }
+    }
+    progress.advance(static_cast<int64_t>(end - start));
+  }
+  progress.finish();
+  const int n = static_cast<int>(items.size());
+  const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
+  const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
+  nlohmann::json types;
+  for (const auto& [kind, counts] : by_kind) {
+    const double p = static_cast<double>(counts.first) / counts.second;
+    types[kind] = {{"accuracy", p}, {"se", binomial_se(p, counts.second)}, {"n", counts.second}};
+  }
+  result.figures = {
+      {"accuracy", accuracy},
+      {"se",
+       {{"accuracy", binomial_se(accuracy, n)}, {"format_rate", binomial_se(format_rate, n)}}},
+      {"format_rate", format_rate},
+      {"questions", n},
+      {"by_type", types}};
+  return result;
+}
+
+}  // namespace corl::eval

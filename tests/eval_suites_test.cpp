@@ -1,0 +1,72 @@
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "corl/eval/report.h"
+#include "corl/eval/suites.h"
+
+namespace corl::eval {
+namespace {
+
+EvalRecipe small_recipe() {
+  EvalRecipe recipe;
+  recipe.world = std::string(CORL_SOURCE_DIR) + "/configs/world.yaml";
+  recipe.geneval.prompts_per_category = 5;
+  recipe.mcq_questions = 20;
+  recipe.oe_questions = 15;
+  return recipe;
+}
+
+TEST(EvalSuites, BalancedAcrossCategoriesAndTypedByQuestionForm) {
+  const auto suites = build_suites(small_recipe());
+  std::map<data::Category, int> per_category;
+  for (const auto& item : suites.geneval) ++per_category[item.spec.category];
+  ASSERT_EQ(per_category.size(), 6u);
+  for (const auto& [category, n] : per_category) EXPECT_EQ(n, 5) << data::name(category);
+  ASSERT_EQ(suites.mcq.size(), 20u);
+  ASSERT_EQ(suites.oe.size(), 15u);
+  for (const auto& q : suites.mcq) {
+    EXPECT_EQ(q.qa_type, "MC");
+    EXPECT_NE(q.problem.find("Options"), std::string::npos);
+    EXPECT_EQ(q.image.rows, 64);
+  }
+  for (const auto& q : suites.oe) EXPECT_EQ(q.qa_type, "OE");
+}
+
+TEST(EvalSuites, SameSeedSameSuitesOtherSeedOtherSuites) {
+  const auto a = build_suites(small_recipe());
+  const auto b = build_suites(small_recipe());
+  auto other = small_recipe();
+  other.run.seed += 1;
+  const auto c = build_suites(other);
+  int same = 0;
+  int differ = 0;
+  for (size_t i = 0; i < a.mcq.size(); ++i) {
+    same += a.mcq[i].problem == b.mcq[i].problem;
+    differ += a.mcq[i].problem != c.mcq[i].problem;
+  }
+  EXPECT_EQ(same, 20);
+  EXPECT_GT(differ, 10);
+}
+
+TEST(EvalSuites, BinomialStandardError) {
+  EXPECT_DOUBLE_EQ(binomial_se(0.5, 100), 0.05);  // sqrt(0.25 / 100)
+  EXPECT_DOUBLE_EQ(binomial_se(0.0, 100), 0.0);
+  EXPECT_DOUBLE_EQ(binomial_se(0.5, 0), 0.0);
+  // The default suites keep an overall figure's error at or under 0.015 even at p = 0.5.
+  const EvalRecipe defaults;
+  EXPECT_LE(binomial_se(0.5, defaults.mcq_questions), 0.015);
+  const int per_category =
+      defaults.geneval.prompts_per_category * defaults.geneval.images_per_prompt;
+  EXPECT_LE(binomial_se(0.5, per_category) / std::sqrt(6.0), 0.015);
+}
+
+TEST(EvalReport, CheckpointNamesComeFromTheirRuns) {
+  EXPECT_EQ(checkpoint_name("runs/unified/final"), "unified");
+  EXPECT_EQ(checkpoint_name("runs/unified/final/"), "unified");
+  EXPECT_EQ(checkpoint_name("runs/unified"), "unified");
+  EXPECT_EQ(checkpoint_name("runs/unified/checkpoints/step-00000020"), "unified@step-00000020");
+}
+
+}  // namespace
+}  // namespace corl::eval
