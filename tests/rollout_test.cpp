@@ -201,3 +201,76 @@ TEST(RolloutScores, AGrpoStepRaisesPositiveAndLowersNegativeRollouts) {
 
 }  // namespace
 }  // namespace corl::rollout
+
+namespace corl::rollout {
+namespace {
+
+// Old log-probs are those of the rollout: scoring sampled codes (right-padded, full sequence)
+// gives the log-probs of the logits they were drawn from (left-padded, cached), for prompts of
+// different lengths in one batch, with and without guidance.
+TEST(RolloutScores, ImageLogprobsMatchTheSamplersLogits) {
+  const auto config = corl::testing::tiny_config();
+  auto model = corl::testing::tiny_model();
+  const model::SequenceBuilder builder(corl::testing::tokenizer(), config);
+  const std::vector<std::string> prompts = {"a photo of a red circle and a blue square",
+                                            "a circle"};
+  for (double w : {1.0, 2.0}) {
+    model::ImageSamplingOptions sampling;
+    sampling.cfg_weight = w;
+    sampling.keep_logits = true;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto samples = model::generate_images(model, builder, prompts, sampling, generator);
+    RolloutOptions options;
+    options.cfg_weight = w;
+    options.logprob_cfg = true;
+    torch::NoGradGuard no_grad;
+    const auto scores = score_images(model, builder, prompts, samples.codes, options);
+    const auto expected =
+        samples.logits.log_softmax(-1).gather(2, samples.codes.unsqueeze(2)).squeeze(2);
+    EXPECT_TRUE(torch::allclose(scores.logp, expected, 1e-4, 1e-4))
+        << "w " << w << "\n"
+        << (scores.logp - expected).abs().max();
+  }
+}
+
+}  // namespace
+}  // namespace corl::rollout
+
+namespace corl::rollout {
+namespace {
+
+// The same for answers: sampled completions, scored and stepped, move the right way.
+TEST(RolloutScores, AGrpoStepOnAnswersRaisesPositiveAndLowersNegative) {
+  const auto config = corl::testing::tiny_config();
+  auto model = corl::testing::tiny_model();
+  const model::SequenceBuilder builder(corl::testing::tokenizer(), config);
+  torch::manual_seed(9);
+  const auto image = torch::rand({3, config.image_size, config.image_size}) * 2 - 1;
+  RolloutOptions options;
+  options.num_generations = 4;
+  options.max_completion_length = 6;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(2);
+  const auto answers =
+      roll_answers(model, builder, {image}, {"What color is the circle?"}, options, generator);
+  const auto advantages = torch::tensor({1.0f, -1.0f, 1.0f, -1.0f});
+  auto total = [&] {
+    torch::NoGradGuard no_grad;
+    const auto s = score_completions(model, builder, answers.sequences);
+    return (s.logp * s.mask).sum(1);
+  };
+  const auto before = total();
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(1e-3));
+  const auto scores = score_completions(model, builder, answers.sequences);
+  const auto loss = ops::grpo_loss(scores.logp, scores.logp.detach(), {}, advantages, scores.mask,
+                                   ops::GrpoLossOptions{});
+  loss.loss.backward();
+  sgd.step();
+  const auto change = total() - before;
+  EXPECT_GT(change[0].item<float>(), 0);
+  EXPECT_LT(change[1].item<float>(), 0);
+  EXPECT_GT(change[2].item<float>(), 0);
+  EXPECT_LT(change[3].item<float>(), 0);
+}
+
+}  // namespace
+}  // namespace corl::rollout
