@@ -2,27 +2,53 @@
 """Start and end of a training run's reward curves: the mean of each reward over the first and the
 last WINDOW steps of RUN/metrics.jsonl, with the change and its standard error.
 
-    scripts/run_summary.py runs/unified [--window 20]
+    scripts/run_summary.py runs/unified [--window 20] [--against runs/control]
+
+With --against, also the paired difference from another run of the same seed, step by step: a
+step's rows and rollout seeds follow from (seed, step) alone, so a run at learning rate ~0 is a
+control that shares every prompt and question, and the paired difference removes their noise.
 """
 import argparse
 import json
 import math
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run")
-    parser.add_argument("--window", type=int, default=20)
-    args = parser.parse_args()
-    steps = {}
-    final = None
-    with open(f"{args.run}/metrics.jsonl") as f:
+def read(run):
+    steps, final = {}, None
+    with open(f"{run}/metrics.jsonl") as f:
         for line in f:
             row = json.loads(line)
             if "geneval" in row:
                 final = row
             elif "step" in row:
                 steps[row["step"]] = row  # a resumed run logs a step again: the last one counts
+    return steps, final
+
+
+def paired(steps, other, keys, thirds=3):
+    shared = sorted(set(steps) & set(other))
+    print(f"paired with the control, {len(shared)} shared steps, in {thirds} parts: mean difference ± s.e.")
+    for key in keys:
+        parts = []
+        for k in range(thirds):
+            part = shared[k * len(shared) // thirds:(k + 1) * len(shared) // thirds]
+            d = [steps[s][key]["mean"] - other[s][key]["mean"] for s in part
+                 if key in steps[s] and key in other[s]]
+            if len(d) < 2:
+                continue
+            m = sum(d) / len(d)
+            se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
+            parts.append(f"{m:+.3f} ± {se:.3f}")
+        print(f"{key:24} " + "   ".join(parts))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--window", type=int, default=20)
+    parser.add_argument("--against", help="a run of the same seed to compare step by step")
+    args = parser.parse_args()
+    steps, final = read(args.run)
     rows = [steps[s] for s in sorted(steps)]
     if not rows:
         raise SystemExit(f"{args.run}/metrics.jsonl has no step rows")
@@ -45,6 +71,8 @@ def main():
                   for r in rows)
     print(f"step time {seconds / len(rows):.2f} s "
           f"(rollout {sum(r.get('time_rollout', 0) for r in rows) / seconds:.0%})")
+    if args.against:
+        paired(steps, read(args.against)[0], keys)
     if final:
         print(f"held-out: geneval {final['geneval']:.3f} (n = {final['prompts']}), answer accuracy "
               f"{final['answer_accuracy']:.3f} (n = {final['questions']})")
