@@ -49,8 +49,11 @@ struct StepBatch {
   torch::Tensor advantages;   // [P * G] shared by image i and answer i (or one task's)
   torch::Tensor kept_groups;  // [P] bool
   std::vector<torch::Tensor> image_hidden, text_hidden;
-  torch::Tensor old_t2i, ref_t2i;  // [P * G, image_tokens] when needed
-  torch::Tensor old_mm2t, ref_mm2t, mask_mm2t;
+  torch::Tensor old_t2i;  // [P * G, image_tokens] when needed
+  torch::Tensor old_mm2t, mask_mm2t;
+  // The frozen reference's log-probs, per micro-batch: computed in the first policy update and
+  // reused by the other num_iterations - 1 (the micro-batches are the same in each).
+  std::vector<torch::Tensor> ref_t2i, ref_mm2t;
 };
 
 nlohmann::json tensor_json(const torch::Tensor& t) {
@@ -368,15 +371,14 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
     const int64_t g0 = groups * micro / micro_batches;
     const int64_t g1 = groups * (micro + 1) / micro_batches;
     const auto index = kept.narrow(0, g0 * G, (g1 - g0) * G);
+    const std::vector<int64_t> rollouts(index.data_ptr<int64_t>(),
+                                        index.data_ptr<int64_t>() + index.numel());
     const auto advantages = batch.advantages.index_select(0, index).to(torch::kFloat32);
     torch::Tensor loss = torch::zeros({});
     nlohmann::json micro_dump;
     if (images_on()) {
       std::vector<std::string> prompts;
-      for (int64_t i : std::vector<int64_t>(index.data_ptr<int64_t>(),
-                                            index.data_ptr<int64_t>() + index.numel())) {
-        prompts.push_back(batch.images.prompts[i]);
-      }
+      for (int64_t i : rollouts) prompts.push_back(batch.images.prompts[i]);
       const auto codes = batch.images.codes.index_select(0, index);
       auto scores = rollout::score_images(model, *builder_, prompts, codes, rollout_options(),
                                           {first, false});
@@ -384,8 +386,12 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
           batch.old_t2i.defined() ? batch.old_t2i.index_select(0, index) : scores.logp.detach();
       torch::Tensor ref;
       if (g.beta > 0.0) {
-        torch::NoGradGuard no_grad;
-        ref = rollout::score_images(reference_, *builder_, prompts, codes, rollout_options()).logp;
+        if (first) {
+          torch::NoGradGuard no_grad;
+          batch.ref_t2i.push_back(
+              rollout::score_images(reference_, *builder_, prompts, codes, rollout_options()).logp);
+        }
+        ref = batch.ref_t2i.at(micro);
       }
       const auto mask = torch::ones_like(scores.logp);
       loss_options.max_completion_length = scores.logp.size(1);
@@ -405,10 +411,7 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
     }
     if (answers_on()) {
       std::vector<model::Sequence> sequences;
-      for (int64_t i : std::vector<int64_t>(index.data_ptr<int64_t>(),
-                                            index.data_ptr<int64_t>() + index.numel())) {
-        sequences.push_back(batch.answers.sequences[i]);
-      }
+      for (int64_t i : rollouts) sequences.push_back(batch.answers.sequences[i]);
       auto scores = rollout::score_completions(model, *builder_, sequences, {first, false});
       torch::Tensor old = scores.logp.detach();
       if (batch.old_mm2t.defined()) {
@@ -417,8 +420,12 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       }
       torch::Tensor ref;
       if (g.beta > 0.0) {
-        torch::NoGradGuard no_grad;
-        ref = rollout::score_completions(reference_, *builder_, sequences).logp;
+        if (first) {
+          torch::NoGradGuard no_grad;
+          batch.ref_mm2t.push_back(
+              rollout::score_completions(reference_, *builder_, sequences).logp);
+        }
+        ref = batch.ref_mm2t.at(micro);
       }
       loss_options.max_completion_length = g.max_completion_length;
       const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, scores.mask, loss_options);
@@ -619,9 +626,8 @@ void Stage::run() {
     read.resolution = policy_.model->config.image_size;
     read.skip_bad_rows = recipe_.data.skip_bad_rows;
     const auto eval_rows = data::read_dataset(recipe_.data.eval, read);
-    const auto scores =
-        train::evaluate_tasks(policy_.model, *builder_, policy_.vq, eval_rows.records,
-                              train::eval_options(recipe_.eval, recipe_.run.seed));
+    const auto scores = train::evaluate_tasks(policy_.model, *builder_, policy_.vq,
+                                              eval_rows.records, recipe_.eval, recipe_.run.seed);
     run_.metric({{"step", g.max_steps},
                  {"geneval", scores.geneval},
                  {"geneval_categories", scores.categories},

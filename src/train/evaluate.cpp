@@ -8,27 +8,14 @@
 
 namespace corl::train {
 
-EvalOptions eval_options(const EvalSection& section, std::uint64_t seed) {
-  EvalOptions options;
-  options.prompts = section.prompts;
-  options.questions = section.questions;
-  options.cfg_weight = section.cfg_weight;
-  options.temperature = section.temperature;
-  options.max_new_tokens = section.max_new_tokens;
-  options.batch_size = section.batch_size;
-  options.judge = {section.position_margin, section.exclusive};
-  options.seed = seed;
-  return options;
-}
-
 TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<data::Record>& records,
-                          const EvalOptions& options) {
+                          const EvalSection& options, std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   model->eval();
   vq->eval();
   TaskScores scores;
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
 
   // Generation: one image per prompt, judged by the detector against the prompt's spec.
   std::vector<const data::Record*> prompts;
@@ -46,8 +33,8 @@ TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuild
     const auto samples = model::generate_images(model, builder, texts, image_options, generator);
     const auto images = tokenize::tensor_to_images(vq->decode(samples.codes));
     for (size_t i = start; i < end; ++i) {
-      const auto judgement =
-          data::judge(*prompts[i]->spec, data::detect(images[i - start]), options.judge);
+      const auto judgement = data::judge(*prompts[i]->spec, data::detect(images[i - start]),
+                                         {options.position_margin, options.exclusive});
       auto& [correct, judged] = tally[data::name(prompts[i]->spec->category)];
       correct += judgement.correct;
       ++judged;

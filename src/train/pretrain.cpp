@@ -300,10 +300,10 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
     read.skip_bad_rows = recipe.data.skip_bad_rows;
     return read;
   }());
-  const EvalOptions eval = eval_options(recipe.eval, static_cast<std::uint64_t>(recipe.run.seed));
-  log::info("pretrain: judging " + std::to_string(eval.prompts) + " held-out prompts and " +
-            std::to_string(eval.questions) + " questions");
-  const TaskScores scores = evaluate_tasks(model, builder, vq, eval_rows.records, eval);
+  log::info("pretrain: judging " + std::to_string(recipe.eval.prompts) + " held-out prompts and " +
+            std::to_string(recipe.eval.questions) + " questions");
+  const TaskScores scores = evaluate_tasks(model, builder, vq, eval_rows.records, recipe.eval,
+                                           static_cast<std::uint64_t>(recipe.run.seed));
   nlohmann::json figures = {{"step", t.steps},
                             {"geneval", scores.geneval},
                             {"geneval_categories", scores.categories},

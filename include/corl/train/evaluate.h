@@ -24,17 +24,6 @@ struct TaskScores {
   int questions = 0;
 };
 
-struct EvalOptions {
-  int prompts = 300;
-  int questions = 300;
-  double cfg_weight = 3.0;
-  double temperature = 1.0;
-  int max_new_tokens = 96;
-  int batch_size = 50;
-  data::JudgeRules judge;
-  std::uint64_t seed = 0;
-};
-
 // The held-out figures a training run prints at its end.
 struct EvalSection {
   int prompts = 300;    // held-out prompts judged at the end
@@ -47,11 +36,10 @@ struct EvalSection {
   bool exclusive = true;  // an image showing objects the prompt did not ask for fails
 };
 
-EvalOptions eval_options(const EvalSection& section, std::uint64_t seed);
-
-// Uses the first `prompts` records with a spec and the first `questions` records of `records`.
+// Uses the first `prompts` records with a spec and the first `questions` records of `records`;
+// images are sampled from `seed`.
 TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<data::Record>& records,
-                          const EvalOptions& options);
+                          const EvalSection& options, std::uint64_t seed);
 
 }  // namespace corl::train
