@@ -98,8 +98,9 @@ TEST(RolloutScores, GuidedLogprobsCombineConditionalAndUnconditionalLogits) {
   EXPECT_TRUE(torch::allclose(guided[0], expected, 1e-4, 1e-5));
 }
 
-// The log-probs of the tokens sampled, read back from the sampler's own logits, equal those a
-// training forward pass computes: old log-probs are those of the rollout.
+// The log-probs of the tokens sampled, read back from the sampler's own logits at the sampling
+// temperature, equal those a training forward pass computes: old log-probs are those of the
+// rollout.
 TEST(RolloutScores, CompletionLogprobsMatchTheSamplersLogits) {
   const auto config = tiny_config();
   auto model = tiny_model();
@@ -108,7 +109,7 @@ TEST(RolloutScores, CompletionLogprobsMatchTheSamplersLogits) {
   const auto image = torch::rand({3, config.image_size, config.image_size}) * 2 - 1;
   const auto prefix = builder.image_to_text(image, "What color is the circle?");
   model::SamplingOptions sampling;
-  sampling.temperature = 1.0;
+  sampling.temperature = 0.7;
   sampling.max_new_tokens = 7;
   sampling.keep_logits = true;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(11);
@@ -117,11 +118,12 @@ TEST(RolloutScores, CompletionLogprobsMatchTheSamplersLogits) {
   for (const auto& tokens : samples.tokens)
     sequences.push_back(builder.with_completion(prefix, tokens));
   torch::NoGradGuard no_grad;
-  const auto scores = score_completions(model, builder, sequences);
+  const auto scores = score_completions(model, builder, sequences, sampling.temperature);
   for (int64_t row = 0; row < 2; ++row) {
     const auto& tokens = samples.tokens[row];
     for (size_t t = 0; t < tokens.size(); ++t) {
-      const double expected = samples.logits[row][t].log_softmax(-1)[tokens[t]].item<double>();
+      const double expected =
+          (samples.logits[row][t] / 0.7).log_softmax(-1)[tokens[t]].item<double>();
       EXPECT_NEAR(scores.logp[row][t].item<double>(), expected, 1e-4)
           << "row " << row << " t " << t;
       EXPECT_EQ(scores.mask[row][t].item<float>(), 1.0f);
@@ -214,21 +216,24 @@ TEST(RolloutScores, ImageLogprobsMatchTheSamplersLogits) {
   const model::SequenceBuilder builder(corl::testing::tokenizer(), config);
   const std::vector<std::string> prompts = {"a photo of a red circle and a blue square",
                                             "a circle"};
-  for (double w : {1.0, 2.0}) {
+  for (const auto& [w, tau] : {std::pair{1.0, 1.0}, std::pair{2.0, 1.0}, std::pair{2.0, 0.7}}) {
     model::ImageSamplingOptions sampling;
     sampling.cfg_weight = w;
+    sampling.temperature = tau;
     sampling.keep_logits = true;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
     const auto samples = model::generate_images(model, builder, prompts, sampling, generator);
     RolloutOptions options;
     options.cfg_weight = w;
+    options.temperature = tau;
     options.logprob_cfg = true;
     torch::NoGradGuard no_grad;
     const auto scores = score_images(model, builder, prompts, samples.codes, options);
+    // The sampler keeps the guided logits before the temperature divides them.
     const auto expected =
-        samples.logits.log_softmax(-1).gather(2, samples.codes.unsqueeze(2)).squeeze(2);
+        (samples.logits / tau).log_softmax(-1).gather(2, samples.codes.unsqueeze(2)).squeeze(2);
     EXPECT_TRUE(torch::allclose(scores.logp, expected, 1e-4, 1e-4))
-        << "w " << w << "\n"
+        << "w " << w << " tau " << tau << "\n"
         << (scores.logp - expected).abs().max();
   }
 }

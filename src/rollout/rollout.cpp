@@ -41,6 +41,9 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
     const auto uncond = logits.narrow(0, rows, rows);
     logits = uncond + options.cfg_weight * (cond - uncond);
   }
+  // The log-probs of the distribution the codes were drawn from, which the temperature sharpens
+  // (as TRL scores them).
+  if (options.temperature > 0.0 && options.temperature != 1.0) logits = logits / options.temperature;
   const auto targets = batch.image_targets.index({scored}).view({-1, tokens}).narrow(0, 0, rows);
   ImageScores out;
   out.logp = ops::token_logprobs(logits, targets);
@@ -60,12 +63,13 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
 }
 
 TextScores score_completions(model::UnifiedModel& model, const model::SequenceBuilder& builder,
-                             const std::vector<model::Sequence>& sequences,
+                             const std::vector<model::Sequence>& sequences, double temperature,
                              const ScoreRequest& request) {
   const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
   const auto hidden = hidden_of(model, batch);
   const auto scored = batch.text_targets.ne(model::kIgnore);
-  const auto logits = model->text_logits(hidden.index({scored})).to(torch::kFloat32);
+  auto logits = model->text_logits(hidden.index({scored})).to(torch::kFloat32);
+  if (temperature > 0.0 && temperature != 1.0) logits = logits / temperature;
   const auto logp_flat = ops::token_logprobs(logits, batch.text_targets.index({scored}));
 
   // Back to [N, L]: the k-th scored position of a row goes to column k.

@@ -46,13 +46,15 @@ struct ScoreRequest {
 };
 
 // Scores codes [N, image_tokens] as images for prompts (N of them). With `logprob_cfg`, the
-// log-probs are those of uncond + w (cond - uncond), w = cfg_weight.
+// log-probs are those of uncond + w (cond - uncond), w = cfg_weight. Logits are divided by the
+// sampling temperature first, so the log-probs are those of the distribution sampled from.
 ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                          const std::vector<std::string>& prompts, const torch::Tensor& codes,
                          const RolloutOptions& options, const ScoreRequest& request = {});
 
-// Log-probs of the completion tokens of sequences made by SequenceBuilder::with_completion:
-// logp and mask [N, L], L the longest completion; logp is 0 where mask is 0.
+// Log-probs of the completion tokens of sequences made by SequenceBuilder::with_completion, at
+// the sampling temperature: logp and mask [N, L], L the longest completion; logp is 0 where mask
+// is 0.
 struct TextScores {
   torch::Tensor logp;
   torch::Tensor mask;
@@ -60,7 +62,7 @@ struct TextScores {
 };
 TextScores score_completions(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                              const std::vector<model::Sequence>& sequences,
-                             const ScoreRequest& request = {});
+                             double temperature = 1.0, const ScoreRequest& request = {});
 
 struct ImageRollouts {
   std::vector<int> source;  // index of the prompt each rollout answers, G in a row
