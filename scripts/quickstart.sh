@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
-# The embedded default pipeline on a fresh machine: set-up and build, then render ShapeWorld,
-# train the tokenizers (text and VQ image), pretrain the base model, run the unified GRPO stage
-# and evaluate both models on the held-out suites. Runs land in runs/.
+# The embedded default pipeline on a fresh machine: set-up and build, then
+#   data -> tokenizers -> pretrain (base) -> unified stage -> refined t2i, mcq and oe stages
+#   -> merge of mcq and oe -> corl eval --suite all on every model -> runs/eval/report.html
+#
+#   scripts/quickstart.sh           # reuses every stage already finished for the same recipe
+#   scripts/quickstart.sh --fresh   # redoes every stage
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  --fresh) export FRESH=1 ;;
+  "") ;;
+  *) echo "usage: scripts/quickstart.sh [--fresh]" >&2; exit 2 ;;
+esac
 scripts/setup.sh
 CORL=${BUILD_DIR:-build}/corl
+source scripts/lib/stages.sh
 
-"$CORL" data --config configs/world.yaml
-"$CORL" tokenizer --config configs/tokenizers.yaml
-"$CORL" pretrain --config configs/pretrain.yaml
-"$CORL" train --config configs/unified.yaml --init runs/pretrain
-"$CORL" eval --config configs/eval.yaml --suite all --ckpt runs/pretrain --ckpt runs/unified \
-  --out runs/eval
-echo "quickstart: dataset in runs/data/, tokenizers in runs/tokenizer/, base model in" \
-  "runs/pretrain/final, unified model in runs/unified/final, report in runs/eval/report.html"
+stage runs/data configs/world.yaml "$CORL" data --config configs/world.yaml
+stage runs/tokenizer configs/tokenizers.yaml "$CORL" tokenizer --config configs/tokenizers.yaml
+stage runs/pretrain configs/pretrain.yaml "$CORL" pretrain --config configs/pretrain.yaml
+stage runs/unified configs/unified.yaml \
+  "$CORL" train --config configs/unified.yaml --init runs/pretrain
+for task in t2i mcq oe; do
+  stage "runs/refine_$task" "configs/refine_$task.yaml" \
+    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified
+done
+stage runs/merged - \
+  "$CORL" merge --inputs runs/refine_mcq runs/refine_oe --weights 0.5 0.5 --out runs/merged/final
+stage runs/eval configs/eval.yaml \
+  "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
+  --ckpt runs/pretrain --ckpt runs/unified --ckpt runs/refine_t2i --ckpt runs/refine_mcq \
+  --ckpt runs/refine_oe --ckpt runs/merged/final
+
+printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
+}"
+echo "quickstart: report in runs/eval/report.html (results.json beside it)"

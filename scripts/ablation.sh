@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The paper's ablation on ShapeWorld: which stages buy which gains, and whether training one task
+# moves the other. Every model is evaluated on the same held-out suites; the table goes to
+# runs/ablation/table.md (and, by hand, into docs/results.md).
+#
+#   base                 the pretrained model (shared with the quickstart: runs/pretrain)
+#   unified              CoRL stage 1 only (runs/unified)
+#   refined              stage 2 only, from the base: t2i, and the merge of mcq and oe
+#   unified + refined    stage 1 then stage 2 (the quickstart's models)
+#   t2i-only RL          the unified recipe with images alone (task: t2i)
+#   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
+#
+#   scripts/ablation.sh [--fresh]     (runs the quickstart's stages first; reuses finished ones)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/quickstart.sh "$@"
+[[ ${1:-} == --fresh ]] && export FRESH=1
+CORL=${BUILD_DIR:-build}/corl
+source scripts/lib/stages.sh
+A=runs/ablation
+start=$SECONDS
+
+# The quickstart's stamps lead the chain: a changed base or unified model redoes what follows.
+STAGE_CHAIN="$(cat runs/pretrain/.stage runs/unified/.stage)"
+for task in t2i mcq oe; do
+  stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
+    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/pretrain \
+    --out "$A/base_refine_$task"
+done
+stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
+  --weights 0.5 0.5 --out "$A/base_merged/final"
+for task in t2i mm2t; do
+  stage "$A/only_$task" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+    --init runs/pretrain --set "task=$task" --out "$A/only_$task"
+done
+stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
+  --out "$A/eval" --ckpt runs/pretrain --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
+  --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \
+  --ckpt "$A/only_t2i" --ckpt "$A/only_mm2t"
+
+.venv/bin/python scripts/results_table.py "$A/eval/results.json" --baseline pretrain \
+  --labels "pretrain=base,unified=unified,base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base),refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged,only_t2i=t2i-only RL,only_mm2t=mm2t-only RL" \
+  | tee "$A/table.md"
+echo "ablation: $((SECONDS - start)) s after the quickstart; table in $A/table.md, report in $A/eval/report.html"

@@ -1,0 +1,31 @@
+# Sourced by the pipeline scripts: runs a corl stage unless its run folder already holds the
+# finished result of the same command.
+#
+#   stage OUT_DIR CONFIG_FILE corl SUBCOMMAND ARGS...     (CONFIG_FILE "-": the stage has none)
+#
+# A stage's stamp is a hash of its command line, its recipe file and the stamps of the stages it
+# reads (every stamp written before it in this pipeline), so changing a recipe redoes that stage
+# and everything after it. The stamp is written only once the stage finished. FRESH=1 redoes every
+# stage.
+
+STAGE_CHAIN=""
+
+stage() {
+  local out=$1 config=$2
+  shift 2
+  local stamp
+  stamp=$( { printf '%s\n' "$*" "$STAGE_CHAIN"; [[ $config == - ]] || cat "$config"; } | sha256sum | cut -d' ' -f1)
+  STAGE_CHAIN="$STAGE_CHAIN $stamp"
+  if [[ ${FRESH:-0} != 1 && -f "$out/.stage" && $(cat "$out/.stage") == "$stamp" ]]; then
+    echo "stage: $out is finished for this recipe; reusing it (--fresh redoes it)"
+    return 0
+  fi
+  # A run folder that is not this recipe's finished result is stale: its metrics would mix.
+  rm -rf "$out"
+  local start=$SECONDS
+  "$@"
+  mkdir -p "$out"
+  echo "$stamp" >"$out/.stage"
+  echo "stage: $out done in $((SECONDS - start)) s"
+  STAGE_TIMES="${STAGE_TIMES:-}$out $((SECONDS - start)) s"$'\n'
+}
