@@ -43,7 +43,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.scale_rewards", &g.scale_rewards,
         "group: divide advantages by the group's std; none: mean-centred only (Dr.GRPO)")
       .choices({"group", "none"});
-  s.add("grpo.temperature", &g.temperature, "Sampling temperature of the rollouts")
+  s.add("grpo.temperature", &g.temperature,
+        "Sampling temperature of the rollouts; their log-probs are the tempered distribution's")
       .range(1e-3, 100.0);
   s.add("grpo.top_k", &g.top_k, "Rollout top-k (0: none)").range(0, 1000000);
   s.add("grpo.top_p", &g.top_p, "Rollout nucleus mass (1: none)").range(1e-6, 1.0);

@@ -296,7 +296,8 @@ void Stage::score(StepBatch& batch, nlohmann::json& metrics) {
     metrics["sample_completion"] = an.completions.empty() ? "" : an.completions[0];
     if (recipe_.grpo.num_iterations > 1) {
       torch::NoGradGuard no_grad;
-      auto scores = rollout::score_completions(model, *builder_, an.sequences, recipe_.grpo.temperature);
+      auto scores =
+          rollout::score_completions(model, *builder_, an.sequences, recipe_.grpo.temperature);
       batch.old_mm2t = scores.logp;
       batch.mask_mm2t = scores.mask;
     }
@@ -412,7 +413,8 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
     if (answers_on()) {
       std::vector<model::Sequence> sequences;
       for (int64_t i : rollouts) sequences.push_back(batch.answers.sequences[i]);
-      auto scores = rollout::score_completions(model, *builder_, sequences, g.temperature, {first, false});
+      auto scores =
+          rollout::score_completions(model, *builder_, sequences, g.temperature, {first, false});
       torch::Tensor old = scores.logp.detach();
       if (batch.old_mm2t.defined()) {
         // Stored for all rollouts at the batch's width; this micro-batch's may be narrower.

@@ -43,7 +43,8 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
   }
   // The log-probs of the distribution the codes were drawn from, which the temperature sharpens
   // (as TRL scores them).
-  if (options.temperature > 0.0 && options.temperature != 1.0) logits = logits / options.temperature;
+  if (options.temperature > 0.0 && options.temperature != 1.0)
+    logits = logits / options.temperature;
   const auto targets = batch.image_targets.index({scored}).view({-1, tokens}).narrow(0, 0, rows);
   ImageScores out;
   out.logp = ops::token_logprobs(logits, targets);
