@@ -8,7 +8,10 @@
 #   2. the GPU tests (tests/gpu: each kernel against the reference path);
 #   3. the kernel benchmark (tools/bench_kernels.cpp);
 #   4. a short unified stage on CUDA with bf16 autocast, from a tiny dataset, tokenizers and base
-#      made here in seconds; it must end with finite losses and a checkpoint.
+#      made here in about a minute; it must end with finite losses and a checkpoint. Its image
+#      reward is `cycle` (1 - RMSE to the real image, among others), whose spread within a group
+#      is never zero, so that the advantages, the loss and the gradients are not all 0 even for
+#      a base that has barely trained.
 #
 #   scripts/device_check.sh            # logs under $OUT (or runs/device_check)
 #   STEPS="build tests" scripts/device_check.sh    # a subset, in this order
@@ -104,7 +107,7 @@ if wants train; then
     fail "corl tokenizer (tokenizer.log)"
   "$CORL" pretrain --config configs/pretrain.yaml --set data.train="$WORK/data/train.jsonl" \
     --set data.eval="$WORK/data/eval.jsonl" --set tokenizer.path="$WORK/tok" \
-    --set train.steps=10 --set train.checkpoint_every=0 --set eval.prompts=0 \
+    --set train.steps=6 --set train.t2i_batch=16 --set train.checkpoint_every=0 --set eval.prompts=0 \
     --set eval.questions=0 --set run.threads="$THREADS" --out "$WORK/pre" >"$OUT/pretrain.log" 2>&1 ||
     fail "corl pretrain (pretrain.log)"
 
@@ -115,6 +118,7 @@ if wants train; then
     --set grpo.max_steps=4 --set grpo.per_device_train_batch_size=4 \
     --set grpo.num_generations=4 --set grpo.max_completion_length=24 \
     --set optim.gradient_accumulation_steps=2 --set train.checkpoint_every=2 \
+    --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
     --set eval.prompts=8 --set eval.questions=8 --out "$WORK/uni" >"$OUT/train.log" 2>&1
   status=$?
   tail -5 "$OUT/train.log"
@@ -125,8 +129,10 @@ import json, math, os, sys
 run = sys.argv[1]
 rows = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if '"loss"' in l]
 losses = [(r["step"], r["loss"], r.get("loss_t2i"), r.get("loss_mm2t")) for r in rows]
-for step, loss, t2i, mm2t in losses:
-    print(f"step {step}: loss {loss:.5f} (t2i {t2i:.5f}, mm2t {mm2t:.5f})")
+for r, (step, loss, t2i, mm2t) in zip(rows, losses):
+    print(f"step {step}: loss {loss:.6g} (t2i {t2i:.6g}, mm2t {mm2t:.6g}), "
+          f"grad_norm {r.get('grad_norm', float('nan')):.4g}, "
+          f"reward_t2i {r['reward_t2i']['mean']:.4g}, kl_t2i {r.get('kl_t2i', 0):.3g}")
 assert losses, "no step wrote a loss"
 assert all(math.isfinite(v) for l in losses for v in l[1:]), "a loss is not finite"
 final = os.path.join(run, "final", "model.safetensors")
