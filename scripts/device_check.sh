@@ -13,7 +13,8 @@
 #      is never zero, so that the advantages, the loss and the gradients are not all 0 even for
 #      a base that has barely trained.
 #
-#   scripts/device_check.sh            # logs under $OUT (or runs/device_check)
+#   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 7 files,
+#                                      # within what the device tool brings back (8)
 #   STEPS="build tests" scripts/device_check.sh    # a subset, in this order
 #
 # On a CPU machine, its non-GPU parts can be checked: STEPS=configure (with CMAKE_ARGS, e.g.
@@ -50,11 +51,11 @@ export LD_LIBRARY_PATH=$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 say "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 |
-  tee "$OUT/machine.log"
-nvcc --version 2>&1 | tail -1 | tee -a "$OUT/machine.log"
+  tee "$OUT/prepare.log"
+nvcc --version 2>&1 | tail -1 | tee -a "$OUT/prepare.log"
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
       "device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)' 2>&1 |
-  tee -a "$OUT/machine.log"
+  tee -a "$OUT/prepare.log"
 
 if wants configure; then
   say "configure against the Python torch's LibTorch and .device"
@@ -100,16 +101,16 @@ if wants train; then
   CORL=$BUILD/corl
   say "tiny data, tokenizers and base (CPU), in $WORK"
   "$CORL" data --config configs/world.yaml --set data.train_size=256 --set data.eval_size=32 \
-    --set run.threads="$THREADS" --out "$WORK/data" >"$OUT/data.log" 2>&1 || fail "corl data (data.log)"
+    --set run.threads="$THREADS" --out "$WORK/data" >>"$OUT/prepare.log" 2>&1 || fail "corl data (prepare.log)"
   "$CORL" tokenizer --config configs/tokenizers.yaml --set text.data="$WORK/data/train.jsonl" \
     --set image.data="$WORK/data/train.jsonl" --set image.optim.steps=20 \
-    --set image.optim.batch_size=8 --set run.threads="$THREADS" --out "$WORK/tok" >"$OUT/tokenizer.log" 2>&1 ||
-    fail "corl tokenizer (tokenizer.log)"
+    --set image.optim.batch_size=8 --set run.threads="$THREADS" --out "$WORK/tok" >>"$OUT/prepare.log" 2>&1 ||
+    fail "corl tokenizer (prepare.log)"
   "$CORL" pretrain --config configs/pretrain.yaml --set data.train="$WORK/data/train.jsonl" \
     --set data.eval="$WORK/data/eval.jsonl" --set tokenizer.path="$WORK/tok" \
     --set train.steps=6 --set train.t2i_batch=16 --set train.checkpoint_every=0 --set eval.prompts=0 \
-    --set eval.questions=0 --set run.threads="$THREADS" --out "$WORK/pre" >"$OUT/pretrain.log" 2>&1 ||
-    fail "corl pretrain (pretrain.log)"
+    --set eval.questions=0 --set run.threads="$THREADS" --out "$WORK/pre" >>"$OUT/prepare.log" 2>&1 ||
+    fail "corl pretrain (prepare.log)"
 
   say "unified stage on $DEVICE, autocast $AUTOCAST"
   "$CORL" train --config configs/unified.yaml --init "$WORK/pre" \
