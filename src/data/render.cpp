@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#ifdef CORL_PNG_ONLY
+#include <png.h>  // defines: png_image, png_image_write_to_file, png_image_finish_read
+#else
+#include <opencv2/imgcodecs.hpp>
+#endif
 
 #include "corl/util/error.h"
 
@@ -64,6 +68,49 @@ cv::Mat render(const Scene& scene, int resolution) {
   return image;
 }
 
+#ifdef CORL_PNG_ONLY
+// A build without OpenCV's imgcodecs (CORL_WITH_IMGCODECS off) reads and writes PNG only,
+// through libpng's simplified API; the pixels are the same as imgcodecs'.
+void write_png(const cv::Mat& rgb, const std::string& path) {
+  if (rgb.type() != CV_8UC3) throw DataError(path + ": cannot write image: not 8-bit RGB");
+  const cv::Mat pixels = rgb.isContinuous() ? rgb : rgb.clone();
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(pixels.cols);
+  image.height = static_cast<png_uint_32>(pixels.rows);
+  image.format = PNG_FORMAT_RGB;
+  if (!png_image_write_to_file(&image, path.c_str(), 0, pixels.data,
+                               static_cast<png_int_32>(pixels.step[0]), nullptr)) {
+    throw DataError(path + ": cannot write image: " + image.message);
+  }
+}
+
+cv::Mat read_image(const std::string& path, int resolution) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    throw DataError(path + ": image not found");
+  }
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str())) {
+    throw DataError(path +
+                    ": not a PNG this build can read (built without imgcodecs): " + image.message);
+  }
+  image.format = PNG_FORMAT_RGB;
+  cv::Mat rgb(static_cast<int>(image.height), static_cast<int>(image.width), CV_8UC3);
+  if (!png_image_finish_read(&image, nullptr, rgb.data, static_cast<png_int_32>(rgb.step[0]),
+                             nullptr)) {
+    png_image_free(&image);
+    throw DataError(path + ": cannot read image: " + image.message);
+  }
+  if (resolution > 0 && (rgb.rows != resolution || rgb.cols != resolution)) {
+    cv::Mat resized;
+    cv::resize(rgb, resized, cv::Size(resolution, resolution), 0, 0, cv::INTER_AREA);
+    return resized;
+  }
+  return rgb;
+}
+#else
 void write_png(const cv::Mat& rgb, const std::string& path) {
   cv::Mat bgr;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
@@ -98,5 +145,6 @@ cv::Mat read_image(const std::string& path, int resolution) {
   }
   return rgb;
 }
+#endif  // CORL_PNG_ONLY
 
 }  // namespace corl::data

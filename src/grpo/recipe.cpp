@@ -9,6 +9,14 @@ namespace corl::grpo {
 
 void bind(config::Schema& s, GrpoRecipe& r) {
   config::bind(s, r.run);
+  s.add("run.device", &r.device,
+        "Where the policy and the KL reference run: cpu, or cuda (the first visible GPU); "
+        "rewards and the detector stay on the CPU")
+      .choices({"cpu", "cuda"});
+  s.add("run.autocast", &r.autocast,
+        "Mixed precision of the policy's CUDA ops: none (float32) or bf16 (autocast to bfloat16; "
+        "needs run.device cuda)")
+      .choices({"none", "bf16"});
   s.add("init", &r.init,
         "Checkpoint or run folder the policy starts from (and the KL reference, when beta > 0); "
         "--init overrides it");
@@ -103,6 +111,10 @@ Task task_of(const GrpoRecipe& r) {
 }
 
 void validate(const GrpoRecipe& r) {
+  if (r.autocast != "none" && r.device != "cuda") {
+    throw RecipeError("run.autocast: " + r.autocast + " needs run.device cuda (run.device is " +
+                      r.device + ")");
+  }
   const auto& g = r.grpo;
   if (g.reward_weights.size() != g.reward_funcs.size()) {
     throw RecipeError("grpo.reward_weights: " + std::to_string(g.reward_weights.size()) +

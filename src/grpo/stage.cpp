@@ -1,5 +1,7 @@
 #include "corl/grpo/stage.h"
 
+#include <ATen/autocast_mode.h>  // defines: at::autocast::set_autocast_enabled, ..._dtype
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -38,6 +40,41 @@ struct NamedAnswerReward {
   double weight;
   std::unique_ptr<reward::AnswerReward> reward;
 };
+
+// bf16 autocast of CUDA ops for the object's lifetime (LibTorch's C++ API has no such guard).
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    was_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  ~CudaAutocast() {
+    if (!on_) return;
+    at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, was_dtype_);
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool on_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+// AdamW's moments follow the parameters to their device after a resume (they load on the host).
+void move_optimizer_state(torch::optim::AdamW& optimizer, torch::Device device) {
+  for (auto& [key, state] : optimizer.state()) {
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*state);
+    s.exp_avg(s.exp_avg().to(device));
+    s.exp_avg_sq(s.exp_avg_sq().to(device));
+    if (s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(s.max_exp_avg_sq().to(device));
+  }
+}
 
 // What one step rolled out, scored and will train on.
 struct StepBatch {
@@ -100,6 +137,7 @@ class Stage {
   util::RunDir& run_;
   StageOptions options_;
   Task task_;
+  torch::Device device_{torch::kCPU};
 
   train::Policy policy_;
   model::UnifiedModel reference_{nullptr};
@@ -129,14 +167,22 @@ rollout::RolloutOptions Stage::rollout_options() const {
 }
 
 void Stage::load() {
-  log::info(recipe_.run.name + ": starting policy " + recipe_.init);
+  if (recipe_.device == "cuda") {
+    if (!torch::cuda::is_available()) {
+      throw RecipeError("run.device: cuda, but no CUDA device is visible to LibTorch");
+    }
+    device_ = torch::Device(torch::kCUDA, 0);
+  }
+  log::info(recipe_.run.name + ": starting policy " + recipe_.init + " on " + device_.str());
   policy_ = train::load_policy(recipe_.init);
+  policy_.model->to(device_);  // the VQ decoder stays on the host with the rewards
   sources_ = {policy_.dir + "/text.model", policy_.dir + "/vq.safetensors"};
   builder_ = std::make_unique<model::SequenceBuilder>(*policy_.text, policy_.model->config);
   policy_.vq->eval();
   for (auto& p : policy_.vq->parameters()) p.set_requires_grad(false);
   if (recipe_.grpo.beta > 0.0) {
     reference_ = train::load_policy(recipe_.init).model;
+    reference_->to(device_);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   }
@@ -374,8 +420,10 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
     const auto index = kept.narrow(0, g0 * G, (g1 - g0) * G);
     const std::vector<int64_t> rollouts(index.data_ptr<int64_t>(),
                                         index.data_ptr<int64_t>() + index.numel());
-    const auto advantages = batch.advantages.index_select(0, index).to(torch::kFloat32);
-    torch::Tensor loss = torch::zeros({});
+    // Rewards and advantages live on the host; log-probs where the policy runs.
+    const auto on_device = index.to(device_);
+    const auto advantages = batch.advantages.index_select(0, index).to(device_, torch::kFloat32);
+    torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(device_));
     nlohmann::json micro_dump;
     if (images_on()) {
       std::vector<std::string> prompts;
@@ -384,7 +432,7 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       auto scores = rollout::score_images(model, *builder_, prompts, codes, rollout_options(),
                                           {first, false});
       const auto old =
-          batch.old_t2i.defined() ? batch.old_t2i.index_select(0, index) : scores.logp.detach();
+          batch.old_t2i.defined() ? batch.old_t2i.index_select(0, on_device) : scores.logp.detach();
       torch::Tensor ref;
       if (g.beta > 0.0) {
         if (first) {
@@ -418,7 +466,7 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       torch::Tensor old = scores.logp.detach();
       if (batch.old_mm2t.defined()) {
         // Stored for all rollouts at the batch's width; this micro-batch's may be narrower.
-        old = batch.old_mm2t.index_select(0, index).narrow(1, 0, scores.logp.size(1));
+        old = batch.old_mm2t.index_select(0, on_device).narrow(1, 0, scores.logp.size(1));
       }
       torch::Tensor ref;
       if (g.beta > 0.0) {
@@ -520,6 +568,7 @@ void Stage::run() {
     if (auto latest = train::latest_checkpoint(run_.path())) {
       model::load_module(*policy_.model, *latest + "/model.safetensors");
       train::load_optimizer(*latest, *optimizer_);
+      if (!device_.is_cpu()) move_optimizer_state(*optimizer_, device_);
       const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
       start = trainer.at("step").get<int>();
       bad_in_row_ = trainer.value("bad_steps_in_row", 0);
@@ -536,6 +585,7 @@ void Stage::run() {
             std::to_string(g.per_device_train_batch_size) + " groups x " +
             std::to_string(g.num_generations) + " (" + recipe_.task + ")");
 
+  const CudaAutocast autocast(recipe_.autocast == "bf16");
   util::Progress progress(recipe_.run.name, g.max_steps - start, "steps");
   for (int step = start; step < g.max_steps; ++step) {
     nlohmann::json metrics = {{"step", step + 1}};

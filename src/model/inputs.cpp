@@ -85,6 +85,21 @@ Sequence SequenceBuilder::with_completion(Sequence s,
   return s;
 }
 
+Batch to_device(const Batch& batch, torch::Device device) {
+  auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  Batch b;
+  b.input_ids = move(batch.input_ids);
+  b.attention_mask = move(batch.attention_mask);
+  b.position_ids = move(batch.position_ids);
+  b.understanding = move(batch.understanding);
+  b.images = move(batch.images);
+  b.generation = move(batch.generation);
+  b.codes = move(batch.codes);
+  b.text_targets = move(batch.text_targets);
+  b.image_targets = move(batch.image_targets);
+  return b;
+}
+
 Batch SequenceBuilder::collate(const std::vector<Sequence>& sequences, Padding padding) const {
   const int64_t rows = static_cast<int64_t>(sequences.size());
   int64_t length = 0;

@@ -53,6 +53,10 @@ class Decoder {
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             at::Generator& generator) {
   if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
+  if (logits.device() != generator.device()) {
+    // Draws come from the (host) generator wherever the model runs: one seed, one stream of draws.
+    return sample_tokens(logits.to(generator.device()), options, generator).to(logits.device());
+  }
   auto scaled = logits.to(torch::kFloat32) / options.temperature;
   const int64_t vocab = scaled.size(-1);
   if (options.top_k > 0 && options.top_k < vocab) {
@@ -86,7 +90,7 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     const auto logits = model->text_logits(hidden);
     if (options.keep_logits) kept.push_back(logits);
     auto next = sample_tokens(logits, options, generator);
-    next = next.masked_fill(finished, tokenize::kPadId);
+    next = next.masked_fill(finished.to(next.device()), tokenize::kPadId);
     const auto values = next.to(torch::kCPU);
     for (int64_t r = 0; r < rows; ++r) {
       if (!finished[r].item<bool>()) out.tokens[r].push_back(values[r].item<int64_t>());
@@ -135,7 +139,7 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
     hidden = decoder.step(model->embed_image_codes(fed.unsqueeze(1)));
   }
   ImageSamples out;
-  out.codes = torch::stack(codes, 1);
+  out.codes = torch::stack(codes, 1).to(torch::kCPU);  // host data, like the text samples
   if (options.keep_logits) out.logits = torch::stack(kept, 1);
   return out;
 }

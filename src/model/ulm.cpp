@@ -19,9 +19,12 @@ torch::Tensor UnifiedModelImpl::embed_image_codes(const torch::Tensor& codes) {
   return gen_aligner(gen_embed(codes));
 }
 
-torch::Tensor UnifiedModelImpl::embed(const Batch& batch) {
+torch::Tensor UnifiedModelImpl::embed(const Batch& host_batch) {
+  const bool understanding = host_batch.understanding.any().item<bool>();
+  const bool generation = host_batch.generation.any().item<bool>();
+  const Batch batch = to_device(host_batch, language_model->model->embed_tokens->weight.device());
   auto embeddings = language_model->model->embed_tokens(batch.input_ids);
-  if (batch.understanding.any().item<bool>()) {
+  if (understanding) {
     if (!batch.images.defined()) {
       throw std::invalid_argument("embed: the batch has image positions but no images");
     }
@@ -29,7 +32,7 @@ torch::Tensor UnifiedModelImpl::embed(const Batch& batch) {
     embeddings = embeddings.masked_scatter(batch.understanding.unsqueeze(-1),
                                            features.to(embeddings.scalar_type()));
   }
-  if (batch.generation.any().item<bool>()) {
+  if (generation) {
     // Embedding every position's code and selecting keeps the shapes static; the codes outside
     // generation positions are 0 and their embeddings are discarded.
     const auto codes = embed_image_codes(batch.codes).to(embeddings.scalar_type());
@@ -41,7 +44,9 @@ torch::Tensor UnifiedModelImpl::embed(const Batch& batch) {
 torch::Tensor UnifiedModelImpl::hidden_states(const torch::Tensor& embeddings,
                                               const torch::Tensor& attention_mask,
                                               const torch::Tensor& position_ids, KVCache* cache) {
-  return language_model->model->forward(embeddings, attention_mask, position_ids, cache);
+  // Masks and positions may come from a host batch; the decoder runs where the embeddings are.
+  return language_model->model->forward(embeddings, attention_mask.to(embeddings.device()),
+                                        position_ids.to(embeddings.device()), cache);
 }
 
 torch::Tensor UnifiedModelImpl::text_logits(const torch::Tensor& hidden) {

@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernel_dispatch.h"  // defines: cuda::group_advantages
+
 namespace corl::ops {
 namespace {
 
@@ -37,6 +39,9 @@ torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t group_size,
     throw std::invalid_argument("group_advantages: eps must be >= 0, got " + std::to_string(eps));
   }
   const torch::Tensor r = grouped(rewards, group_size, "group_advantages");
+#ifdef CORL_WITH_KERNELS
+  if (r.is_cuda()) return cuda::group_advantages(r, scale, eps);
+#endif
   torch::Tensor advantages = r - r.mean(1, /*keepdim=*/true);
   if (scale == RewardScale::kGroup) {
     // Unbiased (G - 1) std as in the reference implementation; a lone rollout has no spread.

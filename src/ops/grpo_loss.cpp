@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernel_dispatch.h"  // defines: cuda::grpo_loss
+
 namespace corl::ops {
 namespace {
 
@@ -59,6 +61,11 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
                    const torch::Tensor& ref_logp, const torch::Tensor& advantages,
                    const torch::Tensor& mask, const GrpoLossOptions& options) {
   check_arguments(logp, old_logp, ref_logp, advantages, mask, options);
+#ifdef CORL_WITH_KERNELS
+  if (logp.is_cuda() && logp.scalar_type() == torch::kFloat32) {
+    return cuda::grpo_loss(logp, old_logp, ref_logp, advantages, mask, options);
+  }
+#endif
   const auto dtype = logp.scalar_type();
   const torch::Tensor weight = mask.detach().to(dtype);
   const torch::Tensor active = weight.ne(0);

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernel_dispatch.h"  // defines: cuda::token_logprobs
+
 namespace corl::ops {
 namespace {
 
@@ -120,7 +122,7 @@ struct TokenLogprobsFunction : public torch::autograd::Function<TokenLogprobsFun
 }  // namespace
 
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets,
-                             int64_t chunk_rows) {
+                             int64_t chunk_rows, bool reuse_logits_for_grad) {
   check_logits(logits, chunk_rows, "token_logprobs");
   if (!targets.defined() || targets.sizes() != logits.sizes().slice(0, logits.dim() - 1)) {
     throw std::invalid_argument(
@@ -131,6 +133,15 @@ torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& t
   if (targets.scalar_type() != torch::kInt64) {
     throw std::invalid_argument("token_logprobs: targets must be int64");
   }
+#ifdef CORL_WITH_KERNELS
+  if (logits.is_cuda() && logits.scalar_type() != torch::kFloat64) {
+    if (targets.device() != logits.device()) {
+      throw std::invalid_argument("token_logprobs: targets must be on the logits' device");
+    }
+    return cuda::token_logprobs(logits, targets, reuse_logits_for_grad);
+  }
+#endif
+  (void)reuse_logits_for_grad;  // the reference path always allocates the gradient
   return TokenLogprobsFunction::apply(logits, targets, chunk_rows);
 }
 

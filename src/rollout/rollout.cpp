@@ -32,8 +32,10 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
   }
   const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
   const auto hidden = hidden_of(model, batch);
+  // Targets go where the model ran (the collated batch is built on the host).
+  const auto image_targets = batch.image_targets.to(hidden.device());
   // Every row has exactly `tokens` targets, in order: selecting keeps [rows, tokens].
-  const auto scored = batch.image_targets.ne(model::kIgnore);
+  const auto scored = image_targets.ne(model::kIgnore);
   const auto selected = hidden.index({scored}).view({-1, tokens, hidden.size(-1)});
   auto logits = model->image_logits(selected).to(torch::kFloat32);
   if (guided) {
@@ -45,13 +47,13 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
   // (as TRL scores them).
   if (options.temperature > 0.0 && options.temperature != 1.0)
     logits = logits / options.temperature;
-  const auto targets = batch.image_targets.index({scored}).view({-1, tokens}).narrow(0, 0, rows);
+  const auto targets = image_targets.index({scored}).view({-1, tokens}).narrow(0, 0, rows);
   ImageScores out;
   out.logp = ops::token_logprobs(logits, targets);
   if (request.entropy) out.entropy = ops::token_entropy(logits.detach());
   if (request.hidden) {
     // The hidden state that reads code i sits at the code's own position (it scores code i + 1).
-    const auto at_codes = batch.generation.narrow(0, 0, rows);
+    const auto at_codes = batch.generation.narrow(0, 0, rows).to(hidden.device());
     out.image_hidden =
         hidden.narrow(0, 0, rows).index({at_codes}).view({rows, tokens, -1}).detach();
     for (int64_t i = 0; i < rows; ++i) {
@@ -68,23 +70,28 @@ TextScores score_completions(model::UnifiedModel& model, const model::SequenceBu
                              const ScoreRequest& request) {
   const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
   const auto hidden = hidden_of(model, batch);
-  const auto scored = batch.text_targets.ne(model::kIgnore);
+  const auto text_targets = batch.text_targets.to(hidden.device());
+  const auto scored = text_targets.ne(model::kIgnore);
   auto logits = model->text_logits(hidden.index({scored})).to(torch::kFloat32);
   if (temperature > 0.0 && temperature != 1.0) logits = logits / temperature;
-  const auto logp_flat = ops::token_logprobs(logits, batch.text_targets.index({scored}));
+  const auto logp_flat = ops::token_logprobs(logits, text_targets.index({scored}));
 
   // Back to [N, L]: the k-th scored position of a row goes to column k.
   const auto counts = scored.sum(1);
   const int64_t width = std::max<int64_t>(1, counts.max().item<int64_t>());
   const auto columns = (scored.cumsum(1) - 1).index({scored});
-  const auto rows = torch::arange(scored.size(0)).unsqueeze(1).expand_as(scored).index({scored});
+  const auto rows = torch::arange(scored.size(0), text_targets.options())
+                        .unsqueeze(1)
+                        .expand_as(scored)
+                        .index({scored});
+  const auto float_options = logp_flat.options().dtype(torch::kFloat32);
   TextScores out;
-  out.mask = torch::zeros({scored.size(0), width}, torch::kFloat32);
+  out.mask = torch::zeros({scored.size(0), width}, float_options);
   out.mask.index_put_({rows, columns}, torch::ones_like(columns, torch::kFloat32));
   out.logp = torch::zeros({scored.size(0), width}, logp_flat.options())
                  .index_put({rows, columns}, logp_flat);
   if (request.entropy) {
-    out.entropy = torch::zeros({scored.size(0), width}, torch::kFloat32)
+    out.entropy = torch::zeros({scored.size(0), width}, float_options)
                       .index_put_({rows, columns}, ops::token_entropy(logits.detach()));
   }
   return out;

@@ -24,6 +24,10 @@ enum class Task {
 
 struct GrpoRecipe {
   config::RunSection run{"unified"};
+  // Where the policy (and the KL reference) run; rollouts' host data, rewards and the detector
+  // stay on the CPU. bf16 autocast runs the CUDA matrix products in bfloat16.
+  std::string device = "cpu";          // cpu | cuda
+  std::string autocast = "none";       // none | bf16 (cuda only)
   std::string init = "runs/pretrain";  // checkpoint or run folder the policy starts from
   struct Data {
     std::string train = "runs/data/train.jsonl";

@@ -50,6 +50,10 @@ struct Batch {
   torch::Tensor image_targets;   // [B, T] int64, kIgnore where none
 };
 
+// The batch's tensors on `device`; the same tensors (no copy) when they are there already.
+// Batches are built on the host; the model moves them to wherever its weights are.
+Batch to_device(const Batch& batch, torch::Device device);
+
 enum class Padding { kLeft, kRight };  // left for prompts to continue, right for training
 
 class SequenceBuilder {
