@@ -129,14 +129,14 @@ rollout::RolloutOptions Stage::rollout_options() const {
 }
 
 void Stage::load() {
-  log::info(recipe_.run.name + ": starting policy " + recipe_.init);
-  policy_ = train::load_policy(recipe_.init);
-  sources_ = {policy_.dir + "/text.model", policy_.dir + "/vq.safetensors"};
+  log::info(recipe_.run.name + ": starting policy " + start_from(recipe_));
+  policy_ = train::load_policy(start_from(recipe_));
+  sources_ = train::checkpoint_sources(policy_);
   builder_ = std::make_unique<model::SequenceBuilder>(*policy_.text, policy_.model->config);
   policy_.vq->eval();
   for (auto& p : policy_.vq->parameters()) p.set_requires_grad(false);
   if (recipe_.grpo.beta > 0.0) {
-    reference_ = train::load_policy(recipe_.init).model;
+    reference_ = train::load_policy(start_from(recipe_)).model;
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   }
