@@ -125,6 +125,12 @@ check merge-loads 0 "" -- "$CORL" answer --ckpt "$WORK/merged" --image "$WORK/ge
   --out "$WORK/pre_big" >/dev/null 2>&1
 check merge-mismatch 1 "different architecture" -- "$CORL" merge --inputs "$WORK/uni" \
   "$WORK/pre_big" --out "$WORK/m2"
+# transformers' Janus VQ hard-codes GroupNorm(32); the ShapeWorld VQ (8 groups) cannot be written
+# in that layout, and export says why instead of writing a folder transformers would misread.
+check export-hf-groups 1 "GroupNorm\(32\)" -- "$CORL" export --format hf --ckpt "$WORK/merged" \
+  --out "$WORK/hf"
+check janus-recipe-needs-path 2 "model.path" -- "$CORL" train \
+  --config "$SRC/configs/janus_pro_1b_unified.yaml" --out "$WORK/x"
 check train-bad-reward 2 "reward_funcs.*'cycel'" -- "$CORL" train --set "grpo.reward_funcs=[cycel]" \
   --set "grpo.reward_weights=[1]" --out "$WORK/x"
 check train-weights-count 2 "2 weights for 3 reward_funcs" -- "$CORL" train \

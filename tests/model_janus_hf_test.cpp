@@ -3,15 +3,16 @@
 // transformers computed: text logits, image-code logits, VQ decode, token ids, pixel values. The
 // other way round, a model written here is read and run by transformers
 // (tests/janus_hf_roundtrip.py).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <set>
 
 #include "corl/model/inputs.h"
 #include "corl/model/janus_hf.h"
@@ -51,11 +52,14 @@ std::string reference_dir(std::string* why) {
   const std::string log = temp.string() + ".log";
   const int status = run_python("'" + script + "' '" + temp.string() + "'", log);
   if (status == 77) {
-    *why = "transformers or tokenizers is not installed in .venv (scripts/setup.sh installs "
-           "them): " + util::read_file(log);
+    *why =
+        "transformers or tokenizers is not installed in .venv (scripts/setup.sh installs "
+        "them): " +
+        util::read_file(log);
     return "";
   }
-  if (status != 0) throw std::runtime_error("janus_hf_reference.py failed: " + util::read_file(log));
+  if (status != 0)
+    throw std::runtime_error("janus_hf_reference.py failed: " + util::read_file(log));
   std::error_code error;
   fs::rename(temp, dir, error);  // another process may have won the race: its folder is as good
   util::remove_tree(temp.string());
@@ -179,8 +183,7 @@ TEST_F(JanusHFTest, PolicyFromTheFolderBuildsTheSamePromptAndLogits) {
   auto policy = train::load_policy(model_dir());
   ASSERT_TRUE(policy.hf);
   const SequenceBuilder builder(*policy.text, policy.model->config);
-  const auto sequence =
-      builder.image_to_text(ref_.at("mm_pixel_values")[0], "How many circles?");
+  const auto sequence = builder.image_to_text(ref_.at("mm_pixel_values")[0], "How many circles?");
   const auto want = ref_.at("mm_input_ids")[0];
   ASSERT_EQ(static_cast<int64_t>(sequence.ids.size()), want.size(0));
   for (int64_t t = 0; t < want.size(0); ++t) {
@@ -188,8 +191,8 @@ TEST_F(JanusHFTest, PolicyFromTheFolderBuildsTheSamePromptAndLogits) {
   }
   torch::NoGradGuard no_grad;
   const auto batch = builder.collate({sequence}, Padding::kRight);
-  const auto hidden = policy.model->hidden_states(policy.model->embed(batch),
-                                                  batch.attention_mask, batch.position_ids);
+  const auto hidden = policy.model->hidden_states(policy.model->embed(batch), batch.attention_mask,
+                                                  batch.position_ids);
   expect_match(policy.model->text_logits(hidden), ref_.at("mm_logits").narrow(0, 0, 1),
                "policy text logits");
 }
@@ -204,10 +207,11 @@ TEST_F(JanusHFTest, MismatchedTensorsAreAllListed) {
   const auto index =
       nlohmann::json::parse(util::read_file(model_dir() + "/model.safetensors.index.json"));
   std::set<std::string> shards;
-  for (const auto& [name, file] : index.at("weight_map").items()) shards.insert(file);
+  for (const auto& [name, file] : index.at("weight_map").items())
+    shards.insert(file.get<std::string>());
   for (const auto& shard : shards) {
     for (auto& [name, t] : load_safetensors(model_dir() + "/" + shard).tensors) {
-      if (name == "model.aligner.fc1.bias") continue;  // missing
+      if (name == "model.aligner.fc1.bias") continue;                               // missing
       if (name == "model.generation_head.vision_head.bias") t = torch::zeros({3});  // mis-shaped
       tensors.emplace_back(name, t);
     }
@@ -242,7 +246,8 @@ TEST(JanusHFNames, MapOntoTransformersNames) {
             "model.vqmodel.decoder.up.0.upsample.conv.bias");
   EXPECT_EQ(janus_hf_vq_name("decoder.mid.1.proj_out.weight"),
             "model.vqmodel.decoder.mid.attn_1.proj_out.weight");
-  EXPECT_EQ(janus_hf_vq_name("quantize.embedding.weight"), "model.vqmodel.quantize.embedding.weight");
+  EXPECT_EQ(janus_hf_vq_name("quantize.embedding.weight"),
+            "model.vqmodel.quantize.embedding.weight");
 }
 
 // A model written here is read by transformers without a missing or extra tensor, and computes
@@ -300,16 +305,16 @@ TEST(JanusHFExport, TransformersReadsAndRunsWhatCorlWrites) {
   const auto t2i_ids = torch::tensor(std::vector<int64_t>{1, 20, 21, 4}).unsqueeze(0);
   const auto codes = torch::tensor(std::vector<int64_t>{3, 0, 23, 11}).unsqueeze(0);
   const auto vq_codes = torch::randint(0, 24, {2, 4});
-  save_safetensors((dir / "inputs.safetensors").string(),
-                   {{"mm_input_ids", mm_ids},
-                    {"mm_pixel_values", pixels},
-                    {"t2i_input_ids", t2i_ids},
-                    {"t2i_codes", codes},
-                    {"vq_codes", vq_codes}});
+  save_safetensors((dir / "inputs.safetensors").string(), {{"mm_input_ids", mm_ids},
+                                                           {"mm_pixel_values", pixels},
+                                                           {"t2i_input_ids", t2i_ids},
+                                                           {"t2i_codes", codes},
+                                                           {"vq_codes", vq_codes}});
   const std::string log = (dir / "python.log").string();
   const int status =
       run_python("'" CORL_SOURCE_DIR "/tests/janus_hf_roundtrip.py' '" + dir.string() + "'", log);
-  if (status == 77) GTEST_SKIP() << "transformers is not installed in .venv: " << util::read_file(log);
+  if (status == 77)
+    GTEST_SKIP() << "transformers is not installed in .venv: " << util::read_file(log);
   ASSERT_EQ(status, 0) << util::read_file(log);
   const auto theirs = tensors_of((dir / "outputs.safetensors").string());
 

@@ -75,9 +75,9 @@ ModelConfig model_config_from_json(const nlohmann::json& json, const std::string
       value = legacy;
       return;
     }
-    const bool ok = std::is_same_v<T, std::string>  ? it->is_string()
-                    : std::is_same_v<T, bool>       ? it->is_boolean()
-                                                    : it->is_number_integer();
+    const bool ok = std::is_same_v<T, std::string> ? it->is_string()
+                    : std::is_same_v<T, bool>      ? it->is_boolean()
+                                                   : it->is_number_integer();
     if (!ok) throw DataError(where + ": model config field '" + key + "' has the wrong type");
     value = it->get<T>();
   });

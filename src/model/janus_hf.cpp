@@ -100,7 +100,8 @@ JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
   c.rope_theta = field_or<double>(text, "rope_theta", 10000.0, t, where);
   if (text.contains("rope_parameters") && text.at("rope_parameters").is_object()) {
     const json& rope = text.at("rope_parameters");
-    c.rope_theta = field_or<double>(rope, "rope_theta", c.rope_theta, t + ".rope_parameters", where);
+    c.rope_theta =
+        field_or<double>(rope, "rope_theta", c.rope_theta, t + ".rope_parameters", where);
     require(rope.value("rope_type", "default") == "default", where,
             "text_config.rope_parameters.rope_type is not default");
   }
@@ -182,7 +183,8 @@ json janus_config_to_json(const JanusHFConfig& config) {
   };
   refuse(c.aligner_hidden_act == c.vision_hidden_act,
          "transformers' Janus uses one activation for the ViT MLP and the aligner, this model "
-         "has " + c.vision_hidden_act + " and " + c.aligner_hidden_act);
+         "has " +
+             c.vision_hidden_act + " and " + c.aligner_hidden_act);
   refuse(g.norm_groups == 32, "transformers' Janus VQ uses GroupNorm(32), this VQ uses " +
                                   std::to_string(g.norm_groups) + " groups");
   refuse(g.codebook_l2_norm, "transformers' Janus VQ decodes from an L2-normalised codebook");
@@ -364,8 +366,8 @@ JanusHFModel load_janus_hf(const std::string& dir) {
     if (it == targets.end()) {
       extra.push_back(name);
     } else if (it->second.sizes() != tensor.sizes()) {
-      misshaped.push_back(name + " " + shape_text(tensor) + " (expected " +
-                          shape_text(it->second) + ")");
+      misshaped.push_back(name + " " + shape_text(tensor) + " (expected " + shape_text(it->second) +
+                          ")");
     }
   }
   for (const auto& [name, _] : targets) {
@@ -373,7 +375,8 @@ JanusHFModel load_janus_hf(const std::string& dir) {
   }
   if (!missing.empty() || !extra.empty() || !misshaped.empty()) {
     std::string what = dir + ": tensors do not match the Janus config";
-    if (!missing.empty()) what += "; missing (" + std::to_string(missing.size()) + "): " + list(missing);
+    if (!missing.empty())
+      what += "; missing (" + std::to_string(missing.size()) + "): " + list(missing);
     if (!extra.empty()) what += "; extra (" + std::to_string(extra.size()) + "): " + list(extra);
     if (!misshaped.empty()) {
       what += "; mis-shaped (" + std::to_string(misshaped.size()) + "): " + list(misshaped);
@@ -417,7 +420,8 @@ torch::Tensor ImageProcessor::operator()(const cv::Mat& rgb) const {
     // Python's round(): halves to even, as std::nearbyint in the default rounding mode.
     const int h = std::max(static_cast<int>(std::nearbyint(rgb.rows * delta)), min_size);
     const int w = std::max(static_cast<int>(std::nearbyint(rgb.cols * delta)), min_size);
-    if (h != rgb.rows || w != rgb.cols) cv::resize(rgb, image, cv::Size(w, h), 0, 0, cv::INTER_CUBIC);
+    if (h != rgb.rows || w != rgb.cols)
+      cv::resize(rgb, image, cv::Size(w, h), 0, 0, cv::INTER_CUBIC);
   }
   if (do_pad && image.rows != image.cols) {
     const int side = std::max(image.rows, image.cols);
@@ -434,7 +438,8 @@ torch::Tensor ImageProcessor::operator()(const cv::Mat& rgb) const {
                     .to(torch::kFloat32);
   if (do_rescale) pixels = pixels * rescale_factor;
   if (do_normalize) {
-    const auto mean = torch::tensor(image_mean, torch::kFloat64).to(torch::kFloat32).view({3, 1, 1});
+    const auto mean =
+        torch::tensor(image_mean, torch::kFloat64).to(torch::kFloat32).view({3, 1, 1});
     const auto std = torch::tensor(image_std, torch::kFloat64).to(torch::kFloat32).view({3, 1, 1});
     pixels = (pixels - mean) / std;
   }

@@ -7,12 +7,12 @@ namespace corl::model {
 UnifiedModelImpl::UnifiedModelImpl(const ModelConfig& c) : config(c) {
   check(c);
   vision_model = register_module("vision_model", SiglipVisionModel(c));
-  aligner = register_module(
-      "aligner", Aligner(c.vision_hidden_size, c.hidden_size, c.aligner_depth, c.aligner_hidden_act));
+  aligner = register_module("aligner", Aligner(c.vision_hidden_size, c.hidden_size, c.aligner_depth,
+                                               c.aligner_hidden_act));
   gen_embed =
       register_module("gen_embed", torch::nn::Embedding(c.image_vocab_size, c.gen_embed_dim));
-  gen_aligner = register_module(
-      "gen_aligner", Aligner(c.gen_embed_dim, c.hidden_size, c.gen_aligner_depth, c.gen_hidden_act));
+  gen_aligner = register_module("gen_aligner", Aligner(c.gen_embed_dim, c.hidden_size,
+                                                       c.gen_aligner_depth, c.gen_hidden_act));
   gen_head =
       register_module("gen_head", GenHead(c.hidden_size, c.image_vocab_size, c.gen_hidden_act));
   language_model = register_module("language_model", LlamaForCausalLM(c));

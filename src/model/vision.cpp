@@ -53,8 +53,7 @@ SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const ModelConfig& c) {
       torch::nn::LayerNormOptions({c.vision_hidden_size}).eps(c.vision_layer_norm_eps);
   layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(norm));
   self_attn = register_module(
-      "self_attn",
-      SiglipAttention(c.vision_hidden_size, c.vision_heads, c.vision_attention_bias));
+      "self_attn", SiglipAttention(c.vision_hidden_size, c.vision_heads, c.vision_attention_bias));
   layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(norm));
   mlp = register_module(
       "mlp", SiglipMLP(c.vision_hidden_size, c.vision_intermediate_size, c.vision_hidden_act));

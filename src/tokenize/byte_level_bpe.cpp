@@ -272,9 +272,9 @@ std::vector<std::string> ByteLevelBPE::Impl::pre_tokenize(const std::string& tex
         for (size_t i = 0; i < piece.size(); ++i) {
           if (piece[i] >= '0' && piece[i] <= '9') matches.emplace_back(i, i + 1);
         }
-        parts = split_piece(piece, matches,
-                            p.individual_digits ? Behavior::kIsolated : Behavior::kContiguous,
-                            false);
+        parts =
+            split_piece(piece, matches,
+                        p.individual_digits ? Behavior::kIsolated : Behavior::kContiguous, false);
       } else {
         std::string s = piece;
         if (p.add_prefix_space && (s.empty() || s[0] != ' ')) s = " " + s;
@@ -407,8 +407,9 @@ ByteLevelBPE::ByteLevelBPE(const std::string& path) : impl_(std::make_unique<Imp
         size = std::max(size, id + 1);
       }
     }
-    std::stable_sort(impl_->added.begin(), impl_->added.end(),
-                     [](const auto& a, const auto& b) { return a.content.size() > b.content.size(); });
+    std::stable_sort(impl_->added.begin(), impl_->added.end(), [](const auto& a, const auto& b) {
+      return a.content.size() > b.content.size();
+    });
     impl_->id_to_token.assign(size, "");
     for (const auto& [token, id] : impl_->vocab) impl_->id_to_token[id] = token;
     for (const auto& a : impl_->added) impl_->id_to_token[a.id] = a.content;

@@ -5,9 +5,9 @@
 
 #include <filesystem>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "corl/tokenize/byte_level_bpe.h"

@@ -26,9 +26,9 @@ void require_file(const fs::path& path) {
 }
 
 // The files of a Hugging Face folder that are not weights or config.json.
-constexpr const char* kHFTextFiles[] = {"tokenizer.json", "tokenizer_config.json",
+constexpr const char* kHFTextFiles[] = {"tokenizer.json",          "tokenizer_config.json",
                                         "special_tokens_map.json", "preprocessor_config.json",
-                                        "processor_config.json", "generation_config.json"};
+                                        "processor_config.json",   "generation_config.json"};
 
 Policy load_hf_policy(const std::string& dir) {
   Policy policy;
