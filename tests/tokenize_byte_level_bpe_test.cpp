@@ -61,6 +61,7 @@ TEST(ByteLevelBPE, AppliesMergesByRankWithinPreTokenizedWords) {
   EXPECT_EQ(bpe.encode("a<xy>b<x>c"), (std::vector<int>{a, 99, b, 98, c}));
   EXPECT_EQ(bpe.decode(bpe.encode("abc ab ba<x>")), "abc ab ba<x>");
   EXPECT_EQ(bpe.vocab_size(), 100);
+  EXPECT_EQ(bpe.decode({kAb, 100, 5000, kAb}), "abab");  // ids past the tokenizer: nothing
   EXPECT_EQ(bpe.token_id("<xy>"), 99);
   EXPECT_EQ(bpe.token(kSpaceAb), "Ġab");
 }

@@ -469,7 +469,8 @@ std::string ByteLevelBPE::decode(const std::vector<int>& ids) const {
       out += it->second;
       continue;
     }
-    const std::string piece = token(id);
+    if (id < 0 || id >= vocab_size()) continue;  // no token: nothing, as transformers
+    const std::string& piece = impl_->id_to_token[id];
     for (size_t i = 0; i < piece.size();) {
       const size_t n = Regex::utf8_length(static_cast<unsigned char>(piece[i]));
       const std::string c = piece.substr(i, n);

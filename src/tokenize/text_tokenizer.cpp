@@ -218,6 +218,9 @@ std::vector<int> TextTokenizer::encode(std::string_view text) const {
 }
 
 std::string TextTokenizer::decode(const std::vector<int>& ids) const {
+  // A checkpoint's head is often wider than its tokenizer; as transformers, ids without a token
+  // decode to nothing rather than stopping a run that sampled one.
+  if (bpe_) return bpe_->decode(ids);
   const int size = vocab_size();
   for (const int id : ids) {
     if (id < 0 || id >= size) {
@@ -225,7 +228,6 @@ std::string TextTokenizer::decode(const std::vector<int>& ids) const {
                               " outside vocabulary of " + std::to_string(size));
     }
   }
-  if (bpe_) return bpe_->decode(ids);
   std::string text;
   const auto status = processor_->Decode(ids, &text);
   if (!status.ok()) throw std::logic_error("text tokenizer decode: " + status.ToString());

@@ -42,8 +42,8 @@ struct ModelConfig {
   std::string vision_hidden_act = "gelu_pytorch_tanh";
   std::string aligner_hidden_act = "gelu_pytorch_tanh";
   std::string gen_hidden_act = "gelu";
-  int aligner_depth = 2;        // linear layers of the aligner (2)
-  int gen_aligner_depth = 2;    // linear layers of gen_aligner (2)
+  int aligner_depth = 2;      // linear layers of the aligner (2)
+  int gen_aligner_depth = 2;  // linear layers of gen_aligner (2)
   bool vision_attention_bias = true;
   bool tie_word_embeddings = false;  // lm_head reads embed_tokens' weight
 

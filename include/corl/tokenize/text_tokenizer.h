@@ -60,7 +60,8 @@ class TextTokenizer {
   // With byte_fallback, decode(encode(s)) == s for any UTF-8 text. Special tokens written in
   // `s` encode to their ids.
   std::vector<int> encode(std::string_view text) const;
-  // Throws std::out_of_range for an id outside [0, vocab_size()).
+  // Throws std::out_of_range for an id outside [0, vocab_size()) (SentencePiece); a byte-level
+  // BPE decodes such an id to nothing.
   std::string decode(const std::vector<int>& ids) const;
   // May be smaller than the vocab_size trained for, when the corpus supports fewer pieces.
   int vocab_size() const;
