@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -79,6 +80,8 @@ void expect_match(const torch::Tensor& ours, const torch::Tensor& theirs, const 
   const auto a = ours.to(torch::kFloat64), b = theirs.to(torch::kFloat64);
   const double relative = ((a - b).abs().max() / b.abs().max()).item<double>();
   EXPECT_LE(relative, tolerance) << what;
+  std::cout << what << ": relative error " << relative << " (max |ref| "
+            << b.abs().max().item<double>() << ")\n";
   if (argmax) {
     EXPECT_TRUE(torch::equal(ours.argmax(-1), theirs.argmax(-1))) << what << ": argmax differs";
   }

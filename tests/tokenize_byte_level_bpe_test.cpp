@@ -28,6 +28,8 @@ std::string write_tokenizer(const nlohmann::json& pre_tokenizer, const std::stri
   vocab["ab"] = id++;                                                 // 95
   vocab["abc"] = id++;                                                // 96
   vocab["Ġab"] = id++;                                                // 97
+  vocab["Ã"] = 100;                                                   // byte 0xC3
+  vocab["©"] = 101;                                                   // byte 0xA9
   const nlohmann::json j = {
       {"version", "1.0"},
       {"added_tokens",
@@ -60,8 +62,13 @@ TEST(ByteLevelBPE, AppliesMergesByRankWithinPreTokenizedWords) {
   // Added tokens are cut out first, the longest at the leftmost position.
   EXPECT_EQ(bpe.encode("a<xy>b<x>c"), (std::vector<int>{a, 99, b, 98, c}));
   EXPECT_EQ(bpe.decode(bpe.encode("abc ab ba<x>")), "abc ab ba<x>");
-  EXPECT_EQ(bpe.vocab_size(), 100);
-  EXPECT_EQ(bpe.decode({kAb, 100, 5000, kAb}), "abab");  // ids past the tokenizer: nothing
+  EXPECT_EQ(bpe.vocab_size(), 102);
+  EXPECT_EQ(bpe.decode({kAb, 102, 5000, kAb}), "abab");  // ids past the tokenizer: nothing
+  // Bytes 0xC3 0xA9 are "é"; 0xC3 alone is not UTF-8 and becomes U+FFFD.
+  EXPECT_EQ(bpe.decode({100, 101}), "\xC3\xA9");
+  EXPECT_EQ(bpe.decode({a, 100, a}),
+            "a\xEF\xBF\xBD"
+            "a");
   EXPECT_EQ(bpe.token_id("<xy>"), 99);
   EXPECT_EQ(bpe.token(kSpaceAb), "Ġab");
 }

@@ -225,6 +225,57 @@ void read_pre_tokenizers(const json& j, const std::string& where, std::vector<Pr
   out.push_back(std::move(p));
 }
 
+// Bytes -> valid UTF-8, each ill-formed sequence (its maximal valid prefix) replaced by U+FFFD,
+// as Rust's String::from_utf8_lossy in the `tokenizers` ByteLevel decoder.
+std::string utf8_lossy(const std::string& s) {
+  static const std::string kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    size_t need = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range (RFC 3629 table)
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c == 0xE0) {
+      need = 2, lo = 0xA0;
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+      need = 2;
+    } else if (c == 0xED) {
+      need = 2, hi = 0x9F;
+    } else if (c == 0xF0) {
+      need = 3, lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      need = 3;
+    } else if (c == 0xF4) {
+      need = 3, hi = 0x8F;
+    } else {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    size_t j = 1;
+    for (; j <= need; ++j) {
+      if (i + j >= n) break;
+      const auto d = static_cast<unsigned char>(s[i + j]);
+      if (d < (j == 1 ? lo : 0x80) || d > (j == 1 ? hi : 0xBF)) break;
+    }
+    if (j > need) {
+      out.append(s, i, need + 1);
+      i += need + 1;
+    } else {
+      out += kReplacement;
+      i += j;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct ByteLevelBPE::Impl {
@@ -483,7 +534,7 @@ std::string ByteLevelBPE::decode(const std::vector<int>& ids) const {
       i += n;
     }
   }
-  return out;
+  return utf8_lossy(out);
 }
 
 int ByteLevelBPE::vocab_size() const { return static_cast<int>(impl_->id_to_token.size()); }

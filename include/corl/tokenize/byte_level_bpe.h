@@ -30,7 +30,8 @@ class ByteLevelBPE {
   // transformers' encode(text, add_special_tokens=False).
   std::vector<int> encode(std::string_view text) const;
   // Added tokens as their text, the rest byte-decoded; an id without a token (a model's head is
-  // often wider than its tokenizer) decodes to nothing, as in transformers.
+  // often wider than its tokenizer) decodes to nothing, and bytes that are not UTF-8 become
+  // U+FFFD, as in transformers.
   std::string decode(const std::vector<int>& ids) const;
   // One more than the largest id of the vocabulary and the added tokens.
   int vocab_size() const;
