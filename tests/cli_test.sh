@@ -141,6 +141,24 @@ check train-t2i-answer-reward 2 "scores answers, but task t2i" -- "$CORL" refine
 check train-no-init 1 "not a checkpoint" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
   --init "$WORK/none" "${GRPO[@]}" --out "$WORK/x"
 
+# A GRPO stage started from a Hugging Face Janus folder (a tiny one made by transformers) writes
+# checkpoints in that layout, which transformers loads with every tensor in place.
+if "$SRC/.venv/bin/python" -c "import transformers, tokenizers" 2>/dev/null; then
+  check janus-reference 0 "" -- "$SRC/.venv/bin/python" "$SRC/tests/janus_hf_reference.py" \
+    "$WORK/janus"
+  check janus-train 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+    --set model.path="$WORK/janus/model" "${GRPO[@]}" --set grpo.beta=0.04 --out "$WORK/juni"
+  check janus-final-loads 0 "" -- "$SRC/.venv/bin/python" -c "
+from transformers import JanusForConditionalGeneration
+_, info = JanusForConditionalGeneration.from_pretrained('$WORK/juni/final', output_loading_info=True)
+assert not any(info.values()), info
+"
+  check janus-answer 0 "" -- "$CORL" answer --ckpt "$WORK/juni" --image \
+    "$WORK/data/images/train_0000000.png" --question "How many circles?" --max-new-tokens 4
+else
+  echo "SKIP janus-*: transformers is not installed in $SRC/.venv (scripts/setup.sh installs it)"
+fi
+
 
 check eval 0 "wrote .*report.html" -- "$CORL" eval --suite all --ckpt "$WORK/pre" --ckpt "$WORK/uni" \
   --set world="$WORK/data/recipe.yaml" --set geneval.prompts_per_category=1 \
