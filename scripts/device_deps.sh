@@ -23,11 +23,11 @@ DEST=${DEST:-.device}
 ARCH_LIB=usr/lib/x86_64-linux-gnu
 DEV_PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libsentencepiece-dev libopencv-core-dev libopencv-imgproc-dev libpng-dev
+  libsentencepiece-dev libonig-dev libopencv-core-dev libopencv-imgproc-dev libpng-dev
 )
 ROOT_LIBRARIES=(
-  libyaml-cpp.so libspdlog.so libfmt.so libsentencepiece.so libsentencepiece_train.so libopencv_core.so
-  libopencv_imgproc.so libpng16.so
+  libyaml-cpp.so libspdlog.so libfmt.so libsentencepiece.so libsentencepiece_train.so libonig.so
+  libopencv_core.so libopencv_imgproc.so libpng16.so
 )
 # Shared libraries every image has; an older copy on LD_LIBRARY_PATH would shadow the image's.
 BASE_LIBRARIES='^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|libz|linux-vdso)\.so'
@@ -79,7 +79,8 @@ find "$DEST/root" -name '*.a' ! -name 'libgtest*.a' ! -name 'libgmock*.a' -delet
 # One folder with every runtime soname as a relative link, for LD_LIBRARY_PATH and -rpath-link:
 # Debian reaches BLAS and LAPACK through alternatives links that dpkg -x does not make.
 for soname in "${!sonames[@]}" libyaml-cpp.so.0.7 libspdlog.so.1.10 libfmt.so.9 \
-  libsentencepiece.so.0 libsentencepiece_train.so.0 libopencv_core.so.406 libopencv_imgproc.so.406 libpng16.so.16; do
+  libsentencepiece.so.0 libsentencepiece_train.so.0 libonig.so.5 libopencv_core.so.406 \
+  libopencv_imgproc.so.406 libpng16.so.16; do
   found=$(cd "$DEST/root" && find . -name "$soname" \( -type f -o -type l \) | head -1)
   [[ -n $found ]] || { echo "device_deps: $soname is in no extracted package" >&2; exit 1; }
   ln -sf "../root/${found#./}" "$DEST/lib/$soname"

@@ -16,7 +16,7 @@ TORCH_VERSION=2.11.0
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libsentencepiece-dev sentencepiece
+  libsentencepiece-dev sentencepiece libonig-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
 )
 
@@ -42,9 +42,10 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   .venv/bin/pip install --quiet --progress-bar off --upgrade pip
   .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 fi
-# Python packages for interoperability checks (safetensors) and the eval report's plots.
-if ! .venv/bin/python -c "import safetensors, matplotlib" 2>/dev/null; then
-  .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib
+# Python packages for interoperability checks (safetensors, and transformers for the Janus
+# parity tests) and the eval report's plots.
+if ! .venv/bin/python -c "import safetensors, matplotlib, transformers, tokenizers" 2>/dev/null; then
+  .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib transformers tokenizers
 fi
 
 TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')

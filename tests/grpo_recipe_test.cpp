@@ -30,6 +30,35 @@ TEST(GrpoRecipe, ShippedRecipesLoadWithTheirTasks) {
   }
 }
 
+// The Janus-Pro-1B recipes carry the paper's numbers (DESIGN §4) and start from the folder given
+// with --set model.path; without one they refuse to start from anything else.
+TEST(GrpoRecipe, JanusProRecipesCarryThePaperHyperParameters) {
+  const auto unified = load("janus_pro_1b_unified.yaml", {"model.path=/data/Janus-Pro-1B"});
+  EXPECT_EQ(task_of(unified), Task::kUnified);
+  EXPECT_EQ(unified.grpo.num_generations, 8);
+  EXPECT_DOUBLE_EQ(unified.grpo.beta, 0.0);
+  EXPECT_DOUBLE_EQ(unified.optim.learning_rate, 4e-6);
+  EXPECT_DOUBLE_EQ(unified.grpo.cfg_weight, 5.0);
+  EXPECT_EQ(start_from(unified), "/data/Janus-Pro-1B");
+  const auto refine = load("janus_pro_1b_refine_t2i.yaml", {"model.path=/data/unified"});
+  EXPECT_EQ(task_of(refine), Task::kT2I);
+  EXPECT_EQ(refine.grpo.num_generations, 16);
+  EXPECT_DOUBLE_EQ(refine.grpo.beta, 0.02);
+  EXPECT_DOUBLE_EQ(refine.optim.learning_rate, 1e-6);
+  EXPECT_DOUBLE_EQ(refine.grpo.cfg_weight, 5.0);
+  EXPECT_EQ(refine.grpo.reward_funcs, (std::vector<std::string>{"cycle", "tim"}));
+  for (const char* file : {"janus_pro_1b_unified.yaml", "janus_pro_1b_refine_t2i.yaml"}) {
+    try {
+      load(file);
+      ADD_FAILURE() << file << " loaded without model.path";
+    } catch (const RecipeError& e) {
+      EXPECT_NE(std::string(e.what()).find("model.path"), std::string::npos) << e.what();
+    }
+  }
+  // A corl recipe still starts from init.
+  EXPECT_EQ(start_from(load("unified.yaml")), "runs/pretrain");
+}
+
 TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
   EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=grpo"})), ops::Aggregation::kSeqMeanTokenMean);
   EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=dapo"})), ops::Aggregation::kTokenMean);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   corl::tools::add_refine_command(app);
   corl::tools::add_merge_command(app);
   corl::tools::add_eval_command(app);
+  corl::tools::add_export_command(app);
   corl::tools::add_generate_command(app);
   corl::tools::add_answer_command(app);
   corl::tools::add_detect_command(app);

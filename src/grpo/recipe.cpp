@@ -20,6 +20,9 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("init", &r.init,
         "Checkpoint or run folder the policy starts from (and the KL reference, when beta > 0); "
         "--init overrides it");
+  s.add("model.path", &r.model.path,
+        "Hugging Face Janus folder (config.json, safetensors, tokenizer.json) the policy starts "
+        "from instead of init; its checkpoints keep that layout");
   s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
   s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
   s.add("data.qa_types", &r.data.qa_types, "Question types the stage trains on")
@@ -104,6 +107,10 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   train::bind(s, r.eval);
 }
 
+const std::string& start_from(const GrpoRecipe& recipe) {
+  return recipe.model.path.empty() ? recipe.init : recipe.model.path;
+}
+
 Task task_of(const GrpoRecipe& r) {
   if (r.task == "t2i") return Task::kT2I;
   if (r.task == "mm2t") return Task::kMM2T;
@@ -154,6 +161,11 @@ void validate(const GrpoRecipe& r) {
   }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
+  }
+  if (r.model.path.empty() && r.init.empty()) {
+    throw RecipeError(
+        "model.path and init are both empty: give the Hugging Face Janus folder to start from "
+        "with --set model.path=DIR (or a corl checkpoint with --init)");
   }
 }
 

@@ -173,15 +173,15 @@ void Stage::load() {
     }
     device_ = torch::Device(torch::kCUDA, 0);
   }
-  log::info(recipe_.run.name + ": starting policy " + recipe_.init + " on " + device_.str());
-  policy_ = train::load_policy(recipe_.init);
+  log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device_.str());
+  policy_ = train::load_policy(start_from(recipe_));
   policy_.model->to(device_);  // the VQ decoder stays on the host with the rewards
-  sources_ = {policy_.dir + "/text.model", policy_.dir + "/vq.safetensors"};
+  sources_ = train::checkpoint_sources(policy_);
   builder_ = std::make_unique<model::SequenceBuilder>(*policy_.text, policy_.model->config);
   policy_.vq->eval();
   for (auto& p : policy_.vq->parameters()) p.set_requires_grad(false);
   if (recipe_.grpo.beta > 0.0) {
-    reference_ = train::load_policy(recipe_.init).model;
+    reference_ = train::load_policy(start_from(recipe_)).model;
     reference_->to(device_);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);

@@ -1,6 +1,7 @@
 #include "corl/model/config.h"
 
 #include <stdexcept>
+#include <type_traits>
 
 #include "corl/util/error.h"
 
@@ -31,12 +32,30 @@ void visit(ModelConfig& c, Visit&& v) {
   v("image_tokens", c.image_tokens);
 }
 
+// Fields added for Hugging Face checkpoints; a config written before them has none of them, and
+// the value here is what that model computed (its aligner used erf-GELU).
+template <class Visit>
+void visit_switches(ModelConfig& c, Visit&& v) {
+  v("vision_hidden_act", c.vision_hidden_act, std::string("gelu_pytorch_tanh"));
+  v("aligner_hidden_act", c.aligner_hidden_act, std::string("gelu"));
+  v("gen_hidden_act", c.gen_hidden_act, std::string("gelu"));
+  v("aligner_depth", c.aligner_depth, 2);
+  v("gen_aligner_depth", c.gen_aligner_depth, 2);
+  v("vision_attention_bias", c.vision_attention_bias, true);
+  v("tie_word_embeddings", c.tie_word_embeddings, false);
+}
+
+bool is_activation(const std::string& name) {
+  return name == "gelu" || name == "gelu_pytorch_tanh";
+}
+
 }  // namespace
 
 nlohmann::json to_json(const ModelConfig& config) {
   nlohmann::json json;
   ModelConfig copy = config;
   visit(copy, [&](const char* key, auto& value) { json[key] = value; });
+  visit_switches(copy, [&](const char* key, auto& value, const auto&) { json[key] = value; });
   return json;
 }
 
@@ -48,6 +67,19 @@ ModelConfig model_config_from_json(const nlohmann::json& json, const std::string
       throw DataError(where + ": model config field '" + key + "' is missing or not a number");
     }
     value = it->get<std::decay_t<decltype(value)>>();
+  });
+  visit_switches(config, [&](const char* key, auto& value, const auto& legacy) {
+    using T = std::decay_t<decltype(value)>;
+    auto it = json.find(key);
+    if (it == json.end()) {
+      value = legacy;
+      return;
+    }
+    const bool ok = std::is_same_v<T, std::string> ? it->is_string()
+                    : std::is_same_v<T, bool>      ? it->is_boolean()
+                                                   : it->is_number_integer();
+    if (!ok) throw DataError(where + ": model config field '" + key + "' has the wrong type");
+    value = it->get<T>();
   });
   try {
     check(config);
@@ -96,6 +128,10 @@ void check(const ModelConfig& c) {
   require(c.patch_size > 0 && c.image_size % c.patch_size == 0,
           "image_size must be a multiple of patch_size");
   require(c.image_tokens > 0, "image_tokens must be positive");
+  for (const std::string* act : {&c.vision_hidden_act, &c.aligner_hidden_act, &c.gen_hidden_act}) {
+    require(is_activation(*act), "activation '" + *act + "' is not gelu or gelu_pytorch_tanh");
+  }
+  require(c.aligner_depth >= 1 && c.gen_aligner_depth >= 1, "aligner depths must be at least 1");
   require(c.max_positions >= c.image_tokens + c.vision_patches(),
           "max_positions must hold an image's codes and patches");
 }

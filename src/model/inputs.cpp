@@ -29,14 +29,14 @@ void SequenceBuilder::append_text(Sequence& s, const std::string& text) const {
 Sequence SequenceBuilder::text_to_image(const std::string& prompt, const torch::Tensor& codes,
                                         bool unconditional) const {
   Sequence s;
-  append_id(s, tokenize::kBosId);
+  append_id(s, tokenizer_.bos_id());
   append_text(s, "<|User|>: ");
   s.prompt_begin = static_cast<int64_t>(s.ids.size());
   append_text(s, prompt);
   s.prompt_end = static_cast<int64_t>(s.ids.size());
   append_text(s, " <|Assistant|>:");
   if (unconditional) {
-    for (size_t i = 1; i < s.ids.size(); ++i) s.ids[i] = tokenize::kPadId;
+    for (size_t i = 1; i < s.ids.size(); ++i) s.ids[i] = tokenizer_.pad_id();
   }
   append_id(s, begin_of_image_);
   if (!codes.defined()) return s;
@@ -48,7 +48,7 @@ Sequence SequenceBuilder::text_to_image(const std::string& prompt, const torch::
   const int64_t* c = values.data_ptr<int64_t>();
   s.image_targets.back() = c[0];
   for (int64_t i = 0; i < config_.image_tokens; ++i) {
-    append_id(s, tokenize::kPadId);
+    append_id(s, tokenizer_.pad_id());
     s.generation.back() = 1;
     s.codes.back() = c[i];
     if (i + 1 < config_.image_tokens) s.image_targets.back() = c[i + 1];
@@ -59,7 +59,7 @@ Sequence SequenceBuilder::text_to_image(const std::string& prompt, const torch::
 Sequence SequenceBuilder::image_to_text(const torch::Tensor& image, const std::string& question,
                                         const std::string& answer) const {
   Sequence s;
-  append_id(s, tokenize::kBosId);
+  append_id(s, tokenizer_.bos_id());
   append_text(s, "<|User|>: ");
   append_id(s, begin_of_image_);
   for (int i = 0; i < config_.vision_patches(); ++i) {
@@ -72,7 +72,7 @@ Sequence SequenceBuilder::image_to_text(const torch::Tensor& image, const std::s
   if (answer.empty()) return s;
   const size_t prompt_length = s.ids.size();
   append_text(s, answer);
-  append_id(s, tokenize::kEosId);
+  append_id(s, tokenizer_.eos_id());
   for (size_t t = prompt_length - 1; t + 1 < s.ids.size(); ++t) s.text_targets[t] = s.ids[t + 1];
   return s;
 }
@@ -106,7 +106,7 @@ Batch SequenceBuilder::collate(const std::vector<Sequence>& sequences, Padding p
   for (const auto& s : sequences) length = std::max<int64_t>(length, s.ids.size());
   const auto long_options = torch::TensorOptions().dtype(torch::kLong);
   Batch b;
-  b.input_ids = torch::full({rows, length}, tokenize::kPadId, long_options);
+  b.input_ids = torch::full({rows, length}, tokenizer_.pad_id(), long_options);
   b.attention_mask = torch::zeros({rows, length}, long_options);
   b.understanding = torch::zeros({rows, length}, torch::kBool);
   b.generation = torch::zeros({rows, length}, torch::kBool);

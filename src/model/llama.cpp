@@ -156,7 +156,14 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
 
 LlamaForCausalLMImpl::LlamaForCausalLMImpl(const ModelConfig& c) {
   model = register_module("model", LlamaModel(c));
-  lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size));
+  if (!c.tie_word_embeddings) {
+    lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size));
+  }
+}
+
+torch::Tensor LlamaForCausalLMImpl::logits(const torch::Tensor& hidden) {
+  if (lm_head) return lm_head(hidden);
+  return torch::nn::functional::linear(hidden, model->embed_tokens->weight);
 }
 
 torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t past, int64_t queries) {

@@ -90,7 +90,7 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     const auto logits = model->text_logits(hidden);
     if (options.keep_logits) kept.push_back(logits);
     auto next = sample_tokens(logits, options, generator);
-    next = next.masked_fill(finished.to(next.device()), tokenize::kPadId);
+    next = next.masked_fill(finished.to(next.device()), builder.tokenizer().pad_id());
     const auto values = next.to(torch::kCPU);
     for (int64_t r = 0; r < rows; ++r) {
       if (!finished[r].item<bool>()) out.tokens[r].push_back(values[r].item<int64_t>());

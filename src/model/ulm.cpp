@@ -7,11 +7,14 @@ namespace corl::model {
 UnifiedModelImpl::UnifiedModelImpl(const ModelConfig& c) : config(c) {
   check(c);
   vision_model = register_module("vision_model", SiglipVisionModel(c));
-  aligner = register_module("aligner", Aligner(c.vision_hidden_size, c.hidden_size));
+  aligner = register_module("aligner", Aligner(c.vision_hidden_size, c.hidden_size, c.aligner_depth,
+                                               c.aligner_hidden_act));
   gen_embed =
       register_module("gen_embed", torch::nn::Embedding(c.image_vocab_size, c.gen_embed_dim));
-  gen_aligner = register_module("gen_aligner", Aligner(c.gen_embed_dim, c.hidden_size));
-  gen_head = register_module("gen_head", GenHead(c.hidden_size, c.image_vocab_size));
+  gen_aligner = register_module("gen_aligner", Aligner(c.gen_embed_dim, c.hidden_size,
+                                                       c.gen_aligner_depth, c.gen_hidden_act));
+  gen_head =
+      register_module("gen_head", GenHead(c.hidden_size, c.image_vocab_size, c.gen_hidden_act));
   language_model = register_module("language_model", LlamaForCausalLM(c));
 }
 
@@ -50,7 +53,7 @@ torch::Tensor UnifiedModelImpl::hidden_states(const torch::Tensor& embeddings,
 }
 
 torch::Tensor UnifiedModelImpl::text_logits(const torch::Tensor& hidden) {
-  return language_model->lm_head(hidden);
+  return language_model->logits(hidden);
 }
 
 torch::Tensor UnifiedModelImpl::image_logits(const torch::Tensor& hidden) {

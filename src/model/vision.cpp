@@ -1,25 +1,32 @@
 #include "corl/model/vision.h"
 
+#include <stdexcept>
+#include <utility>
+
 namespace corl::model {
 namespace {
 
 constexpr double kInitStd = 0.02;
 
-torch::nn::Linear linear(int64_t in, int64_t out) {
-  auto layer = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(true));
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
+  auto layer = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
   torch::nn::init::normal_(layer->weight, 0.0, kInitStd);
-  torch::nn::init::zeros_(layer->bias);
+  if (bias) torch::nn::init::zeros_(layer->bias);
   return layer;
 }
 
-torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
-
 }  // namespace
 
-SiglipAttentionImpl::SiglipAttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
-  q_proj = register_module("q_proj", linear(hidden, hidden));
-  k_proj = register_module("k_proj", linear(hidden, hidden));
-  v_proj = register_module("v_proj", linear(hidden, hidden));
+torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  throw std::invalid_argument("activation '" + name + "' is not gelu or gelu_pytorch_tanh");
+}
+
+SiglipAttentionImpl::SiglipAttentionImpl(int64_t hidden, int64_t heads, bool bias) : heads(heads) {
+  q_proj = register_module("q_proj", linear(hidden, hidden, bias));
+  k_proj = register_module("k_proj", linear(hidden, hidden, bias));
+  v_proj = register_module("v_proj", linear(hidden, hidden, bias));
   out_proj = register_module("out_proj", linear(hidden, hidden));
 }
 
@@ -31,20 +38,25 @@ torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x) {
   return out_proj(out.transpose(1, 2).reshape({n, t, heads * d}));
 }
 
-SiglipMLPImpl::SiglipMLPImpl(int64_t hidden, int64_t intermediate) {
+SiglipMLPImpl::SiglipMLPImpl(int64_t hidden, int64_t intermediate, std::string act)
+    : act(std::move(act)) {
   fc1 = register_module("fc1", linear(hidden, intermediate));
   fc2 = register_module("fc2", linear(intermediate, hidden));
 }
 
-torch::Tensor SiglipMLPImpl::forward(const torch::Tensor& x) { return fc2(gelu_tanh(fc1(x))); }
+torch::Tensor SiglipMLPImpl::forward(const torch::Tensor& x) {
+  return fc2(activation(fc1(x), act));
+}
 
 SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const ModelConfig& c) {
   const auto norm =
       torch::nn::LayerNormOptions({c.vision_hidden_size}).eps(c.vision_layer_norm_eps);
   layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(norm));
-  self_attn = register_module("self_attn", SiglipAttention(c.vision_hidden_size, c.vision_heads));
+  self_attn = register_module(
+      "self_attn", SiglipAttention(c.vision_hidden_size, c.vision_heads, c.vision_attention_bias));
   layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(norm));
-  mlp = register_module("mlp", SiglipMLP(c.vision_hidden_size, c.vision_intermediate_size));
+  mlp = register_module(
+      "mlp", SiglipMLP(c.vision_hidden_size, c.vision_intermediate_size, c.vision_hidden_act));
 }
 
 torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x) {
@@ -87,22 +99,29 @@ torch::Tensor SiglipVisionModelImpl::forward(const torch::Tensor& images) {
   return post_layernorm(h);
 }
 
-AlignerImpl::AlignerImpl(int64_t in, int64_t out) {
+AlignerImpl::AlignerImpl(int64_t in, int64_t out, int depth, std::string act)
+    : act(std::move(act)) {
   fc1 = register_module("fc1", linear(in, out));
-  hidden_layers = register_module("hidden_layers", torch::nn::ModuleList(linear(out, out)));
+  hidden_layers = register_module("hidden_layers", torch::nn::ModuleList());
+  for (int i = 1; i < depth; ++i) hidden_layers->push_back(linear(out, out));
 }
 
 torch::Tensor AlignerImpl::forward(const torch::Tensor& x) {
-  return hidden_layers[0]->as<torch::nn::Linear>()->forward(torch::gelu(fc1(x)));
+  auto h = fc1(x);
+  for (const auto& layer : *hidden_layers) {
+    h = layer->as<torch::nn::Linear>()->forward(activation(h, act));
+  }
+  return h;
 }
 
-GenHeadImpl::GenHeadImpl(int64_t hidden, int64_t image_vocab) {
+GenHeadImpl::GenHeadImpl(int64_t hidden, int64_t image_vocab, std::string act)
+    : act(std::move(act)) {
   output_mlp_projector = register_module("output_mlp_projector", linear(hidden, hidden));
   vision_head = register_module("vision_head", linear(hidden, image_vocab));
 }
 
 torch::Tensor GenHeadImpl::forward(const torch::Tensor& x) {
-  return vision_head(torch::gelu(output_mlp_projector(x)));
+  return vision_head(activation(output_mlp_projector(x), act));
 }
 
 }  // namespace corl::model

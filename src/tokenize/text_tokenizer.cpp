@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "corl/tokenize/byte_level_bpe.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"  // defines: write_file_atomic, read_file
 
@@ -66,7 +68,20 @@ void check_options(const TextTokenizerOptions& options) {
   if (options.seed < 0) throw UsageError("text tokenizer: seed must be non-negative");
 }
 
+// tokenizer_config.json names special tokens as strings or as {"content": ...}.
+std::string token_text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content")) return j.at("content").get<std::string>();
+  return "";
+}
+
 }  // namespace
+
+std::string TextTokenizer::model_file_in(const std::string& folder) {
+  const auto json = std::filesystem::path(folder) / "tokenizer.json";
+  if (std::filesystem::is_regular_file(json)) return json.string();
+  return (std::filesystem::path(folder) / "text.model").string();
+}
 
 void TextTokenizer::train(const std::vector<std::string>& sentences,
                           const std::string& model_prefix, const TextTokenizerOptions& options) {
@@ -123,8 +138,42 @@ void TextTokenizer::train(const std::vector<std::string>& sentences,
   util::write_file_atomic(model_prefix + ".vocab", vocab.str());
 }
 
-TextTokenizer::TextTokenizer(const std::string& model_path)
-    : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+TextTokenizer::TextTokenizer(const std::string& model_path) {
+  if (model_path.size() >= 5 && model_path.compare(model_path.size() - 5, 5, ".json") == 0) {
+    bpe_ = std::make_unique<ByteLevelBPE>(model_path);
+    const auto config_path =
+        std::filesystem::path(model_path).parent_path() / "tokenizer_config.json";
+    if (!std::filesystem::is_regular_file(config_path)) {
+      throw DataError(config_path.string() + ": missing (it names the bos/eos/pad tokens)");
+    }
+    nlohmann::json config;
+    try {
+      config = nlohmann::json::parse(util::read_file(config_path.string()));
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError(config_path.string() + ": malformed JSON: " + e.what());
+    }
+    auto id_of = [&](const char* key, bool required) -> int {
+      const std::string text = config.contains(key) ? token_text(config.at(key)) : "";
+      if (text.empty()) {
+        if (required) throw DataError(config_path.string() + ": no " + key);
+        return -1;
+      }
+      const auto id = bpe_->token_id(text);
+      if (!id) throw DataError(config_path.string() + ": " + key + " '" + text + "' has no id");
+      return *id;
+    };
+    bos_id_ = id_of("bos_token", true);
+    eos_id_ = id_of("eos_token", true);
+    pad_id_ = id_of("pad_token", false);
+    if (pad_id_ < 0) pad_id_ = eos_id_;
+    for (const char* token : {"<image_placeholder>", "<begin_of_image>", "<end_of_image>"}) {
+      if (!bpe_->token_id(token)) {
+        throw DataError(model_path + ": special token " + std::string(token) + " is not a token");
+      }
+    }
+    return;
+  }
+  processor_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
   if (!std::filesystem::is_regular_file(model_path)) {
     throw DataError(where(model_path, 0) + ": no such text tokenizer model");
   }
@@ -160,6 +209,7 @@ TextTokenizer::TextTokenizer(TextTokenizer&&) noexcept = default;
 TextTokenizer& TextTokenizer::operator=(TextTokenizer&&) noexcept = default;
 
 std::vector<int> TextTokenizer::encode(std::string_view text) const {
+  if (bpe_) return bpe_->encode(text);
   std::vector<int> ids;
   const auto status = processor_->Encode(text, &ids);
   // Encoding a loaded model cannot fail; a failure is our bug, not the user's input.
@@ -168,6 +218,9 @@ std::vector<int> TextTokenizer::encode(std::string_view text) const {
 }
 
 std::string TextTokenizer::decode(const std::vector<int>& ids) const {
+  // A checkpoint's head is often wider than its tokenizer; as transformers, ids without a token
+  // decode to nothing rather than stopping a run that sampled one.
+  if (bpe_) return bpe_->decode(ids);
   const int size = vocab_size();
   for (const int id : ids) {
     if (id < 0 || id >= size) {
@@ -181,9 +234,15 @@ std::string TextTokenizer::decode(const std::vector<int>& ids) const {
   return text;
 }
 
-int TextTokenizer::vocab_size() const { return processor_->GetPieceSize(); }
+int TextTokenizer::vocab_size() const {
+  return bpe_ ? bpe_->vocab_size() : processor_->GetPieceSize();
+}
 
 int TextTokenizer::piece_id(std::string_view piece) const {
+  if (bpe_) {
+    if (const auto id = bpe_->token_id(piece)) return *id;
+    throw std::invalid_argument("text tokenizer: '" + std::string(piece) + "' is not one token");
+  }
   const int id = processor_->PieceToId(piece);
   // SentencePiece answers unk_id for any string it does not know.
   if (id == kUnkId && processor_->IdToPiece(kUnkId) != piece) {
@@ -198,6 +257,7 @@ std::string TextTokenizer::piece(int id) const {
     throw std::out_of_range("text tokenizer: id " + std::to_string(id) + " outside vocabulary of " +
                             std::to_string(vocab_size()));
   }
+  if (bpe_) return bpe_->token(id);
   return processor_->IdToPiece(id);
 }
 

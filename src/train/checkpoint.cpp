@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "corl/model/janus_hf.h"  // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
 #include "corl/model/safetensors.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
@@ -24,7 +25,69 @@ void require_file(const fs::path& path) {
   if (!fs::is_regular_file(path)) throw DataError(path.string() + ": missing checkpoint file");
 }
 
+// The files of a Hugging Face folder that are not weights or config.json.
+constexpr const char* kHFTextFiles[] = {"tokenizer.json",          "tokenizer_config.json",
+                                        "special_tokens_map.json", "preprocessor_config.json",
+                                        "processor_config.json",   "generation_config.json"};
+
+Policy load_hf_policy(const std::string& dir) {
+  Policy policy;
+  policy.dir = dir;
+  policy.hf = true;
+  auto hf = model::load_janus_hf(dir);
+  policy.model = hf.model;
+  policy.vq = hf.vq;
+  policy.image_token_id = hf.config.image_token_id;
+  const fs::path folder(dir);
+  require_file(folder / "tokenizer.json");
+  policy.text = std::make_shared<tokenize::TextTokenizer>((folder / "tokenizer.json").string());
+  if (policy.text->vocab_size() > policy.model->config.vocab_size) {
+    throw DataError(dir + ": tokenizer.json has " + std::to_string(policy.text->vocab_size()) +
+                    " tokens, more than the model's " +
+                    std::to_string(policy.model->config.vocab_size));
+  }
+  if (policy.image_token_id >= 0 &&
+      policy.text->piece_id("<image_placeholder>") != policy.image_token_id) {
+    throw DataError(dir + ": config.json's image_token_id is not <image_placeholder>'s id");
+  }
+  // The rollouts feed the ViT images scaled to [-1, 1] at its size; a checkpoint whose
+  // preprocessing differs would be fed the wrong pixels.
+  if (fs::is_regular_file(folder / "preprocessor_config.json")) {
+    const auto processor =
+        model::image_processor_from_file((folder / "preprocessor_config.json").string());
+    if (!processor.is_unit_range(policy.model->config.image_size)) {
+      throw DataError((folder / "preprocessor_config.json").string() +
+                      ": corl feeds images rescaled to [-1, 1] (mean = std = 0.5) at " +
+                      std::to_string(policy.model->config.image_size) +
+                      " pixels; this preprocessing differs");
+    }
+  }
+  policy.trainer = nlohmann::json::object();
+  if (fs::is_regular_file(folder / "trainer.json")) {
+    try {
+      policy.trainer = nlohmann::json::parse(util::read_file((folder / "trainer.json").string()));
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError((folder / "trainer.json").string() + ": malformed JSON: " + e.what());
+    }
+  }
+  return policy;
+}
+
 }  // namespace
+
+CheckpointSources checkpoint_sources(const Policy& policy) {
+  CheckpointSources sources;
+  if (policy.hf) {
+    sources.hf = true;
+    sources.hf_folder = policy.dir;
+    sources.vq_model = policy.vq;
+    sources.image_token_id = policy.image_token_id;
+  } else {
+    sources.text_model = policy.dir + "/text.model";
+    sources.vq = policy.dir + "/vq.safetensors";
+  }
+  return sources;
+}
 
 void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
                      const CheckpointSources& sources, const nlohmann::json& trainer,
@@ -37,11 +100,20 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
   if (error)
     throw DataError(temp.string() + ": cannot create checkpoint folder: " + error.message());
 
-  model::save_module(
-      *model, (temp / "model.safetensors").string(),
-      {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
-  copy_file(sources.text_model, temp / "text.model");
-  copy_file(sources.vq, temp / "vq.safetensors");
+  if (sources.hf) {
+    auto vq = sources.vq_model;
+    model::save_janus_hf(temp.string(), model, vq, sources.image_token_id);
+    for (const char* name : kHFTextFiles) {
+      const fs::path from = fs::path(sources.hf_folder) / name;
+      if (fs::is_regular_file(from)) copy_file(from.string(), temp / name);
+    }
+  } else {
+    model::save_module(
+        *model, (temp / "model.safetensors").string(),
+        {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
+    copy_file(sources.text_model, temp / "text.model");
+    copy_file(sources.vq, temp / "vq.safetensors");
+  }
   if (optimizer) torch::save(*optimizer, (temp / "optimizer.pt").string());
   util::write_file_atomic((temp / "trainer.json").string(), trainer.dump(2) + "\n");
 
@@ -78,8 +150,12 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 
 std::string resolve_checkpoint(const std::string& path) {
   const fs::path p(path);
+  if (model::is_janus_hf_folder(path)) return p.string();
   if (fs::is_regular_file(p / "model.safetensors")) return p.string();
-  if (fs::is_regular_file(p / "final" / "model.safetensors")) return (p / "final").string();
+  if (fs::is_regular_file(p / "final" / "model.safetensors") ||
+      model::is_janus_hf_folder((p / "final").string())) {
+    return (p / "final").string();
+  }
   if (auto latest = latest_checkpoint(path)) return *latest;
   throw DataError(path + ": not a checkpoint, and no final/ or checkpoints/step-N inside");
 }
@@ -87,6 +163,7 @@ std::string resolve_checkpoint(const std::string& path) {
 Policy load_policy(const std::string& path) {
   Policy policy;
   policy.dir = resolve_checkpoint(path);
+  if (model::is_janus_hf_folder(policy.dir)) return load_hf_policy(policy.dir);
   const fs::path dir(policy.dir);
   for (const char* name : {"model.safetensors", "text.model", "vq.safetensors", "trainer.json"}) {
     require_file(dir / name);

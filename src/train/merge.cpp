@@ -31,7 +31,7 @@ void merge_checkpoints(const std::vector<std::string>& inputs, const std::vector
   if (std::abs(sum - 1.0) > 1e-6) {
     log::warn("merge: weights sum to " + std::to_string(sum) + ", not 1: the result is scaled");
   }
-  save_checkpoint(out, merged.model, {merged.dir + "/text.model", merged.dir + "/vq.safetensors"},
+  save_checkpoint(out, merged.model, checkpoint_sources(merged),
                   {{"merged_from", inputs}, {"weights", weights}});
   log::info("merge: wrote " + out);
 }

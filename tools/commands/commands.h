@@ -26,5 +26,6 @@ void add_train_command(CLI::App& app);
 void add_refine_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace corl::tools

@@ -29,6 +29,9 @@ struct GrpoRecipe {
   std::string device = "cpu";          // cpu | cuda
   std::string autocast = "none";       // none | bf16 (cuda only)
   std::string init = "runs/pretrain";  // checkpoint or run folder the policy starts from
+  struct Model {
+    std::string path;  // a Hugging Face Janus folder; when set, the policy starts from it
+  } model;
   struct Data {
     std::string train = "runs/data/train.jsonl";
     std::string eval = "runs/data/eval.jsonl";
@@ -78,6 +81,9 @@ struct GrpoRecipe {
 
 void bind(config::Schema& schema, GrpoRecipe& recipe);
 void validate(const GrpoRecipe& recipe);
+
+// The folder the policy (and its KL reference) starts from: model.path when set, else init.
+const std::string& start_from(const GrpoRecipe& recipe);
 
 Task task_of(const GrpoRecipe& recipe);
 ops::Aggregation aggregation_of(const GrpoRecipe& recipe);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "corl/config/schema.h"
 
@@ -33,6 +34,18 @@ struct ModelConfig {
   int image_vocab_size = 512;  // VQ codebook size (16384)
   int gen_embed_dim = 8;       // 8
   int image_tokens = 64;       // codes per image (576)
+
+  // Switches that let the same modules express a Hugging Face Janus checkpoint (config.json of
+  // transformers' JanusForConditionalGeneration). Activations are transformers' ACT2FN names:
+  // "gelu" (erf) or "gelu_pytorch_tanh". transformers' Janus uses one activation for the ViT's MLP
+  // and the aligner, and one for gen_aligner and gen_head.
+  std::string vision_hidden_act = "gelu_pytorch_tanh";
+  std::string aligner_hidden_act = "gelu_pytorch_tanh";
+  std::string gen_hidden_act = "gelu";
+  int aligner_depth = 2;      // linear layers of the aligner (2)
+  int gen_aligner_depth = 2;  // linear layers of gen_aligner (2)
+  bool vision_attention_bias = true;
+  bool tie_word_embeddings = false;  // lm_head reads embed_tokens' weight
 
   int head_dim() const { return hidden_size / num_heads; }
   int vision_patches() const { return (image_size / patch_size) * (image_size / patch_size); }

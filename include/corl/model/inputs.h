@@ -76,7 +76,7 @@ class SequenceBuilder {
 
   Batch collate(const std::vector<Sequence>& sequences, Padding padding) const;
 
-  int64_t eos_id() const { return tokenize::kEosId; }
+  int64_t eos_id() const { return tokenizer_.eos_id(); }
   const tokenize::TextTokenizer& tokenizer() const { return tokenizer_; }
 
  private:

@@ -91,9 +91,11 @@ struct LlamaModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
-// transformers' LlamaForCausalLM: model + lm_head.
+// transformers' LlamaForCausalLM: model + lm_head. With tie_word_embeddings there is no lm_head
+// of its own (nullptr): the logits read embed_tokens' weight, as transformers ties them.
 struct LlamaForCausalLMImpl : torch::nn::Module {
   explicit LlamaForCausalLMImpl(const ModelConfig& config);
+  torch::Tensor logits(const torch::Tensor& hidden);
   LlamaModel model{nullptr};
   torch::nn::Linear lm_head{nullptr};
 };

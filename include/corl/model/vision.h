@@ -4,12 +4,17 @@
 
 #include <torch/torch.h>
 
+#include <string>
+
 #include "corl/model/config.h"
 
 namespace corl::model {
 
+// transformers' ACT2FN by name: "gelu" (erf) or "gelu_pytorch_tanh".
+torch::Tensor activation(const torch::Tensor& x, const std::string& name);
+
 struct SiglipAttentionImpl : torch::nn::Module {
-  SiglipAttentionImpl(int64_t hidden, int64_t heads);
+  SiglipAttentionImpl(int64_t hidden, int64_t heads, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);  // bidirectional
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t heads;
@@ -17,9 +22,10 @@ struct SiglipAttentionImpl : torch::nn::Module {
 TORCH_MODULE(SiglipAttention);
 
 struct SiglipMLPImpl : torch::nn::Module {
-  SiglipMLPImpl(int64_t hidden, int64_t intermediate);
-  torch::Tensor forward(const torch::Tensor& x);  // fc1 -> tanh-GELU -> fc2
+  SiglipMLPImpl(int64_t hidden, int64_t intermediate, std::string act);
+  torch::Tensor forward(const torch::Tensor& x);  // fc1 -> GELU -> fc2
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  std::string act;
 };
 TORCH_MODULE(SiglipMLP);
 
@@ -56,20 +62,22 @@ struct SiglipVisionModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(SiglipVisionModel);
 
-// Two-layer GELU MLP (Janus' MlpProjector with depth 2): aligner and gen_aligner.
+// GELU MLP of `depth` linear layers (Janus' MlpProjector, depth 2): aligner and gen_aligner.
 struct AlignerImpl : torch::nn::Module {
-  AlignerImpl(int64_t in, int64_t out);
+  AlignerImpl(int64_t in, int64_t out, int depth = 2, std::string act = "gelu");
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear fc1{nullptr};
   torch::nn::ModuleList hidden_layers{nullptr};
+  std::string act;
 };
 TORCH_MODULE(Aligner);
 
 // gen_head: Linear -> GELU -> Linear, hidden states to image-code logits.
 struct GenHeadImpl : torch::nn::Module {
-  GenHeadImpl(int64_t hidden, int64_t image_vocab);
+  GenHeadImpl(int64_t hidden, int64_t image_vocab, std::string act = "gelu");
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear output_mlp_projector{nullptr}, vision_head{nullptr};
+  std::string act;
 };
 TORCH_MODULE(GenHead);
 

@@ -1,5 +1,7 @@
-// The text tokenizer of models trained from scratch: SentencePiece, trained with its C++ trainer,
-// with the special tokens of the unified model each mapped to one id.
+// The text tokenizer: SentencePiece for models trained from scratch (trained with its C++
+// trainer, with the special tokens of the unified model each mapped to one id), or the
+// byte-level BPE of a Hugging Face checkpoint's tokenizer.json (see byte_level_bpe.h), whose
+// special-token ids are the checkpoint's own.
 #pragma once
 
 #include <array>
@@ -13,6 +15,8 @@ class SentencePieceProcessor;
 }
 
 namespace corl::tokenize {
+
+class ByteLevelBPE;
 
 // Special tokens, in id order right after SentencePiece's own pad/unk/bos/eos.
 // pad = 0, unk = 1, bos = 2, eos = 3 are fixed so that every model agrees on them.
@@ -43,7 +47,12 @@ class TextTokenizer {
                     const TextTokenizerOptions& options);
   // Throws corl::DataError naming the path when it is missing or not a SentencePiece model, or
   // when pad/unk/bos/eos or a special token does not have its fixed id as a single piece.
+  // A path ending in ".json" is a Hugging Face tokenizer.json: its bos/eos/pad tokens come from
+  // tokenizer_config.json next to it (pad falls back to eos), and the unified model's special
+  // tokens must each be one token of it.
   explicit TextTokenizer(const std::string& model_path);
+  // tokenizer.json when the folder has one, else text.model.
+  static std::string model_file_in(const std::string& folder);
   ~TextTokenizer();
   TextTokenizer(TextTokenizer&&) noexcept;
   TextTokenizer& operator=(TextTokenizer&&) noexcept;
@@ -51,7 +60,8 @@ class TextTokenizer {
   // With byte_fallback, decode(encode(s)) == s for any UTF-8 text. Special tokens written in
   // `s` encode to their ids.
   std::vector<int> encode(std::string_view text) const;
-  // Throws std::out_of_range for an id outside [0, vocab_size()).
+  // Throws std::out_of_range for an id outside [0, vocab_size()) (SentencePiece); a byte-level
+  // BPE decodes such an id to nothing.
   std::string decode(const std::vector<int>& ids) const;
   // May be smaller than the vocab_size trained for, when the corpus supports fewer pieces.
   int vocab_size() const;
@@ -61,8 +71,17 @@ class TextTokenizer {
   // Throws std::out_of_range for an id outside [0, vocab_size()).
   std::string piece(int id) const;
 
+  int pad_id() const { return pad_id_; }
+  int bos_id() const { return bos_id_; }
+  int eos_id() const { return eos_id_; }
+  bool is_byte_level_bpe() const { return bpe_ != nullptr; }
+
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  std::unique_ptr<ByteLevelBPE> bpe_;
+  int pad_id_ = kPadId;
+  int bos_id_ = kBosId;
+  int eos_id_ = kEosId;
 };
 
 }  // namespace corl::tokenize

@@ -6,6 +6,10 @@
 //   trainer.json        step and the trainer's own figures
 //   optimizer.pt        optimizer state (training checkpoints only)
 //
+// A policy started from a Hugging Face Janus folder (model/janus_hf.h) keeps that layout instead:
+// config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
+// preprocessor_config.json, plus trainer.json and optimizer.pt; transformers loads it as is.
+//
 // A folder is written under a temporary name and renamed into place, so a killed run leaves
 // either the whole checkpoint or none.
 #pragma once
@@ -29,12 +33,23 @@ struct Policy {
   tokenize::VQModel vq{nullptr};
   nlohmann::json trainer;  // trainer.json
   std::string dir;
+  bool hf = false;              // read from a Hugging Face Janus folder
+  int64_t image_token_id = -1;  // config.json's image_token_id (hf only)
 };
 
 struct CheckpointSources {
   std::string text_model;  // file to copy as text.model
   std::string vq;          // file to copy as vq.safetensors
+  // Hugging Face layout: the VQ's weights go into model.safetensors, and the tokenizer and
+  // preprocessor files are copied from hf_folder.
+  bool hf = false;
+  std::string hf_folder;
+  tokenize::VQModel vq_model{nullptr};
+  int64_t image_token_id = -1;
 };
+
+// What a checkpoint of a run that started from `policy` carries along.
+CheckpointSources checkpoint_sources(const Policy& policy);
 
 void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
                      const CheckpointSources& sources, const nlohmann::json& trainer,
@@ -42,7 +57,7 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
 
 // `path` is a checkpoint folder, or a run folder: its final/ checkpoint, else its latest
 // checkpoints/step-N. Throws corl::DataError naming the path when there is none or a file of it
-// is missing or does not match.
+// is missing or does not match. A Hugging Face Janus folder resolves to itself.
 std::string resolve_checkpoint(const std::string& path);
 Policy load_policy(const std::string& path);
 // RUN/checkpoints/step-NNNNNNNN: where a run keeps the checkpoint of `step`.
