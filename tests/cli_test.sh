@@ -123,8 +123,11 @@ check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" 
 check dp-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2" "$WORK/pre/final/model.safetensors"
 check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model.safetensors"
-# Dropped groups (dynamic sampling) and Dr.GRPO's constant normaliser, resumed mid-run.
+# Dr.GRPO's constant normaliser, three micro-batches over 4 groups (uneven shares per rank),
+# dynamic sampling on (tim's continuous reward keeps every group, so the tiny model still
+# learns), resumed mid-run.
 DS=("${DP[@]}" --set grpo.loss_type=dr_grpo --set grpo.dynamic_sampling=true
+    --set "grpo.reward_funcs=[tim, format]" --set "grpo.reward_weights=[1, 0.5]"
     --set grpo.max_steps=3 --set optim.gradient_accumulation_steps=3)
 check dp-ds-one-process 0 "" -- "$CORL" train "${DS[@]}" --set grpo.per_device_train_batch_size=4 \
   --out "$WORK/ds1"

@@ -690,6 +690,12 @@ void Stage::run() {
                 " has no checkpoint; starting anew");
     }
   }
+  if (parallel()) {
+    // Every rank read the same files; rank 0's weights are made everyone's all the same, so that
+    // a node with a stale copy of the starting checkpoint cannot make the ranks drift apart.
+    torch::NoGradGuard no_grad;
+    for (auto& p : policy_.model->parameters()) group_->broadcast(p, 0);
+  }
   log::info(recipe_.run.name + ": " + std::to_string(rows_.size()) + " training rows, " +
             std::to_string(g.max_steps) + " steps of " +
             std::to_string(g.per_device_train_batch_size) + " groups x " +
