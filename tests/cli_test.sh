@@ -110,12 +110,13 @@ check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" 
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
   '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
 # Data parallel: 2 Gloo ranks of 2 groups each = 1 process of 4 groups (same rollouts, losses and
-# weights), with the token-mean loss over answers of different lengths, gradient accumulation,
+# weights; tim's continuous reward gives the tiny model a signal), with the token-mean loss over answers of different lengths, gradient accumulation,
 # mu = 2 and a KL term; each rank's weights are checked against rank 0's after every update.
 DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=2
     --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0
     --set grpo.loss_type=dapo --set optim.gradient_accumulation_steps=2 --set grpo.beta=0.04
-    --set grpo.num_iterations=2 --set dist.check_weights=true --set dist.timeout_s=60)
+    --set grpo.num_iterations=2 --set dist.check_weights=true --set dist.timeout_s=60
+    --set "grpo.reward_funcs=[tim, format]" --set "grpo.reward_weights=[1, 0.5]")
 check dp-one-process 0 "" -- "$CORL" train "${DP[@]}" --set grpo.per_device_train_batch_size=4 \
   --out "$WORK/dp1"
 check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" train --nproc 2 \
@@ -127,7 +128,6 @@ check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model
 # dynamic sampling on (tim's continuous reward keeps every group, so the tiny model still
 # learns), resumed mid-run.
 DS=("${DP[@]}" --set grpo.loss_type=dr_grpo --set grpo.dynamic_sampling=true
-    --set "grpo.reward_funcs=[tim, format]" --set "grpo.reward_weights=[1, 0.5]"
     --set grpo.max_steps=3 --set optim.gradient_accumulation_steps=3)
 check dp-ds-one-process 0 "" -- "$CORL" train "${DS[@]}" --set grpo.per_device_train_batch_size=4 \
   --out "$WORK/ds1"

@@ -32,10 +32,11 @@ def main(run_a, run_b, init):
         step = ra["step"]
         assert ra["updates"] == rb["updates"], (step, ra["updates"], rb["updates"])
         assert ra["groups_kept"] == rb["groups_kept"], step
-        # Identical rollouts: the same rewards, to summation order.
+        # Identical rollouts: the same rewards, to float noise (tim reads hidden states, which
+        # differ in the last bits when a rank's forward pass batches other prompts).
         for key in [k for k in ra if k.startswith("reward")]:
-            close(ra[key]["mean"], rb[key]["mean"], 1e-9, f"step {step} {key} mean")
-            close(ra[key]["std"], rb[key]["std"], 1e-9, f"step {step} {key} std")
+            close(ra[key]["mean"], rb[key]["mean"], 1e-6, f"step {step} {key} mean")
+            close(ra[key]["std"], rb[key]["std"], 1e-6, f"step {step} {key} std")
         close(ra["completion_length"]["mean"], rb["completion_length"]["mean"], 1e-12,
               f"step {step} completion length")
         if ra["updates"]:
