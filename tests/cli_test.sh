@@ -110,7 +110,8 @@ check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" 
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
   '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
 # Data parallel: 2 Gloo ranks of 2 groups each = 1 process of 4 groups (same rollouts, losses and
-# weights; tim's continuous reward gives the tiny model a signal), with the token-mean loss over answers of different lengths, gradient accumulation,
+# weights; tim's continuous reward gives the tiny model a signal), with the token-mean loss over
+# answers, gradient accumulation,
 # mu = 2 and a KL term; each rank's weights are checked against rank 0's after every update.
 DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=2
     --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0
