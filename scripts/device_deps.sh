@@ -23,7 +23,7 @@ DEST=${DEST:-.device}
 ARCH_LIB=usr/lib/x86_64-linux-gnu
 DEV_PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-  libsentencepiece-dev libonig-dev libopencv-core-dev libopencv-imgproc-dev libpng-dev
+  libsentencepiece-dev libonig-dev libgloo-dev libopencv-core-dev libopencv-imgproc-dev libpng-dev
 )
 ROOT_LIBRARIES=(
   libyaml-cpp.so libspdlog.so libfmt.so libsentencepiece.so libsentencepiece_train.so libonig.so

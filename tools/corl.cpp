@@ -9,6 +9,12 @@
 
 namespace corl::tools {
 
+namespace {
+std::vector<std::string> arguments;
+}  // namespace
+
+const std::vector<std::string>& program_arguments() { return arguments; }
+
 void add_recipe_options(CLI::App& command, RecipeOptions& options) {
   command.add_option("--config,-c", options.config, "Recipe file (YAML); defaults when omitted")
       ->check(CLI::ExistingFile);
@@ -21,6 +27,7 @@ void add_recipe_options(CLI::App& command, RecipeOptions& options) {
 }  // namespace corl::tools
 
 int main(int argc, char** argv) {
+  corl::tools::arguments.assign(argv + 1, argv + argc);
   CLI::App app{"corl: co-reinforcement learning of unified multimodal models", "corl"};
   app.set_version_flag("--version", "corl 0.1.0");
   app.require_subcommand(1);

@@ -37,7 +37,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.num_generations", &g.num_generations, "G: rollouts per prompt and per question")
       .range(2, 1024);
   s.add("grpo.per_device_train_batch_size", &g.per_device_train_batch_size,
-        "Unified samples (groups) per step")
+        "Unified samples (groups) per step and rank: the global batch is this x the ranks")
       .range(1, 100000);
   s.add("grpo.max_steps", &g.max_steps, "Rollout batches (steps) to train on").range(1, 100000000);
   s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per rollout batch")
@@ -105,6 +105,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("train.checkpoint_every", &r.train.checkpoint_every, "Steps between checkpoints (0: none)")
       .range(0, 100000000);
   train::bind(s, r.eval);
+  dist::bind(s, r.dist);
 }
 
 const std::string& start_from(const GrpoRecipe& recipe) {

@@ -2,12 +2,16 @@
 
 #include <ATen/autocast_mode.h>  // defines: at::autocast::set_autocast_enabled, ..._dtype
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "corl/data/dataset.h"
+#include "corl/dist/data_parallel.h"
+#include "corl/dist/process_group.h"
 #include "corl/model/safetensors.h"
 #include "corl/ops/group_advantages.h"
 #include "corl/ops/grpo_loss.h"
@@ -83,8 +87,10 @@ struct StepBatch {
   rollout::AnswerRollouts answers;
   torch::Tensor r_t2i, r_mm2t;  // [P * G] float64 weighted sums, when the task has them
   std::map<std::string, torch::Tensor> by_reward;
-  torch::Tensor advantages;   // [P * G] shared by image i and answer i (or one task's)
-  torch::Tensor kept_groups;  // [P] bool
+  torch::Tensor advantages;          // [P * G] shared by image i and answer i (or one task's)
+  torch::Tensor kept_groups;         // [P] bool
+  torch::Tensor zero_spread;         // [P] bool: groups whose rewards have no spread
+  std::vector<int64_t> global_kept;  // data parallel: kept flags of the global batch's groups
   std::vector<torch::Tensor> image_hidden, text_hidden;
   torch::Tensor old_t2i;  // [P * G, image_tokens] when needed
   torch::Tensor old_mm2t, mask_mm2t;
@@ -106,9 +112,19 @@ nlohmann::json mean_std(const torch::Tensor& values) {
   return {{"mean", v.mean().item<double>()}, {"std", v.numel() > 1 ? v.std().item<double>() : 0.0}};
 }
 
-// Rollouts [P * G] of the kept groups only, as indices.
-torch::Tensor kept_rollouts(const torch::Tensor& kept_groups, int64_t group_size) {
-  return kept_groups.repeat_interleave(group_size).nonzero().squeeze(1);
+nlohmann::json advantage_stats(const torch::Tensor& advantages) {
+  const auto a = advantages.to(torch::kDouble);
+  return {{"mean", a.mean().item<double>()},
+          {"std", a.numel() > 1 ? a.std().item<double>() : 0.0},
+          {"abs_mean", a.abs().mean().item<double>()},
+          {"max", a.max().item<double>()},
+          {"min", a.min().item<double>()}};
+}
+
+nlohmann::json length_stats(const torch::Tensor& lengths) {
+  return {{"mean", lengths.mean().item<double>()},
+          {"max", lengths.max().item<double>()},
+          {"min", lengths.min().item<double>()}};
 }
 
 class Stage {
@@ -128,6 +144,14 @@ class Stage {
   bool update(StepBatch& batch, int step, int iteration, nlohmann::json& metrics,
               nlohmann::json* dump);
   void save(const std::string& dir, int step, bool with_optimizer);
+  // Data parallel: the global batch's kept groups, whether every rank's rewards are finite, and
+  // the reward metrics of the whole global batch instead of this rank's share.
+  void share(StepBatch& batch, nlohmann::json& metrics, bool& finite);
+  // This rank's groups of each micro-batch (local indices), cut as a single process cuts them.
+  std::vector<std::vector<int64_t>> micro_groups(const StepBatch& batch) const;
+  bool parallel() const { return group_ != nullptr; }
+  int world() const { return parallel() ? group_->world_size() : 1; }
+  int rank() const { return parallel() ? group_->rank() : 0; }
 
   bool images_on() const { return task_ != Task::kMM2T; }
   bool answers_on() const { return task_ != Task::kT2I; }
@@ -151,6 +175,7 @@ class Stage {
   bool need_hidden_ = false;
   int bad_in_row_ = 0;
   int bad_total_ = 0;
+  std::unique_ptr<dist::ProcessGroup> group_;  // world size > 1 only
 };
 
 rollout::RolloutOptions Stage::rollout_options() const {
@@ -225,18 +250,28 @@ void Stage::load() {
 
 std::vector<int> Stage::draw_rows(int step) const {
   std::mt19937_64 rng(data::split_seed(recipe_.run.seed, "grpo/rows/" + std::to_string(step)));
+  // The global batch is drawn as one process with all of it draws it; a rank keeps its groups.
+  const int per_rank = recipe_.grpo.per_device_train_batch_size;
   std::vector<int> rows;
-  for (int i = 0; i < recipe_.grpo.per_device_train_batch_size; ++i) {
+  for (int i = 0; i < per_rank * world(); ++i) {
     rows.push_back(static_cast<int>(rng() % rows_.size()));
   }
-  return rows;
+  if (!parallel()) return rows;
+  std::vector<int> mine;
+  for (int64_t g : dist::rank_groups(per_rank, rank(), world())) mine.push_back(rows[g]);
+  return mine;
 }
 
 StepBatch Stage::roll(int step) {
   StepBatch batch;
   batch.rows = draw_rows(step);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(
-      data::split_seed(recipe_.run.seed, "grpo/rollout/" + std::to_string(step)));
+  // One generator per group, from (seed, step, group of the global batch): a group's rollouts do
+  // not depend on which rank draws them nor on the rest of its batch.
+  std::vector<at::Generator> generator;
+  for (int64_t g : dist::rank_groups(recipe_.grpo.per_device_train_batch_size, rank(), world())) {
+    generator.push_back(at::make_generator<at::CPUGeneratorImpl>(data::split_seed(
+        recipe_.run.seed, "grpo/rollout/" + std::to_string(step) + "/" + std::to_string(g))));
+  }
   const auto options = rollout_options();
   auto& model = policy_.model;
   model->eval();
@@ -333,9 +368,7 @@ void Stage::score(StepBatch& batch, nlohmann::json& metrics) {
     }
     metrics["reward_mm2t"] = mean_std(batch.r_mm2t);
     auto lengths = torch::tensor(an.lengths, torch::kDouble);
-    metrics["completion_length"] = {{"mean", lengths.mean().item<double>()},
-                                    {"max", lengths.max().item<double>()},
-                                    {"min", lengths.min().item<double>()}};
+    metrics["completion_length"] = length_stats(lengths);
     double truncated = 0;
     for (auto t : an.truncated) truncated += t;
     metrics["completion_truncated"] = truncated / std::max<int64_t>(1, n);
@@ -379,14 +412,62 @@ void Stage::advantages(StepBatch& batch, nlohmann::json& metrics) {
       break;
   }
   const auto zero = ops::zero_spread_groups(spread_basis, G);
+  batch.zero_spread = zero;
   metrics["zero_spread_fraction"] = zero.to(torch::kDouble).mean().item<double>();
   batch.kept_groups = g.dynamic_sampling ? zero.logical_not() : torch::ones_like(zero);
-  const auto a = batch.advantages.to(torch::kDouble);
-  metrics["advantage"] = {{"mean", a.mean().item<double>()},
-                          {"std", a.numel() > 1 ? a.std().item<double>() : 0.0},
-                          {"abs_mean", a.abs().mean().item<double>()},
-                          {"max", a.max().item<double>()},
-                          {"min", a.min().item<double>()}};
+  metrics["advantage"] = advantage_stats(batch.advantages);
+}
+
+void Stage::share(StepBatch& batch, nlohmann::json& metrics, bool& finite) {
+  auto& group = *group_;
+  // Gathered per-rollout values; their order does not matter to the statistics below.
+  auto gather = [&](const torch::Tensor& t) {
+    return group.all_gather(t.to(torch::kDouble).contiguous()).reshape(-1);
+  };
+  // [W, P] -> global order: rank r's j-th group is group j * W + r (dist::rank_groups).
+  const auto kept = group.all_gather(batch.kept_groups.to(torch::kInt64)).t().reshape(-1);
+  batch.global_kept.assign(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + kept.numel());
+  auto bad = torch::zeros({1}, torch::kDouble);
+  if (!finite) bad.fill_(1.0);
+  std::vector<torch::Tensor> flags{bad};
+  group.all_reduce_sum(flags);
+  finite = flags[0].item<double>() == 0.0;
+
+  for (const auto& [name, values] : batch.by_reward)
+    metrics["reward/" + name] = mean_std(gather(values));
+  torch::Tensor r_t2i, r_mm2t;
+  if (batch.r_t2i.defined()) metrics["reward_t2i"] = mean_std(r_t2i = gather(batch.r_t2i));
+  if (batch.r_mm2t.defined()) metrics["reward_mm2t"] = mean_std(r_mm2t = gather(batch.r_mm2t));
+  if (task_ == Task::kUnified && recipe_.grpo.unify_reward) {
+    metrics["reward_unified"] = mean_std(r_t2i + recipe_.grpo.unify_lambda * r_mm2t);
+  }
+  if (answers_on()) {
+    const auto& an = batch.answers;
+    metrics["completion_length"] = length_stats(gather(torch::tensor(an.lengths, torch::kDouble)));
+    std::vector<double> truncated(an.truncated.begin(), an.truncated.end());
+    metrics["completion_truncated"] =
+        gather(torch::tensor(truncated, torch::kDouble)).mean().item<double>();
+  }
+  metrics["zero_spread_fraction"] = gather(batch.zero_spread).mean().item<double>();
+  metrics["advantage"] = advantage_stats(gather(batch.advantages));
+}
+
+std::vector<std::vector<int64_t>> Stage::micro_groups(const StepBatch& batch) const {
+  const int accumulation = recipe_.optim.gradient_accumulation_steps;
+  if (!parallel()) {
+    const auto kept = batch.kept_groups.to(torch::kInt64).contiguous();
+    return dist::micro_batches(
+        std::vector<int64_t>(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + kept.numel()),
+        accumulation);
+  }
+  std::vector<std::vector<int64_t>> mine;
+  for (const auto& micro : dist::micro_batches(batch.global_kept, accumulation)) {
+    mine.emplace_back();
+    for (int64_t g : micro) {
+      if (g % world() == rank()) mine.back().push_back(g / world());
+    }
+  }
+  return mine;
 }
 
 bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& metrics,
@@ -398,15 +479,37 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
   model->train();
   optimizer_->zero_grad();
 
-  const auto kept = kept_rollouts(batch.kept_groups, G);
-  const int64_t groups = batch.kept_groups.sum().item<int64_t>();
-  const int micro_batches =
-      static_cast<int>(std::min<int64_t>(o.gradient_accumulation_steps, groups));
+  const auto micro_sets = micro_groups(batch);
+  const int micro_batches = static_cast<int>(micro_sets.size());
   ops::GrpoLossOptions loss_options;
   loss_options.epsilon_low = g.epsilon;
   loss_options.epsilon_high = g.epsilon_high;
   loss_options.beta = g.beta;
   loss_options.aggregation = aggregation_of(recipe_);
+  // Data parallel: each micro-batch's loss normalisers count every rank's members of it, so
+  // that the ranks' losses sum to the single-process loss of the micro-batch.
+  torch::Tensor normalisers;  // [micro_batches, 2]: images, answers
+  std::vector<int64_t> answer_tokens(micro_batches, 0);
+  if (parallel()) {
+    normalisers = torch::zeros({std::max(1, micro_batches), 2}, torch::kDouble);
+    const int64_t image_tokens = policy_.model->config.image_tokens;
+    for (int micro = 0; micro < micro_batches; ++micro) {
+      std::vector<int64_t> images, answers;
+      for (int64_t j : micro_sets[micro]) {
+        for (int64_t k = 0; k < G; ++k) {
+          images.push_back(image_tokens);
+          if (answers_on()) answers.push_back(batch.answers.lengths[j * G + k]);
+        }
+      }
+      normalisers[micro][0] = ops::loss_normaliser(images, image_tokens, loss_options.aggregation);
+      normalisers[micro][1] =
+          ops::loss_normaliser(answers, g.max_completion_length, loss_options.aggregation);
+      for (int64_t t : answers) answer_tokens[micro] += t;
+    }
+    std::vector<torch::Tensor> counts{normalisers};
+    group_->all_reduce_sum(counts);
+    normalisers = counts[0].clamp_min(1.0);
+  }
 
   double loss_total = 0, loss_t2i = 0, loss_mm2t = 0;
   double kl_t2i = 0, kl_mm2t = 0, clip_t2i = 0, clip_mm2t = 0;
@@ -415,11 +518,19 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
   const bool first = iteration == 0;
   for (int micro = 0; micro < micro_batches; ++micro) {
     // Whole groups per micro-batch.
-    const int64_t g0 = groups * micro / micro_batches;
-    const int64_t g1 = groups * (micro + 1) / micro_batches;
-    const auto index = kept.narrow(0, g0 * G, (g1 - g0) * G);
-    const std::vector<int64_t> rollouts(index.data_ptr<int64_t>(),
-                                        index.data_ptr<int64_t>() + index.numel());
+    std::vector<int64_t> rollouts;
+    for (int64_t j : micro_sets[micro]) {
+      for (int64_t k = 0; k < G; ++k) rollouts.push_back(j * G + k);
+    }
+    if (rollouts.empty()) {
+      // Data parallel: none of this micro-batch's groups is on this rank.
+      if (first && g.beta > 0.0) {
+        if (images_on()) batch.ref_t2i.emplace_back();
+        if (answers_on()) batch.ref_mm2t.emplace_back();
+      }
+      continue;
+    }
+    const auto index = torch::tensor(rollouts, torch::kInt64);
     // Rewards and advantages live on the host; log-probs where the policy runs.
     const auto on_device = index.to(device_);
     const auto advantages = batch.advantages.index_select(0, index).to(device_, torch::kFloat32);
@@ -444,6 +555,7 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       }
       const auto mask = torch::ones_like(scores.logp);
       loss_options.max_completion_length = scores.logp.size(1);
+      if (parallel()) loss_options.normaliser = normalisers[micro][0].item<double>();
       const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, mask, loss_options);
       loss = loss + l.loss;
       loss_t2i += l.loss.item<double>() / micro_batches;
@@ -478,7 +590,11 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
         ref = batch.ref_mm2t.at(micro);
       }
       loss_options.max_completion_length = g.max_completion_length;
+      if (parallel()) loss_options.normaliser = normalisers[micro][1].item<double>();
       const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, scores.mask, loss_options);
+      // The normalisers were counted from the sampled lengths; the mask must agree.
+      TORCH_CHECK(!parallel() || l.tokens == answer_tokens[micro], "update: ", l.tokens,
+                  " answer tokens in the mask, ", answer_tokens[micro], " sampled");
       loss = loss + l.loss;
       loss_mm2t += l.loss.item<double>() / micro_batches;
       kl_mm2t += l.kl / micro_batches;
@@ -508,9 +624,28 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       (*dump)["micro_batches"].push_back(micro_dump);
     }
   }
+  if (parallel()) {
+    // Losses are shares of the global ones (sum); the diagnostics are the mean over ranks.
+    auto v = torch::tensor({finite ? 0.0 : 1.0, loss_total, loss_t2i, loss_mm2t, kl_t2i, kl_mm2t,
+                            clip_t2i, clip_mm2t, entropy_t2i, entropy_mm2t},
+                           torch::kDouble);
+    std::vector<torch::Tensor> sums{v};
+    group_->all_reduce_sum(sums);
+    const auto a = sums[0].accessor<double, 1>();
+    const double w = world();
+    finite = a[0] == 0.0;
+    loss_total = a[1], loss_t2i = a[2], loss_mm2t = a[3];
+    kl_t2i = a[4] / w, kl_mm2t = a[5] / w, clip_t2i = a[6] / w, clip_mm2t = a[7] / w;
+    entropy_t2i = a[8] / w, entropy_mm2t = a[9] / w;
+  }
   if (!finite) {
     optimizer_->zero_grad();
     return false;
+  }
+  if (parallel()) {
+    // The sum of the ranks' gradients is the gradient of the global batch's loss.
+    dist::all_reduce_gradients(*group_, model->parameters(),
+                               static_cast<int64_t>(recipe_.dist.bucket_mb * (1 << 20)));
   }
   double grad_norm = 0.0;
   if (o.max_grad_norm > 0) {
@@ -523,6 +658,15 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
   const double lr = train::learning_rate_at(o, step, recipe_.grpo.max_steps);
   train::set_learning_rate(*optimizer_, lr);
   optimizer_->step();
+  if (parallel() && recipe_.dist.check_weights) {
+    const auto params = model->named_parameters();
+    const int64_t differs = dist::first_differing_parameter(*group_, params.values());
+    if (differs >= 0) {
+      throw DataError("dist: after step " + std::to_string(step + 1) + ", rank " +
+                      std::to_string(rank()) +
+                      "'s weights differ from rank 0's (first: " + params.keys()[differs] + ")");
+    }
+  }
 
   if (first) {
     metrics["lr"] = lr;
@@ -562,6 +706,23 @@ void Stage::save(const std::string& dir, int step, bool with_optimizer) {
 void Stage::run() {
   load();
   const auto& g = recipe_.grpo;
+  if (options_.ranks.world_size > 1) {
+    const bool cuda = policy_.model->parameters().front().is_cuda();
+    const auto backend = dist::resolve_backend(recipe_.dist.backend, cuda);
+    if (backend == "nccl" && !cuda) {
+      throw UsageError(
+          "dist.backend nccl: NCCL moves GPU tensors but the policy is on the CPU; "
+          "use gloo (or auto)");
+    }
+    if (!options_.dump_batch.empty()) {
+      throw UsageError("--dump-batch: a single process only (the dump is one process's batch)");
+    }
+    group_ = std::make_unique<dist::ProcessGroup>(options_.ranks, backend,
+                                                  std::chrono::seconds(recipe_.dist.timeout_s));
+    log::info(recipe_.run.name + ": " + std::to_string(world()) + " ranks over " + backend +
+              ", a global batch of " + std::to_string(g.per_device_train_batch_size * world()) +
+              " groups per step");
+  }
   optimizer_ = train::make_optimizer(*policy_.model, recipe_.optim);
   int start = 0;
   if (options_.resume) {
@@ -580,13 +741,20 @@ void Stage::run() {
                 " has no checkpoint; starting anew");
     }
   }
+  if (parallel()) {
+    // Every rank read the same files; rank 0's weights are made everyone's all the same, so that
+    // a node with a stale copy of the starting checkpoint cannot make the ranks drift apart.
+    torch::NoGradGuard no_grad;
+    for (auto& p : policy_.model->parameters()) group_->broadcast(p, 0);
+  }
   log::info(recipe_.run.name + ": " + std::to_string(rows_.size()) + " training rows, " +
             std::to_string(g.max_steps) + " steps of " +
             std::to_string(g.per_device_train_batch_size) + " groups x " +
             std::to_string(g.num_generations) + " (" + recipe_.task + ")");
 
   const CudaAutocast autocast(recipe_.autocast == "bf16");
-  util::Progress progress(recipe_.run.name, g.max_steps - start, "steps");
+  std::optional<util::Progress> progress;
+  if (run_.writer()) progress.emplace(recipe_.run.name, g.max_steps - start, "steps");
   for (int step = start; step < g.max_steps; ++step) {
     nlohmann::json metrics = {{"step", step + 1}};
     const auto t0 = Clock::now();
@@ -602,10 +770,15 @@ void Stage::run() {
     for (const auto& [name, values] : batch.by_reward) {
       finite &= torch::isfinite(values).all().item<bool>();
     }
+    bool any_kept = batch.kept_groups.any().item<bool>();
+    if (parallel()) {
+      share(batch, metrics, finite);
+      any_kept = std::count(batch.global_kept.begin(), batch.global_kept.end(), 1) > 0;
+    }
     nlohmann::json dump;
     const bool dumping = !options_.dump_batch.empty() && step == start;
     int updates = 0;
-    if (finite && batch.kept_groups.any().item<bool>()) {
+    if (finite && any_kept) {
       for (int iteration = 0; iteration < g.num_iterations && finite; ++iteration) {
         finite =
             update(batch, step, iteration, metrics, dumping && iteration == 0 ? &dump : nullptr);
@@ -630,7 +803,9 @@ void Stage::run() {
     }
     metrics["updates"] = updates;
     metrics["bad_steps"] = bad_total_;
-    metrics["groups_kept"] = batch.kept_groups.sum().item<int64_t>();
+    metrics["groups_kept"] = parallel()
+                                 ? std::count(batch.global_kept.begin(), batch.global_kept.end(), 1)
+                                 : batch.kept_groups.sum().item<int64_t>();
     metrics["time_rollout"] = rollout_s;
     metrics["time_reward"] = reward_s;
     metrics["time_update"] = update_s;
@@ -662,14 +837,15 @@ void Stage::run() {
       log::info(recipe_.run.name + ": wrote step " + std::to_string(step + 1) + "'s batch to " +
                 options_.dump_batch + "/batch.json");
     }
-    progress.advance();
+    if (progress) progress->advance();
     const int done = step + 1;
-    if (recipe_.train.checkpoint_every > 0 && done % recipe_.train.checkpoint_every == 0 &&
-        done < g.max_steps) {
+    if (run_.writer() && recipe_.train.checkpoint_every > 0 &&
+        done % recipe_.train.checkpoint_every == 0 && done < g.max_steps) {
       save(train::step_checkpoint(run_.path(), done), done, true);
     }
   }
-  progress.finish();
+  if (!run_.writer()) return;  // rank 0 writes the model and judges it for every rank
+  progress->finish();
   save(run_.path() + "/final", g.max_steps, false);
 
   // Held-out figures of the trained policy.

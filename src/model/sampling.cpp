@@ -51,7 +51,7 @@ class Decoder {
 }  // namespace
 
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
-                            at::Generator& generator) {
+                            std::vector<at::Generator>& generators) {
   if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
   if (logits.device() != generator.device()) {
     // Draws come from the (host) generator wherever the model runs: one seed, one stream of draws.
@@ -71,12 +71,35 @@ torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& 
     const auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
     scaled = scaled.masked_fill(drop, -std::numeric_limits<float>::infinity());
   }
-  return torch::multinomial(scaled.softmax(-1), 1, false, generator).squeeze(-1);
+  const auto probs = scaled.softmax(-1);
+  const int64_t blocks = static_cast<int64_t>(generators.size());
+  if (blocks == 1) return torch::multinomial(probs, 1, false, generators[0]).squeeze(-1);
+  TORCH_CHECK(blocks > 0 && probs.size(0) % blocks == 0, "sample_tokens: ", probs.size(0),
+              " rows do not split into ", blocks, " generator blocks");
+  const int64_t rows = probs.size(0) / blocks;
+  std::vector<torch::Tensor> drawn;
+  for (int64_t k = 0; k < blocks; ++k) {
+    drawn.push_back(torch::multinomial(probs.narrow(0, k * rows, rows), 1, false, generators[k]));
+  }
+  return torch::cat(drawn).squeeze(-1);
+}
+
+torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                            at::Generator& generator) {
+  std::vector<at::Generator> one{generator};
+  return sample_tokens(logits, options, one);
 }
 
 TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
                           const std::vector<Sequence>& prefixes, const SamplingOptions& options,
                           at::Generator& generator) {
+  std::vector<at::Generator> one{generator};
+  return generate_text(model, builder, prefixes, options, one);
+}
+
+TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
+                          const std::vector<Sequence>& prefixes, const SamplingOptions& options,
+                          std::vector<at::Generator>& generator) {
   torch::NoGradGuard no_grad;
   const Batch batch = builder.collate(prefixes, Padding::kLeft);
   const int64_t rows = batch.input_ids.size(0);
@@ -111,6 +134,14 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
 ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
                              const std::vector<std::string>& prompts,
                              const ImageSamplingOptions& options, at::Generator& generator) {
+  std::vector<at::Generator> one{generator};
+  return generate_images(model, builder, prompts, options, one);
+}
+
+ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
+                             const std::vector<std::string>& prompts,
+                             const ImageSamplingOptions& options,
+                             std::vector<at::Generator>& generator) {
   torch::NoGradGuard no_grad;
   const bool guided = options.cfg_weight != 1.0;
   const int64_t rows = static_cast<int64_t>(prompts.size());

@@ -93,25 +93,39 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
   }
   per_token = per_token * weight;
 
-  switch (options.aggregation) {
-    case Aggregation::kTokenMean:
-      out.loss = per_token.sum() / token_norm;
-      break;
-    case Aggregation::kSeqMeanTokenMean: {
-      // A row without tokens sums to 0 and is left out of the count, so it contributes nothing;
-      // with no rows at all the loss is a 0 still connected to logp.
-      const torch::Tensor row_weight = weight.sum(1);
-      const torch::Tensor row_mean = per_token.sum(1) / row_weight.clamp_min(1.0);
-      const torch::Tensor rows = row_weight.gt(0).sum().to(dtype).clamp_min(1.0);
-      out.loss = row_mean.sum() / rows;
-      break;
+  if (options.normaliser > 0.0) {
+    // The micro-batch is spread over ranks: each divides its share of the numerator by the
+    // count over all of them, so that the ranks' losses (and gradients) sum to the whole's.
+    switch (options.aggregation) {
+      case Aggregation::kTokenMean:
+      case Aggregation::kSeqMeanTokenSumNorm:
+        out.loss = per_token.sum() / options.normaliser;
+        break;
+      case Aggregation::kSeqMeanTokenMean:
+        out.loss = (per_token.sum(1) / weight.sum(1).clamp_min(1.0)).sum() / options.normaliser;
+        break;
     }
-    case Aggregation::kSeqMeanTokenSumNorm: {
-      const int64_t length =
-          options.max_completion_length > 0 ? options.max_completion_length : logp.size(1);
-      const double norm = static_cast<double>(std::max<int64_t>(1, logp.size(0) * length));
-      out.loss = per_token.sum() / norm;
-      break;
+  } else {
+    switch (options.aggregation) {
+      case Aggregation::kTokenMean:
+        out.loss = per_token.sum() / token_norm;
+        break;
+      case Aggregation::kSeqMeanTokenMean: {
+        // A row without tokens sums to 0 and is left out of the count, so it contributes nothing;
+        // with no rows at all the loss is a 0 still connected to logp.
+        const torch::Tensor row_weight = weight.sum(1);
+        const torch::Tensor row_mean = per_token.sum(1) / row_weight.clamp_min(1.0);
+        const torch::Tensor rows = row_weight.gt(0).sum().to(dtype).clamp_min(1.0);
+        out.loss = row_mean.sum() / rows;
+        break;
+      }
+      case Aggregation::kSeqMeanTokenSumNorm: {
+        const int64_t length =
+            options.max_completion_length > 0 ? options.max_completion_length : logp.size(1);
+        const double norm = static_cast<double>(std::max<int64_t>(1, logp.size(0) * length));
+        out.loss = per_token.sum() / norm;
+        break;
+      }
     }
   }
   out.per_token = per_token.detach();
@@ -126,6 +140,25 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
     out.clip_high = (high * weight).sum(torch::kFloat64).item<double>() / token_count;
     out.clip_fraction = out.clip_low + out.clip_high;
     out.tokens = active.sum().item<int64_t>();
+  }
+  return out;
+}
+
+double loss_normaliser(const std::vector<int64_t>& tokens, int64_t length,
+                       Aggregation aggregation) {
+  double out = 0.0;
+  for (int64_t t : tokens) {
+    switch (aggregation) {
+      case Aggregation::kTokenMean:
+        out += static_cast<double>(t);
+        break;
+      case Aggregation::kSeqMeanTokenMean:
+        out += t > 0 ? 1.0 : 0.0;
+        break;
+      case Aggregation::kSeqMeanTokenSumNorm:
+        out += static_cast<double>(length);
+        break;
+    }
   }
   return out;
 }

@@ -100,6 +100,15 @@ TextScores score_completions(model::UnifiedModel& model, const model::SequenceBu
 ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<std::string>& prompts,
                           const RolloutOptions& options, at::Generator& generator) {
+  std::vector<at::Generator> one{generator};
+  return roll_images(model, builder, vq, prompts, options, one);
+}
+
+ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                          tokenize::VQModel& vq, const std::vector<std::string>& prompts,
+                          const RolloutOptions& options, std::vector<at::Generator>& generator) {
+  TORCH_CHECK(generator.size() == 1 || generator.size() == prompts.size(),
+              "roll_images: one generator, or one per prompt");
   torch::NoGradGuard no_grad;
   ImageRollouts out;
   for (int p = 0; p < static_cast<int>(prompts.size()); ++p) {
@@ -122,6 +131,16 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
                             const std::vector<torch::Tensor>& images,
                             const std::vector<std::string>& questions,
                             const RolloutOptions& options, at::Generator& generator) {
+  std::vector<at::Generator> one{generator};
+  return roll_answers(model, builder, images, questions, options, one);
+}
+
+AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                            const std::vector<torch::Tensor>& images,
+                            const std::vector<std::string>& questions,
+                            const RolloutOptions& options, std::vector<at::Generator>& generator) {
+  TORCH_CHECK(generator.size() == 1 || generator.size() == questions.size(),
+              "roll_answers: one generator, or one per question");
   TORCH_CHECK(images.size() == questions.size(), "roll_answers: one question per image");
   torch::NoGradGuard no_grad;
   AnswerRollouts out;

@@ -32,6 +32,7 @@ void to_file(const std::string& path) {
 void info(const std::string& message) { logger().info(message); }
 void warn(const std::string& message) { logger().warn(message); }
 void error(const std::string& message) { logger().error(message); }
+void warnings_only() { logger().set_level(spdlog::level::warn); }
 void flush() { logger().flush(); }
 
 }  // namespace corl::log

@@ -8,8 +8,9 @@
 
 namespace corl::util {
 
-RunDir::RunDir(std::string path, const std::string& resolved_recipe)
-    : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
+RunDir::RunDir(std::string path, const std::string& resolved_recipe, bool writer)
+    : path_(std::move(path)), writer_(writer), start_(std::chrono::steady_clock::now()) {
+  if (!writer_) return;
   std::error_code error;
   std::filesystem::create_directories(path_, error);
   if (error) throw DataError(path_ + ": cannot create run folder: " + error.message());
@@ -24,6 +25,7 @@ std::string RunDir::file(const std::string& name) const {
 }
 
 void RunDir::metric(nlohmann::json row) {
+  if (!writer_) return;
   row["time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   metrics_ << row.dump() << '\n';
   metrics_.flush();

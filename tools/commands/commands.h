@@ -15,6 +15,10 @@ struct RecipeOptions {
 };
 void add_recipe_options(CLI::App& command, RecipeOptions& options);
 
+// The command line the program was started with, without the program name (for --nproc, which
+// starts copies of it).
+const std::vector<std::string>& program_arguments();
+
 void add_data_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
 void add_detect_command(CLI::App& app);

@@ -1,10 +1,14 @@
 // corl train / refine / merge: the reinforcement-learning stages and the merge of refined models.
+#include <cstdlib>
 #include <filesystem>
 
 #include "commands/commands.h"
+#include "corl/dist/launch.h"
+#include "corl/dist/process_group.h"
 #include "corl/grpo/stage.h"
 #include "corl/train/merge.h"
 #include "corl/util/error.h"
+#include "corl/util/log.h"
 #include "corl/util/run_dir.h"
 #include "corl/util/threads.h"
 
@@ -17,6 +21,7 @@ struct StageArguments {
   std::string init;
   std::string dump_batch;
   bool resume = false;
+  int nproc = 0;
 };
 
 void add_stage_options(CLI::App& command, StageArguments& args) {
@@ -27,9 +32,25 @@ void add_stage_options(CLI::App& command, StageArguments& args) {
   command.add_option("--dump-batch", args.dump_batch,
                      "Write the first step's rewards, advantages, log-probs, masks and loss to "
                      "DIR/batch.json");
+  command
+      .add_option("--nproc", args.nproc,
+                  "Data parallel over N local ranks: starts N copies of this command as "
+                  "torchrun would (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), each with "
+                  "per_device_train_batch_size groups per step")
+      ->check(CLI::Range(1, 4096));
 }
 
 void run(const StageArguments& args, std::vector<std::string> forced) {
+  if (args.nproc > 0 && std::getenv(dist::kLaunchedVariable) == nullptr) {
+    const int status = dist::launch_local(args.nproc, dist::without_nproc(program_arguments()));
+    if (status != 0) {
+      log::flush();
+      std::exit(status);
+    }
+    return;
+  }
+  const auto ranks = dist::rank_env();
+  if (ranks.rank != 0) log::warnings_only();
   grpo::GrpoRecipe recipe;
   config::Schema schema;
   auto overrides = args.recipe.overrides;
@@ -37,8 +58,9 @@ void run(const StageArguments& args, std::vector<std::string> forced) {
   for (auto& f : forced) overrides.push_back(std::move(f));
   config::load_recipe(args.recipe.config, overrides, recipe, schema);
   set_thread_count(recipe.run.threads);
-  util::RunDir run_dir(util::run_path(args.recipe.out, recipe.run.name), schema.resolved_yaml());
-  grpo::run_stage(recipe, run_dir, {args.resume, args.dump_batch});
+  util::RunDir run_dir(util::run_path(args.recipe.out, recipe.run.name), schema.resolved_yaml(),
+                       /*writer=*/ranks.rank == 0);
+  grpo::run_stage(recipe, run_dir, {args.resume, args.dump_batch, ranks});
 }
 
 }  // namespace

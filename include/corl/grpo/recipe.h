@@ -8,6 +8,7 @@
 
 #include "corl/config/recipes.h"
 #include "corl/config/schema.h"
+#include "corl/dist/data_parallel.h"
 #include "corl/ops/group_advantages.h"
 #include "corl/ops/grpo_loss.h"
 #include "corl/reward/reward.h"
@@ -77,6 +78,7 @@ struct GrpoRecipe {
     int checkpoint_every = 25;
   } train;
   train::EvalSection eval{300, 300, 3.0, 1.0, 96, 50, 0.1, true};
+  dist::DistSection dist;
 };
 
 void bind(config::Schema& schema, GrpoRecipe& recipe);

@@ -15,6 +15,7 @@
 
 #include <string>
 
+#include "corl/dist/process_group.h"
 #include "corl/grpo/recipe.h"
 #include "corl/util/run_dir.h"
 
@@ -23,6 +24,9 @@ namespace corl::grpo {
 struct StageOptions {
   bool resume = false;     // go on from the run folder's latest checkpoint
   std::string dump_batch;  // folder to write the first step's batch to (JSON), when not empty
+  // Data parallel when world_size > 1 (dist/data_parallel.h): this process rolls out and trains
+  // on its share of each step's global batch; rank 0 alone writes the run folder.
+  dist::RankEnv ranks;
 };
 
 // Trains from recipe.init and writes RUN/final; returns its held-out figures as JSON.

@@ -46,14 +46,26 @@ struct ImageSamples {
 // One token per row from logits [B, V].
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             at::Generator& generator);
+// The same with one generator per block of B / generators.size() consecutive rows: a block's
+// draws do not depend on the other blocks of the batch (data-parallel ranks sample their share
+// of a batch as a single process samples it).
+torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                            std::vector<at::Generator>& generators);
 
 // Continues each prefix (image_to_text sequences without an answer).
 TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
                           const std::vector<Sequence>& prefixes, const SamplingOptions& options,
                           at::Generator& generator);
+TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
+                          const std::vector<Sequence>& prefixes, const SamplingOptions& options,
+                          std::vector<at::Generator>& generators);
 
 ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
                              const std::vector<std::string>& prompts,
                              const ImageSamplingOptions& options, at::Generator& generator);
+ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder,
+                             const std::vector<std::string>& prompts,
+                             const ImageSamplingOptions& options,
+                             std::vector<at::Generator>& generators);
 
 }  // namespace corl::model

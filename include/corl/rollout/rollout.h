@@ -79,16 +79,25 @@ struct AnswerRollouts {
   std::vector<uint8_t> truncated;          // 1 when max_completion_length cut it off
 };
 
-// G images for each prompt (no gradient).
+// G images for each prompt (no gradient). With one generator per prompt, prompt p's images are
+// drawn from generators[p] alone, whatever else is in the batch.
 ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<std::string>& prompts,
                           const RolloutOptions& options, at::Generator& generator);
+ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                          tokenize::VQModel& vq, const std::vector<std::string>& prompts,
+                          const RolloutOptions& options, std::vector<at::Generator>& generators);
 
-// G answers for each (image [3, H, W] in [-1, 1], question) (no gradient).
+// G answers for each (image [3, H, W] in [-1, 1], question) (no gradient); likewise with one
+// generator per question.
 AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                             const std::vector<torch::Tensor>& images,
                             const std::vector<std::string>& questions,
                             const RolloutOptions& options, at::Generator& generator);
+AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                            const std::vector<torch::Tensor>& images,
+                            const std::vector<std::string>& questions,
+                            const RolloutOptions& options, std::vector<at::Generator>& generators);
 
 // Greedy captions of images (RGB uint8) by the policy, asked model::kCaptionQuestion.
 std::vector<std::string> caption_images(model::UnifiedModel& model,

@@ -11,6 +11,8 @@ void to_file(const std::string& path);
 void info(const std::string& message);
 void warn(const std::string& message);
 void error(const std::string& message);
+// Drops info messages from here on (data-parallel ranks other than 0: rank 0 speaks for all).
+void warnings_only();
 // Ensures everything logged so far is on disk.
 void flush();
 

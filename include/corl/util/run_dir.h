@@ -12,7 +12,11 @@ namespace corl::util {
 class RunDir {
  public:
   // Creates PATH (and its parents), writes the recipe atomically and starts logging to the file.
-  RunDir(std::string path, const std::string& resolved_recipe);
+  // A non-writing RunDir (data-parallel ranks other than 0) only names the folder: it creates
+  // and writes nothing, and metric() drops its rows; rank 0 writes for every rank.
+  RunDir(std::string path, const std::string& resolved_recipe, bool writer = true);
+
+  bool writer() const { return writer_; }
 
   const std::string& path() const { return path_; }
   // PATH/NAME
@@ -23,6 +27,7 @@ class RunDir {
 
  private:
   std::string path_;
+  bool writer_ = true;
   std::ofstream metrics_;
   std::chrono::steady_clock::time_point start_;
 };
