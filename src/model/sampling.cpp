@@ -53,9 +53,11 @@ class Decoder {
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             std::vector<at::Generator>& generators) {
   if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
-  if (logits.device() != generator.device()) {
-    // Draws come from the (host) generator wherever the model runs: one seed, one stream of draws.
-    return sample_tokens(logits.to(generator.device()), options, generator).to(logits.device());
+  TORCH_CHECK(!generators.empty(), "sample_tokens: no generator");
+  const auto host = generators.front().device();
+  if (logits.device() != host) {
+    // Draws come from the (host) generators wherever the model runs: one seed, one stream each.
+    return sample_tokens(logits.to(host), options, generators).to(logits.device());
   }
   auto scaled = logits.to(torch::kFloat32) / options.temperature;
   const int64_t vocab = scaled.size(-1);
