@@ -7,13 +7,14 @@
 #      CORL_WITH_IMGCODECS=OFF (PNG through libpng; see device_deps.sh for why);
 #   2. the GPU tests (tests/gpu: each kernel against the reference path);
 #   3. the kernel benchmark (tools/bench_kernels.cpp);
-#   4. a short unified stage on CUDA with bf16 autocast, from a tiny dataset, tokenizers and base
+#   4. the NCCL process group with world size 1 (scripts/dist_check_gpu.sh; Gloo beside it);
+#   5. a short unified stage on CUDA with bf16 autocast, from a tiny dataset, tokenizers and base
 #      made here in about a minute; it must end with finite losses and a checkpoint. Its image
 #      reward is `cycle` (1 - RMSE to the real image, among others), whose spread within a group
 #      is never zero, so that the advantages, the loss and the gradients are not all 0 even for
 #      a base that has barely trained.
 #
-#   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 7 files,
+#   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 8 files,
 #                                      # within what the device tool brings back (8)
 #   STEPS="build tests" scripts/device_check.sh    # a subset, in this order
 #
@@ -30,7 +31,7 @@ DEPS=$ROOT/.device
 BUILD=${BUILD:-$ROOT/build-device}
 PYTHON=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
-STEPS=${STEPS:-"configure build tests bench train"}
+STEPS=${STEPS:-"configure build tests bench dist train"}
 DEVICE=${DEVICE:-cuda}
 AUTOCAST=${AUTOCAST:-bf16}
 THREADS=${THREADS:-8}
@@ -73,11 +74,11 @@ fi
 
 if wants build; then
   say "build ($JOBS jobs)"
-  cmake --build "$BUILD" -j "$JOBS" --target corl torch_tests bench_kernels \
+  cmake --build "$BUILD" -j "$JOBS" --target corl torch_tests bench_kernels dist_check \
     >"$OUT/build.log" 2>&1 || { grep -E -A5 "error|FAILED" "$OUT/build.log" | head -60
                                 fail "build (log: build.log)"; }
   grep -E "spill|warning" "$OUT/build.log" | head -20
-  say "built corl, torch_tests and bench_kernels in $BUILD"
+  say "built corl, torch_tests, bench_kernels and dist_check in $BUILD"
 fi
 
 if wants tests; then
@@ -95,6 +96,13 @@ if wants bench; then
   "$BUILD/bench_kernels" >"$OUT/bench_kernels.log" 2>&1 || { tail -20 "$OUT/bench_kernels.log"
                                                             fail "bench_kernels"; }
   grep -v "^measured" "$OUT/bench_kernels.log"
+fi
+
+if wants dist; then
+  say "NCCL process group, world size 1 (and Gloo)"
+  BUILD_DIR=$BUILD scripts/dist_check_gpu.sh >"$OUT/dist.log" 2>&1 || { tail -20 "$OUT/dist.log"
+                                                                       fail "dist check (dist.log)"; }
+  tail -5 "$OUT/dist.log"
 fi
 
 if wants train; then
