@@ -15,6 +15,9 @@ esac
 scripts/setup.sh
 CORL=${BUILD_DIR:-build}/corl
 source scripts/lib/stages.sh
+# The program is part of every stage's recipe: a rebuilt corl that behaves differently (a changed
+# data generator, say) redoes the stages rather than reusing their old results.
+STAGE_CHAIN=$(sha256sum "$CORL" | cut -d' ' -f1)
 
 stage runs/data configs/world.yaml "$CORL" data --config configs/world.yaml
 stage runs/tokenizer configs/tokenizers.yaml "$CORL" tokenizer --config configs/tokenizers.yaml

@@ -215,8 +215,14 @@ for name in r:
     g = r[name]['geneval']
     assert set(['overall', 'single_object', 'se', 'images']) <= set(g), g
     assert g['images'] == 12
+    # Each item's score, so that two rows compare item by item: one prompt per category here.
+    assert len(g['items']) == 6 and all(len(v) == 1 for v in g['items'].values()), g['items']
+    assert abs(sum(v[0] for v in g['items'].values()) / 6 - g['overall']) < 1e-9
     for suite in ('mcq', 'oe'):
-        assert 0 <= r[name][suite]['accuracy'] <= 1 and 'se' in r[name][suite]
+        s = r[name][suite]
+        assert 0 <= s['accuracy'] <= 1 and 'se' in s
+        assert len(s['items']) == 3 and set(s['items']) <= {0, 1}, s['items']
+        assert abs(sum(s['items']) / 3 - s['accuracy']) < 1e-9
 "
 check eval-report-images 0 "" -- "$SRC/.venv/bin/python" -c "
 import os, re

@@ -197,6 +197,15 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
       std::set<std::string> distinct;
       for (const auto& [letter, text] : options) distinct.insert(text);
       EXPECT_EQ(distinct.size(), options.size()) << q.problem;
+      // The reasoning walks the options in order up to the right one: "A. red? no. ... D. x? yes."
+      if (q.kind != QuestionKind::kExistence) {
+        std::string walk;
+        for (const auto& [letter, text] : options) {  // std::map: in letter order
+          walk += " " + letter + ". " + text + (letter == q.answer ? "? yes." : "? no.");
+          if (letter == q.answer) break;
+        }
+        EXPECT_NE(q.solution.find(walk + "</think>"), std::string::npos) << q.solution;
+      }
     }
     EXPECT_EQ(answer, expected_answer(s.scene, q.problem)) << q.problem << " / " << s.prompt;
     EXPECT_TRUE(std::regex_match(

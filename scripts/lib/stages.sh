@@ -4,8 +4,8 @@
 #   stage OUT_DIR CONFIG_FILE corl SUBCOMMAND ARGS...     (CONFIG_FILE "-": the stage has none)
 #
 # A stage's stamp is a hash of its command line, its recipe file and the stamps of the stages it
-# reads (every stamp written before it in this pipeline), so changing a recipe redoes that stage
-# and everything after it. The stamp is written only once the stage finished. FRESH=1 redoes every
+# reads (every stamp written before it in this pipeline; the quickstart seeds the chain with the
+# hash of the corl binary), so changing a recipe redoes that stage and everything after it. The stamp is written only once the stage finished. FRESH=1 redoes every
 # stage.
 
 STAGE_CHAIN=""
@@ -23,7 +23,11 @@ stage() {
   # A run folder that is not this recipe's finished result is stale: its metrics would mix.
   rm -rf "$out"
   local start=$SECONDS
-  "$@"
+  "$@" || {
+    local status=$?
+    echo "stage: $out failed (exit $status); it will be redone" >&2
+    return $status
+  }
   mkdir -p "$out"
   echo "$stamp" >"$out/.stage"
   echo "stage: $out done in $((SECONDS - start)) s"

@@ -432,7 +432,19 @@ Question WorldSampler::ask(const Scene& scene) {
       q.problem += " " + letter + ". " + options[k];
       if (options[k] == draft->answer) q.answer = letter;
     }
-    reasoning += " The answer " + draft->answer + " is option " + q.answer + ".";
+    if (draft->kind == QuestionKind::kExistence) {
+      reasoning += " The answer " + draft->answer + " is option " + q.answer + ".";
+    } else {
+      // The options are checked in order up to the right one, so the answer's letter is the last
+      // letter written: a small model finds it by recency, where naming the letter of a word seen
+      // earlier would need a content look-up back into the question.
+      for (int k = 0; k < static_cast<int>(options.size()); ++k) {
+        const bool right = options[k] == draft->answer;
+        reasoning += std::string(" ") + static_cast<char>('A' + k) + ". " + options[k] + "? " +
+                     (right ? "yes." : "no.");
+        if (right) break;
+      }
+    }
   }
   q.solution = "<think>" + reasoning + "</think><answer>" + q.answer + "</answer>";
   return q;

@@ -138,7 +138,10 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
   fs::create_directories(out);
   nlohmann::json figures;
   for (const auto& r : results) {
-    for (const auto& [suite, result] : r.suites) figures[r.name][suite] = result.figures;
+    for (const auto& [suite, result] : r.suites) {
+      figures[r.name][suite] = result.figures;
+      figures[r.name][suite]["items"] = result.items;
+    }
     figures[r.name]["checkpoint"] = r.path;
   }
   util::write_file_atomic(out + "/results.json", figures.dump(2) + "\n");

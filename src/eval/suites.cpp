@@ -180,6 +180,7 @@ SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& i
   figures["prompts"] = items.size();
   figures["images"] = items.size() * g.images_per_prompt;
   result.figures = figures;
+  result.items = by_category;
   return result;
 }
 
@@ -198,6 +199,7 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
   int correct = 0;
   int formed = 0;
   SuiteResult result;
+  result.items = nlohmann::json::array();
   util::Progress progress("eval questions", static_cast<int64_t>(items.size()), "questions");
   for (size_t start = 0; start < items.size(); start += recipe.batch_size) {
     const size_t end = std::min(items.size(), start + static_cast<size_t>(recipe.batch_size));
@@ -212,6 +214,7 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
       const std::string& completion = answers.texts[i - start];
       const bool right = reward::answer_correct(completion, item.solution, item.qa_type);
       correct += right;
+      result.items.push_back(right ? 1 : 0);
       formed += reward::well_formed(completion);
       auto& [kind_correct, kind_asked] = by_kind[item.kind.empty() ? "other" : item.kind];
       kind_correct += right;

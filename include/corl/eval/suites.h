@@ -93,6 +93,9 @@ struct AnswerShowcase {
 };
 struct SuiteResult {
   nlohmann::json figures;  // results.json's entry for the suite
+  // Each item's score in suite order (GenEval: per category, each prompt's share of right images;
+  // questions: 0 or 1), so two checkpoints on the same suites compare item by item.
+  nlohmann::json items;
   std::vector<GenevalShowcase> grids;
   std::vector<AnswerShowcase> answers;
 };
