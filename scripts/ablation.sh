@@ -29,10 +29,13 @@ for task in t2i mcq oe; do
 done
 stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
   --weights 0.5 0.5 --out "$A/base_merged/final"
-for task in t2i mm2t; do
-  stage "$A/only_$task" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-    --init runs/pretrain --set "task=$task" --out "$A/only_$task"
-done
+# The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe).
+stage "$A/only_t2i" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+  --init runs/pretrain --set task=t2i --set "grpo.reward_funcs=[geneval]" \
+  --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i"
+stage "$A/only_mm2t" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+  --init runs/pretrain --set task=mm2t --set "grpo.reward_funcs=[accuracy, format]" \
+  --set "grpo.reward_weights=[1.0, 0.5]" --out "$A/only_mm2t"
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt runs/pretrain --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \

@@ -37,4 +37,7 @@ stage runs/eval configs/eval.yaml \
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
-echo "quickstart: report in runs/eval/report.html (results.json beside it)"
+.venv/bin/python scripts/results_table.py runs/eval/results.json --baseline pretrain \
+  --labels "pretrain=base,unified=unified,refine_t2i=unified + refined t2i,refine_mcq=unified + refined mcq,refine_oe=unified + refined oe,merged=unified + refined mcq+oe (merged)" \
+  | tee runs/eval/table.md
+echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"

@@ -48,7 +48,8 @@ def main():
     parser.add_argument("results")
     parser.add_argument("--baseline", default=None, help="row the changes are measured from")
     parser.add_argument("--labels", default=None,
-                        help="comma-separated row=label pairs for the table's first column")
+                        help="comma-separated row=label pairs for the table's first column; "
+                             "the rows follow their order (results.json lists names sorted)")
     args = parser.parse_args()
     with open(args.results) as f:
         results = json.load(f)
@@ -60,7 +61,10 @@ def main():
         for s in suites) + " |"
     print(header)
     print("|---" * (len(suites) + 1) + "|")
-    for name, entry in results.items():
+    order = [name for name in labels if name in results]
+    order += [name for name in results if name not in order]
+    for name in order:
+        entry = results[name]
         cells = []
         for s in suites:
             value, se = figure(entry, s)
