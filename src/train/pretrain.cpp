@@ -178,8 +178,9 @@ TrainingSet load_training_set(const PretrainRecipe& recipe, tokenize::VQModel& v
 
 void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   const fs::path tokenizer_dir(recipe.tokenizer);
-  const CheckpointSources sources{(tokenizer_dir / "text.model").string(),
-                                  (tokenizer_dir / "vq.safetensors").string()};
+  CheckpointSources sources;
+  sources.text_model = (tokenizer_dir / "text.model").string();
+  sources.vq = (tokenizer_dir / "vq.safetensors").string();
   const tokenize::TextTokenizer text(sources.text_model);
   auto vq = tokenize::load_vq(sources.vq);
 
