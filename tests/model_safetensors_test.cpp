@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -31,9 +32,11 @@ void remove_tree(const fs::path& dir) {
 class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The process id keeps two suites run side by side out of each other's files.
     dir_ = fs::temp_directory_path() /
            (std::string("corl_safetensors_test_") +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+            std::to_string(::getpid()));
     remove_tree(dir_);
     fs::create_directories(dir_);
   }
