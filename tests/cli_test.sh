@@ -223,6 +223,11 @@ for name in r:
         assert 0 <= s['accuracy'] <= 1 and 'se' in s
         assert len(s['items']) == 3 and set(s['items']) <= {0, 1}, s['items']
         assert abs(sum(s['items']) / 3 - s['accuracy']) < 1e-9
+        # Every question's greedy completion, in suite order, beside its score.
+        lines = [json.loads(l) for l in open('$WORK/eval/answers/%s/%s.jsonl' % (name, suite))]
+        assert [int(l['right']) for l in lines] == s['items'], (lines, s['items'])
+        assert all(l['question'] and '<answer>' in l['gold'] for l in lines), lines
+        assert all(l['kind'] in ('count', 'color', 'shape', 'position', 'existence') for l in lines)
 "
 check eval-report-images 0 "" -- "$SRC/.venv/bin/python" -c "
 import os, re

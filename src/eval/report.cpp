@@ -145,6 +145,15 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
     figures[r.name]["checkpoint"] = r.path;
   }
   util::write_file_atomic(out + "/results.json", figures.dump(2) + "\n");
+  for (const auto& r : results) {
+    for (const auto& [suite, result] : r.suites) {
+      if (result.records.empty()) continue;
+      std::string lines;
+      for (const auto& record : result.records) lines += record.dump() + "\n";
+      fs::create_directories(out + "/answers/" + r.name);
+      util::write_file_atomic(out + "/answers/" + r.name + "/" + suite + ".jsonl", lines);
+    }
+  }
 
   std::ostringstream html;
   html << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>corl eval</title>\n"

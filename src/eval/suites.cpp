@@ -216,6 +216,11 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
       correct += right;
       result.items.push_back(right ? 1 : 0);
       formed += reward::well_formed(completion);
+      result.records.push_back({{"question", item.problem},
+                                {"gold", item.solution},
+                                {"kind", item.kind},
+                                {"completion", completion},
+                                {"right", right}});
       auto& [kind_correct, kind_asked] = by_kind[item.kind.empty() ? "other" : item.kind];
       kind_correct += right;
       ++kind_asked;

@@ -98,6 +98,9 @@ struct SuiteResult {
   nlohmann::json items;
   std::vector<GenevalShowcase> grids;
   std::vector<AnswerShowcase> answers;
+  // Question suites: one JSON object per item (question, gold, kind, completion, right), written
+  // to answers/<model>/<suite>.jsonl for per-item study.
+  std::vector<nlohmann::json> records;
 };
 
 SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& items,
