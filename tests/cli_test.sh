@@ -250,6 +250,13 @@ check eval-data 0 "wrote" -- "$CORL" eval --ckpt "$WORK/pre" --data "$WORK/data/
   --set geneval.images_per_prompt=1 --set decode.max_new_tokens=4 --set report.plotter=none \
   --out "$WORK/eval3"
 check eval-no-ckpt 2 "ckpt" -- "$CORL" eval --out "$WORK/x"
+# A mistyped checkpoint after a good one is refused before anything runs: the earlier report in
+# the same folder is left as it was.
+kept=$(cat "$WORK/eval/results.json" "$WORK/eval/recipe.yaml" "$WORK/eval/log.txt" | sha256sum)
+check eval-bad-ckpt 1 "$WORK/missing: not a checkpoint" -- "$CORL" eval --suite mcq \
+  --ckpt "$WORK/pre" --ckpt "$WORK/missing" --set world="$WORK/data/recipe.yaml" --out "$WORK/eval"
+check eval-bad-ckpt-kept 0 "" -- test "$(cat "$WORK/eval/results.json" "$WORK/eval/recipe.yaml" \
+  "$WORK/eval/log.txt" | sha256sum)" == "$kept"
 
 head -3 "$WORK/data/train.jsonl" >"$WORK/bad.jsonl"
 echo '{"prompt": "x"}' >>"$WORK/bad.jsonl"

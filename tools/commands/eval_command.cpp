@@ -4,6 +4,7 @@
 #include "commands/commands.h"
 #include "corl/eval/report.h"
 #include "corl/eval/suites.h"
+#include "corl/train/checkpoint.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
 #include "corl/util/run_dir.h"
@@ -31,6 +32,9 @@ void add_eval_command(CLI::App& app) {
     if (!data->empty()) overrides.push_back("data=" + *data);
     config::load_recipe(options->config, overrides, recipe, schema);
     set_thread_count(recipe.run.threads);
+    // Every checkpoint is found before the run folder is opened or any model evaluated, so a
+    // mistyped path costs nothing and leaves an earlier report untouched.
+    for (const auto& path : *checkpoints) train::resolve_checkpoint(path);
     util::RunDir run(util::run_path(options->out, recipe.run.name), schema.resolved_yaml());
 
     const auto suites = eval::build_suites(recipe);
