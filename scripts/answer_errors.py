@@ -34,22 +34,23 @@ def objects(text):
 def summarise(rows):
     """Per kind (and "all"): n, accuracy, list_right, accuracy_given_list, and on one-object scenes
     n_single, colour, shape."""
+    # Each answer read once: (kind, right, gold's objects, the completion's objects).
+    read = [(r.get("kind"), bool(r["right"]), objects(r["gold"]), objects(r["completion"]))
+            for r in rows]
     table = {}
     for kind in KINDS + ("all",):
-        chosen = [r for r in rows if kind == "all" or r.get("kind") == kind]
+        chosen = [a for a in read if kind == "all" or a[0] == kind]
         if not chosen:
             continue
         n = len(chosen)
-        right = sum(bool(r["right"]) for r in chosen)
-        listed_right = [r for r in chosen
-                        if objects(r["gold"]) is not None
-                        and sorted(objects(r["gold"])) == sorted(objects(r["completion"]) or [])]
-        single = [(objects(r["gold"])[0], objects(r["completion"])[0]) for r in chosen
-                  if objects(r["gold"]) and len(objects(r["gold"])) == 1
-                  and objects(r["completion"])]
-        entry = {"n": n, "accuracy": right / n, "list_right": len(listed_right) / n,
-                 "accuracy_given_list": (sum(bool(r["right"]) for r in listed_right)
-                                         / len(listed_right)) if listed_right else None,
+        listed_right = [right for _, right, gold, seen in chosen
+                        if gold is not None and sorted(gold) == sorted(seen or [])]
+        single = [(gold[0], seen[0]) for _, _, gold, seen in chosen
+                  if gold and len(gold) == 1 and seen]
+        entry = {"n": n, "accuracy": sum(a[1] for a in chosen) / n,
+                 "list_right": len(listed_right) / n,
+                 "accuracy_given_list": (sum(listed_right) / len(listed_right)
+                                         if listed_right else None),
                  "n_single": len(single)}
         if single:
             entry["colour"] = sum(g[0] == c[0] for g, c in single) / len(single)
