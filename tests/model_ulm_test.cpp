@@ -74,6 +74,65 @@ TEST(Decoder, MatchesPlainAttentionReference) {
       << (ours - reference).abs().max().item<float>();
 }
 
+// The convolution stem, worked pixel by pixel: each stem channel sums its 3x3 neighbourhood
+// (zeros outside the image), then each patch vector is the sum over its pixels of the activated
+// stem channels, by explicit loops rather than convolutions.
+TEST(VisionStem, EmbeddingsMatchExplicitNeighbourhoodSums) {
+  ModelConfig c = tiny_config();
+  c.vision_stem_channels = 3;
+  SiglipEmbeddings embeddings(c);
+  const auto& stem = embeddings->stem;
+  ASSERT_TRUE(stem);
+  EXPECT_EQ(stem->weight.sizes(), torch::IntArrayRef({3, 3, 3, 3}));
+  const auto image = random_image(c.image_size, 5).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  const auto ours = embeddings(image);
+
+  const int64_t size = c.image_size, p = c.patch_size, grid = size / p;
+  const auto ws = stem->weight, bs = stem->bias;
+  auto hidden = torch::zeros({3, size, size});
+  for (int64_t o = 0; o < 3; ++o) {
+    for (int64_t y = 0; y < size; ++y) {
+      for (int64_t x = 0; x < size; ++x) {
+        auto sum = bs[o].clone();
+        for (int64_t dy = -1; dy <= 1; ++dy) {
+          for (int64_t dx = -1; dx <= 1; ++dx) {
+            if (y + dy < 0 || y + dy >= size || x + dx < 0 || x + dx >= size) continue;
+            sum += (ws[o].select(1, dy + 1).select(1, dx + 1) * image[0].select(1, y + dy).select(1, x + dx)).sum();
+          }
+        }
+        hidden[o][y][x] = sum;
+      }
+    }
+  }
+  hidden = torch::gelu(hidden, "tanh");
+  const auto wp = embeddings->patch_embedding->weight;  // [D, 3, p, p]
+  for (int64_t gy = 0; gy < grid; ++gy) {
+    for (int64_t gx = 0; gx < grid; ++gx) {
+      const auto block = hidden.narrow(1, gy * p, p).narrow(2, gx * p, p);
+      const auto patch = (wp * block.unsqueeze(0)).sum({1, 2, 3}) +
+                         embeddings->patch_embedding->bias +
+                         embeddings->position_embedding->weight[gy * grid + gx];
+      EXPECT_TRUE(torch::allclose(ours[0][gy * grid + gx], patch, 1e-4, 1e-5))
+          << "patch (" << gy << ", " << gx << ")";
+    }
+  }
+}
+
+TEST(VisionStem, IsRecordedInTheModelConfigAndAbsentFromOlderOnes) {
+  ModelConfig c = tiny_config();
+  c.vision_stem_channels = 12;
+  auto json = to_json(c);
+  EXPECT_EQ(json.at("vision_stem_channels"), 12);
+  EXPECT_EQ(model_config_from_json(json, "test").vision_stem_channels, 12);
+  json.erase("vision_stem_channels");
+  EXPECT_EQ(model_config_from_json(json, "test").vision_stem_channels, 0);
+  auto plain = tiny_model();
+  for (const auto& item : plain->named_parameters()) {
+    EXPECT_EQ(item.key().find("stem"), std::string::npos) << item.key();
+  }
+}
+
 TEST(Rotary, ScoresDependOnRelativePositionOnly) {
   torch::manual_seed(1);
   const auto q = torch::randn({1, 1, 1, 16}, torch::kDouble);

@@ -43,6 +43,7 @@ void visit_switches(ModelConfig& c, Visit&& v) {
   v("gen_aligner_depth", c.gen_aligner_depth, 2);
   v("vision_attention_bias", c.vision_attention_bias, true);
   v("tie_word_embeddings", c.tie_word_embeddings, false);
+  v("vision_stem_channels", c.vision_stem_channels, 0);
 }
 
 bool is_activation(const std::string& name) {
@@ -105,6 +106,9 @@ void bind(config::Schema& s, ModelConfig& c) {
       .range(8, 4096);
   s.add("model.patch_size", &c.patch_size, "ViT patch side (must divide image_size)").range(1, 512);
   s.add("model.vision_hidden_size", &c.vision_hidden_size, "Width of the ViT").range(8, 16384);
+  s.add("model.vision_stem_channels", &c.vision_stem_channels,
+        "Channels of a 3x3 convolution before the patch embedding (0: none, as in SigLIP)")
+      .range(0, 1024);
   s.add("model.vision_layers", &c.vision_layers, "ViT layers").range(1, 256);
   s.add("model.vision_heads", &c.vision_heads, "ViT attention heads").range(1, 256);
   s.add("model.vision_intermediate_size", &c.vision_intermediate_size, "ViT MLP width")
@@ -131,6 +135,7 @@ void check(const ModelConfig& c) {
   for (const std::string* act : {&c.vision_hidden_act, &c.aligner_hidden_act, &c.gen_hidden_act}) {
     require(is_activation(*act), "activation '" + *act + "' is not gelu or gelu_pytorch_tanh");
   }
+  require(c.vision_stem_channels >= 0, "vision_stem_channels must not be negative");
   require(c.aligner_depth >= 1 && c.gen_aligner_depth >= 1, "aligner depths must be at least 1");
   require(c.max_positions >= c.image_tokens + c.vision_patches(),
           "max_positions must hold an image's codes and patches");

@@ -192,6 +192,9 @@ json janus_config_to_json(const JanusHFConfig& config) {
       static_cast<double>(c.vision_intermediate_size) / static_cast<double>(c.vision_hidden_size);
   refuse(static_cast<int>(c.vision_hidden_size * mlp_ratio) == c.vision_intermediate_size,
          "the ViT MLP width is not int(hidden_size * mlp_ratio)");
+  refuse(c.vision_stem_channels == 0,
+         "transformers' Janus ViT has no convolution stem, this model has " +
+             std::to_string(c.vision_stem_channels) + " stem channels");
   refuse(g.grid() * c.patch_size == c.image_size,
          "the VQ grid must equal the ViT's patch grid (transformers ties them)");
   json text = {{"model_type", "llama"},

@@ -64,18 +64,25 @@ torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x) {
   return h + mlp(layer_norm2(h));
 }
 
-SiglipEmbeddingsImpl::SiglipEmbeddingsImpl(const ModelConfig& c) {
+SiglipEmbeddingsImpl::SiglipEmbeddingsImpl(const ModelConfig& c) : act(c.vision_hidden_act) {
+  int64_t channels = 3;
+  if (c.vision_stem_channels > 0) {
+    channels = c.vision_stem_channels;
+    stem = register_module(
+        "stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, channels, 3).padding(1)));
+  }
   patch_embedding = register_module(
-      "patch_embedding",
-      torch::nn::Conv2d(
-          torch::nn::Conv2dOptions(3, c.vision_hidden_size, c.patch_size).stride(c.patch_size)));
+      "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, c.vision_hidden_size,
+                                                                    c.patch_size)
+                                               .stride(c.patch_size)));
   position_embedding = register_module(
       "position_embedding", torch::nn::Embedding(c.vision_patches(), c.vision_hidden_size));
   torch::nn::init::normal_(position_embedding->weight, 0.0, kInitStd);
 }
 
 torch::Tensor SiglipEmbeddingsImpl::forward(const torch::Tensor& images) {
-  const auto patches = patch_embedding(images).flatten(2).transpose(1, 2);  // [N, P, D]
+  const auto pixels = stem ? activation(stem(images), act) : images;
+  const auto patches = patch_embedding(pixels).flatten(2).transpose(1, 2);  // [N, P, D]
   return patches + position_embedding->weight.unsqueeze(0);
 }
 

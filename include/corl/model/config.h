@@ -29,6 +29,10 @@ struct ModelConfig {
   int vision_heads = 4;                // 16
   int vision_intermediate_size = 256;  // 4096
   double vision_layer_norm_eps = 1e-6;
+  // Channels of a 3x3 convolution (then the ViT's activation) that reads the full-resolution image
+  // before the patch embedding; 0 is SigLIP's plain patch embedding. A few pixels' edges and
+  // corners are what tells small shapes apart, and one patch embedding learns them slowly.
+  int vision_stem_channels = 0;  // 0
 
   // Generation path: gen_embed -> gen_aligner in, gen_head out.
   int image_vocab_size = 512;  // VQ codebook size (16384)

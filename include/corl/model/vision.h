@@ -41,8 +41,10 @@ TORCH_MODULE(SiglipEncoderLayer);
 struct SiglipEmbeddingsImpl : torch::nn::Module {
   explicit SiglipEmbeddingsImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& images);  // [N, 3, H, W] -> [N, patches, hidden]
+  torch::nn::Conv2d stem{nullptr};  // only with model.vision_stem_channels > 0
   torch::nn::Conv2d patch_embedding{nullptr};
   torch::nn::Embedding position_embedding{nullptr};  // learned, one per patch
+  std::string act;
 };
 TORCH_MODULE(SiglipEmbeddings);
 
