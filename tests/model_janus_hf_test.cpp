@@ -253,6 +253,22 @@ TEST(JanusHFNames, MapOntoTransformersNames) {
             "model.vqmodel.quantize.embedding.weight");
 }
 
+// SigLIP has no convolution stem, so a model with one has no transformers layout.
+TEST(JanusHFExport, RefusesAConvolutionStem) {
+  JanusHFConfig config;
+  config.vq.norm_groups = 32;
+  config.model.aligner_hidden_act = config.model.vision_hidden_act;
+  config.model.image_size = config.vq.grid() * config.model.patch_size;
+  EXPECT_NO_THROW(janus_config_to_json(config));
+  config.model.vision_stem_channels = 16;
+  try {
+    janus_config_to_json(config);
+    FAIL() << "a stem was exported";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("convolution stem"), std::string::npos) << e.what();
+  }
+}
+
 // A model written here is read by transformers without a missing or extra tensor, and computes
 // the same outputs there.
 TEST(JanusHFExport, TransformersReadsAndRunsWhatCorlWrites) {
