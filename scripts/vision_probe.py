@@ -5,9 +5,9 @@
 
 For every checkpoint, the ViT (as corl computes it, convolution stem included) reads the
 one-object scenes of the data's training and held-out rows; a linear probe is fitted on the
-training scenes' features and scored on the held-out ones, for the object's shape and its colour,
-from three readings of the patches: their mean, their maximum, and the patch under the object's
-centre. A ViT of the same sizes with freshly drawn weights is probed alike as the floor: a trained
+training scenes' features and scored on the held-out ones, for the object's shape, its colour
+and the half of the image it is in (left or right), from four readings of the patches: their
+mean, their maximum, the patch under the object's centre, and all patches side by side. A ViT of the same sizes with freshly drawn weights is probed alike as the floor: a trained
 encoder that reads no better than it has learnt nothing that the probe can use.
 """
 
@@ -129,11 +129,12 @@ def fit_probe(train_x, train_y, test_x, test_y, classes, steps=500, seed=0):
 
 
 def readings(features, objects, grid):
-    """The three readings of each scene's patches: mean, maximum, the object's centre patch."""
+    """The four readings of each scene's patches: mean, maximum, the object's centre patch, all."""
     cells = torch.tensor([min(int(o["y"] * grid), grid - 1) * grid + min(int(o["x"] * grid), grid - 1)
                           for o in objects])
     return {"mean": features.mean(1), "max": features.max(1).values,
-            "centre patch": features[torch.arange(len(objects)), cells]}
+            "centre patch": features[torch.arange(len(objects)), cells],
+            "all patches": features.flatten(1)}
 
 
 def main():
@@ -150,8 +151,8 @@ def main():
     first_weights, first_config = models[0][1], models[0][2]
     models.append(("random weights", random_weights(first_weights, args.seed), first_config))
 
-    print("| model | features | shape | colour |")
-    print("|---|---|---|---|")
+    print("| model | features | shape | colour | left or right half |")
+    print("|---|---|---|---|---|")
     scenes = {}
     for name, weights, config in models:
         size = config["image_size"]
@@ -164,16 +165,19 @@ def main():
             values = sorted({o[key] for o in train_objects + test_objects})
             labels[key] = [torch.tensor([values.index(o[key]) for o in objs])
                            for objs in (train_objects, test_objects)] + [len(values)]
+        labels["half"] = [torch.tensor([int(o["x"] >= 0.5) for o in objs])
+                          for objs in (train_objects, test_objects)] + [2]
         grid = size // config["patch_size"]
         with torch.no_grad():
             train = readings(vit_features(weights, config, train_images), train_objects, grid)
             test = readings(vit_features(weights, config, test_images), test_objects, grid)
         for reading in train:
             scores = [fit_probe(train[reading], labels[k][0], test[reading], labels[k][1],
-                                labels[k][2], seed=args.seed) for k in ("shape", "color")]
-            print(f"| {name} | {reading} | {scores[0]:.3f} | {scores[1]:.3f} |", flush=True)
+                                labels[k][2], seed=args.seed) for k in ("shape", "color", "half")]
+            print(f"| {name} | {reading} | " + " | ".join(f"{x:.3f}" for x in scores) + " |",
+                  flush=True)
     print(f"\n{len(train_images)} training and {len(test_images)} held-out one-object scenes; "
-          "chance is one over the number of shapes or colours.")
+          "chance is one over the number of shapes, colours or halves.")
 
 
 if __name__ == "__main__":
