@@ -100,6 +100,21 @@ TEST(WorldSampler, SameSeedSameWorldOtherSeedOtherWorld) {
   EXPECT_EQ(differ, 50);
 }
 
+// Each object's quarter follows its centre: x < 0.5 is left, y < 0.5 is top (y grows downwards).
+TEST(SceneCaption, NamesEveryObjectWithItsQuarter) {
+  Scene scene;
+  scene.objects = {{Shape::kCircle, Color::kRed, 0.2, 0.3, 0.1},
+                   {Shape::kSquare, Color::kOrange, 0.7, 0.3, 0.1},
+                   {Shape::kTriangle, Color::kBlue, 0.5, 0.8, 0.1}};
+  EXPECT_EQ(scene_caption(scene),
+            "The image shows a red circle in the top left, an orange square in the top right and "
+            "a blue triangle in the bottom right.");
+  scene.objects.resize(1);
+  EXPECT_EQ(scene_caption(scene), "The image shows a red circle in the top left.");
+  scene.objects.clear();
+  EXPECT_EQ(scene_caption(scene), "The image shows no objects.");
+}
+
 TEST(WorldSampler, CategoriesCycleInRecipeOrder) {
   const WorldSpec spec = default_spec();
   WorldSampler sampler(spec, 1);

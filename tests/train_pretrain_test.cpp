@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
 
 #include "corl/data/dataset.h"
 #include "corl/model/safetensors.h"
@@ -154,6 +157,39 @@ TEST_F(TinyPipeline, MissingOrDamagedCheckpointIsAClearError) {
     FAIL() << "a truncated checkpoint loaded";
   } catch (const corl::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+}
+
+// Scene captions train on rows that carry their scene, and name the row that does not.
+TEST_F(TinyPipeline, SceneCaptionsTrainAndNameARowWithoutAScene) {
+  auto r = recipe();
+  r.train.steps = 1;
+  r.train.caption_text = "scene";
+  r.eval.prompts = 0;
+  r.eval.questions = 0;
+  {
+    util::RunDir run((root_ / "scene_captions").string(), "");
+    pretrain(r, run, false);
+  }
+  EXPECT_TRUE(fs::exists(root_ / "scene_captions/final/model.safetensors"));
+
+  std::istringstream rows(util::read_file(r.data.train));
+  std::string line, without;
+  for (int n = 1; std::getline(rows, line); ++n) {
+    auto row = nlohmann::json::parse(line);
+    if (n == 2) row.erase("scene");
+    without += row.dump() + "\n";
+  }
+  r.data.train = (root_ / "data/without_scene.jsonl").string();
+  util::write_file_atomic(r.data.train, without);
+  util::RunDir run((root_ / "without_scene").string(), "");
+  try {
+    pretrain(r, run, false);
+    FAIL() << "a row without a scene was captioned";
+  } catch (const corl::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("without_scene.jsonl:2: row has no scene"),
+              std::string::npos)
+        << e.what();
   }
 }
 

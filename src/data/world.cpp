@@ -37,6 +37,23 @@ std::string list_objects(const Scene& scene) {
   return text;
 }
 
+}  // namespace
+
+std::string scene_caption(const Scene& scene) {
+  if (scene.objects.empty()) return "The image shows no objects.";
+  std::string text = "The image shows ";
+  for (size_t i = 0; i < scene.objects.size(); ++i) {
+    const Object& o = scene.objects[i];
+    if (i > 0) text += i + 1 == scene.objects.size() ? " and " : ", ";
+    const std::string d = describe(o);
+    text += article(d) + " " + d + " in the " + (o.y < 0.5 ? "top" : "bottom") + " " +
+            (o.x < 0.5 ? "left" : "right");
+  }
+  return text + ".";
+}
+
+namespace {
+
 template <class T>
 std::vector<T> resolve(const std::vector<std::string>& names, const std::string& key,
                        std::optional<T> (*from_name)(const std::string&)) {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "corl/data/dataset.h"
+#include "corl/data/world.h"
 #include "corl/model/inputs.h"
 #include "corl/model/safetensors.h"
 #include "corl/model/ulm.h"
@@ -72,6 +73,10 @@ void bind(config::Schema& s, PretrainRecipe& r) {
       .range(0.0, 1.0);
   s.add("train.caption_batch", &t.caption_batch, "Image -> caption sequences per micro-batch")
       .range(0, 100000);
+  s.add("train.caption_text", &t.caption_text,
+        "What captions teach: the row's prompt, or its scene (every object's colour, shape and "
+        "quarter of the image)")
+      .choices({"prompt", "scene"});
   s.add("train.qa_batch", &t.qa_batch,
         "Image + question -> <think>/<answer> solution sequences per micro-batch")
       .range(0, 100000);
@@ -140,6 +145,7 @@ struct TrainingSet {
   std::vector<data::Record> records;
   torch::Tensor images;  // [N, 3, H, W] uint8 at the model's image size
   torch::Tensor codes;   // [N, image_tokens] int64
+  std::vector<std::string> captions;  // what each row's caption sequence teaches
 };
 
 TrainingSet load_training_set(const PretrainRecipe& recipe, tokenize::VQModel& vq) {
@@ -150,6 +156,16 @@ TrainingSet load_training_set(const PretrainRecipe& recipe, tokenize::VQModel& v
   set.records = data::read_dataset(recipe.data.train, read).records;
   if (set.records.empty()) throw DataError(recipe.data.train + ": no rows to train on");
   const int64_t rows = static_cast<int64_t>(set.records.size());
+  for (const auto& r : set.records) {
+    if (recipe.train.caption_text == "prompt") {
+      set.captions.push_back(r.prompt);
+    } else if (r.scene) {
+      set.captions.push_back(data::scene_caption(*r.scene));
+    } else {
+      throw DataError(recipe.data.train + ":" + std::to_string(r.line) +
+                      ": row has no scene, which train.caption_text: scene needs");
+    }
+  }
   const int size = recipe.model.image_size;
   set.images = torch::empty({rows, 3, size, size}, torch::kUInt8);
   for (int64_t i = 0; i < rows; ++i)
@@ -245,7 +261,7 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
       for (int i = 0; i < t.caption_batch; ++i) {
         const int64_t r = draw();
         mm2t.push_back(builder.image_to_text(model::bytes_to_unit(set.images[r]),
-                                             model::kCaptionQuestion, set.records[r].prompt));
+                                             model::kCaptionQuestion, set.captions[r]));
       }
       for (int i = 0; i < t.qa_batch; ++i) {
         const int64_t r = draw();

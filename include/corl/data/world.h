@@ -16,6 +16,11 @@ enum class QuestionKind { kCount, kColor, kShape, kPosition, kExistence };
 std::string name(QuestionKind kind);
 std::optional<QuestionKind> question_kind_from_name(const std::string& name);
 
+// Every object of the scene with its colour, shape and quarter of the image, in the scene's order:
+// "The image shows a red circle in the top left and a blue square in the bottom right." (y grows
+// downwards, as in the image.) An empty scene "shows no objects".
+std::string scene_caption(const Scene& scene);
+
 struct Question {
   QuestionKind kind = QuestionKind::kCount;
   bool multiple_choice = false;

@@ -40,6 +40,9 @@ struct PretrainRecipe {
     int steps = 1000;
     int t2i_batch = 40;     // text -> image sequences per micro-batch
     int caption_batch = 2;  // image -> caption sequences per micro-batch
+    // What a caption sequence teaches: "prompt" (the row's text -> image prompt) or "scene"
+    // (every object's colour, shape and quarter of the image, from the row's scene).
+    std::string caption_text = "prompt";
     int qa_batch = 8;       // image + question -> solution sequences per micro-batch
     double image_loss_weight = 1.0;
     // Share of text -> image rows whose prompt is padded away, so the model also learns the
