@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -36,7 +37,9 @@ TEST(LearningRate, WarmupThenCosineToFloor) {
 class TinyPipeline : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / "corl_train_pretrain_test";
+    // One folder per process: ctest runs this file's test cases side by side.
+    root_ = fs::temp_directory_path() /
+            ("corl_train_pretrain_test_" + std::to_string(::getpid()));
     util::remove_tree(root_.string());
     config::WorldRecipe world;
     world.world.resolution = 16;
