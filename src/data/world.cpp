@@ -26,13 +26,19 @@ std::string number_word(int n) {
 
 std::string describe(const Object& object) { return name(object.color) + " " + name(object.shape); }
 
-// "a red circle, a blue square and a green triangle"
-std::string list_objects(const Scene& scene) {
+// "a red circle, a blue square and a green triangle"; with `quarters`, "a red circle in the top
+// left, ..." (y grows downwards, as in the image).
+std::string list_objects(const Scene& scene, bool quarters = false) {
   std::string text;
   for (size_t i = 0; i < scene.objects.size(); ++i) {
+    const Object& o = scene.objects[i];
     if (i > 0) text += i + 1 == scene.objects.size() ? " and " : ", ";
-    const std::string d = describe(scene.objects[i]);
+    const std::string d = describe(o);
     text += article(d) + " " + d;
+    if (quarters) {
+      text += std::string(" in the ") + (o.y < 0.5 ? "top" : "bottom") + " " +
+              (o.x < 0.5 ? "left" : "right");
+    }
   }
   return text;
 }
@@ -41,15 +47,7 @@ std::string list_objects(const Scene& scene) {
 
 std::string scene_caption(const Scene& scene) {
   if (scene.objects.empty()) return "The image shows no objects.";
-  std::string text = "The image shows ";
-  for (size_t i = 0; i < scene.objects.size(); ++i) {
-    const Object& o = scene.objects[i];
-    if (i > 0) text += i + 1 == scene.objects.size() ? " and " : ", ";
-    const std::string d = describe(o);
-    text += article(d) + " " + d + " in the " + (o.y < 0.5 ? "top" : "bottom") + " " +
-            (o.x < 0.5 ? "left" : "right");
-  }
-  return text + ".";
+  return "The image shows " + list_objects(scene, /*quarters=*/true) + ".";
 }
 
 namespace {
