@@ -98,6 +98,14 @@ check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' 
   head -1 "$WORK/uni/metrics.jsonl"
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
+# Unshared per-task advantages with the perception reward: the answers' own advantages recomputed.
+check train-unshared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+  --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.unify_advantage=false \
+  --set "grpo.reward_funcs=[geneval, accuracy, perception]" --set "grpo.reward_weights=[1, 1, 1]" \
+  --dump-batch "$WORK/dump_unshared" --out "$WORK/uni_unshared"
+check train-unshared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
+  "$SRC/tests/grpo_dump_check.py" "$WORK/dump_unshared/batch.json"
+check train-unshared-perception 0 '"reward/perception"' -- head -1 "$WORK/uni_unshared/metrics.jsonl"
 # Killed after step 2: its checkpoint is all that is left; resumed, it ends where the whole run did.
 cp -r "$WORK/uni" "$WORK/uni2"
 rm -rf "$WORK/uni2/final" "$WORK/uni2/checkpoints/step-00000004"

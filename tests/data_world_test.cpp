@@ -115,6 +115,26 @@ TEST(SceneCaption, NamesEveryObjectWithItsQuarter) {
   EXPECT_EQ(scene_caption(scene), "The image shows no objects.");
 }
 
+// Every solution starts from the scene's objects, so reading its list back gives the scene: the
+// property the perception reward relies on. Scene captions, with quarters, read back alike.
+TEST(ObjectList, ReadsBackEverySolutionsScene) {
+  WorldSampler sampler(default_spec(), 5);
+  for (int i = 0; i < 300; ++i) {
+    const Sample sample = sampler.next();
+    std::multiset<std::pair<Color, Shape>> shown;
+    for (const auto& o : sample.scene.objects) shown.emplace(o.color, o.shape);
+    for (const std::string& text : {sample.question.solution, scene_caption(sample.scene)}) {
+      const auto list = read_object_list(text);
+      ASSERT_TRUE(list.has_value()) << text;
+      EXPECT_EQ(list->unreadable, 0) << text;
+      const std::multiset<std::pair<Color, Shape>> listed(list->objects.begin(),
+                                                          list->objects.end());
+      EXPECT_EQ(listed, shown) << text;
+    }
+  }
+  EXPECT_FALSE(read_object_list("<think>Counting the circles gives two.</think>").has_value());
+}
+
 TEST(WorldSampler, CategoriesCycleInRecipeOrder) {
   const WorldSpec spec = default_spec();
   WorldSampler sampler(spec, 1);

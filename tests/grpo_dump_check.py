@@ -46,9 +46,15 @@ def main(path):
     if batch["task"] == "unified" and batch["unify_reward"]:
         r = np.asarray(batch["reward_t2i"]) + lam * np.asarray(batch["reward_mm2t"])
         expected = advantages(r, g, scale)
-    elif batch["task"] == "unified":
+    elif batch["task"] == "unified" and batch["unify_advantage"]:
         expected = (advantages(batch["reward_t2i"], g, scale) +
                     lam * advantages(batch["reward_mm2t"], g, scale))
+    elif batch["task"] == "unified":
+        # Per-task advantages, unshared: images take A_t2i, answers lambda A_mm2t.
+        expected = advantages(batch["reward_t2i"], g, scale)
+        expected_mm2t = lam * advantages(batch["reward_mm2t"], g, scale)
+        if not np.allclose(expected_mm2t, batch["advantages_mm2t"], rtol=1e-5, atol=1e-5):
+            sys.exit(f"answer advantages differ:\n{expected_mm2t}\n{batch['advantages_mm2t']}")
     else:
         r = batch["reward_t2i"] if batch["task"] == "t2i" else batch["reward_mm2t"]
         expected = advantages(r, g, scale)
@@ -67,7 +73,9 @@ def main(path):
             if not np.isclose(value, part["loss"], rtol=1e-4, atol=1e-6):
                 sys.exit(f"micro-batch {i} {task}: loss {part['loss']} recomputed as {value}")
             idx = np.asarray(part["rollouts"], dtype=int)
-            if not np.allclose(np.asarray(part["advantages"]), got[idx], atol=1e-6):
+            own = (np.asarray(batch["advantages_mm2t"])
+                   if task == "mm2t" and "advantages_mm2t" in batch else got)
+            if not np.allclose(np.asarray(part["advantages"]), own[idx], atol=1e-6):
                 sys.exit(f"micro-batch {i} {task}: advantages not those of its rollouts")
             total += value
         if not np.isclose(total, micro["loss"], rtol=1e-4, atol=1e-6):

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "corl/data/scene.h"
 #include "corl/reward/reward.h"
 
 namespace corl::reward {
@@ -90,6 +91,62 @@ TEST(FormatReward, OneAnswerOnly) {
 TEST(FormatReward, WellFormedAgreesWithTheReward) {
   EXPECT_TRUE(well_formed("<think>x</think><answer>B</answer>"));
   EXPECT_FALSE(well_formed("<think>x</think><answer>B</answer>."));
+}
+
+// Two red circles and a blue square, the scene the perception cases below are scored against.
+data::Scene two_circles_and_a_square() {
+  data::Scene scene;
+  scene.objects = {{data::Shape::kCircle, data::Color::kRed, 0.2, 0.2, 0.1},
+                   {data::Shape::kSquare, data::Color::kBlue, 0.7, 0.7, 0.1},
+                   {data::Shape::kCircle, data::Color::kRed, 0.7, 0.2, 0.1}};
+  return scene;
+}
+
+double perception(const std::string& completion, const data::Scene& scene) {
+  return make_answer_reward("perception", RewardOptions{})->score({completion, "", "OE", &scene});
+}
+
+// F1 = 2 |listed ∩ shown| / (|listed| + |shown|), the intersection of multisets, worked by hand.
+TEST(PerceptionReward, ObjectF1AgainstTheScene) {
+  const data::Scene scene = two_circles_and_a_square();
+  const std::string tail = " Counting the circles gives two.</think><answer>2</answer>";
+  // Every object, in another order: 2 * 3 / (3 + 3).
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows a blue square, a red circle and a red "
+                              "circle." + tail, scene),
+                   1.0);
+  // One red circle fewer: 2 * 2 / (2 + 3).
+  EXPECT_DOUBLE_EQ(
+      perception("<think>The image shows a red circle and a blue square." + tail, scene), 0.8);
+  // The square read as a diamond: 2 * 2 / (3 + 3).
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red circle, a blue diamond and a red "
+                              "circle." + tail, scene),
+                   2.0 / 3.0);
+  // A right colour with a wrong shape earns nothing: 2 * 0 / (1 + 3).
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red square." + tail, scene), 0.0);
+  // Three circles where there are two: 2 * 2 / (4 + 3).
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red circle, a red circle, a red circle "
+                              "and a blue square." + tail, scene),
+                   6.0 / 7.0);
+}
+
+TEST(PerceptionReward, UnreadableItemsCountAsWrongAndNoListScoresZero) {
+  const data::Scene scene = two_circles_and_a_square();
+  // "some red thing" is named but matches nothing: 2 * 1 / (2 + 3).
+  EXPECT_DOUBLE_EQ(
+      perception("<think>The image shows some red thing and a blue square.</think>", scene), 0.4);
+  // Quarters, as in scene captions, are read past: 2 * 1 / (1 + 3).
+  EXPECT_DOUBLE_EQ(perception("The image shows a blue square in the bottom right.", scene), 0.5);
+  EXPECT_DOUBLE_EQ(perception("<think>Counting gives two.</think><answer>2</answer>", scene), 0.0);
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows no objects.</think>", scene), 0.0);
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows no objects.</think>", data::Scene{}), 1.0);
+  // A completion cut off inside its list is read up to where it stops: 2 * 1 / (2 + 3).
+  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red circle and a gr", scene), 0.4);
+}
+
+TEST(PerceptionReward, RowWithoutASceneIsAnError) {
+  EXPECT_THROW(make_answer_reward("perception", RewardOptions{})
+                   ->score({"<think>The image shows a red circle.</think>", "", "OE"}),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "corl/data/geneval.h"
 #include "corl/util/error.h"
+#include "corl/util/strings.h"
 
 namespace corl::data {
 namespace {
@@ -48,6 +49,39 @@ std::string list_objects(const Scene& scene, bool quarters = false) {
 std::string scene_caption(const Scene& scene) {
   if (scene.objects.empty()) return "The image shows no objects.";
   return "The image shows " + list_objects(scene, /*quarters=*/true) + ".";
+}
+
+std::optional<ObjectList> read_object_list(const std::string& text) {
+  static const std::string kLead = "The image shows ";
+  const size_t begin = text.find(kLead);
+  if (begin == std::string::npos) return std::nullopt;
+  const size_t from = begin + kLead.size();
+  // The sentence ends at its period, or where the reasoning does when a completion stops early.
+  const size_t end = std::min({text.find('.', from), text.find('<', from), text.size()});
+  std::string items = text.substr(from, end - from);
+  ObjectList list;
+  if (util::trim(items) == "no objects") return list;
+  for (size_t at; (at = items.find(" and ")) != std::string::npos;) items.replace(at, 5, ", ");
+  for (const std::string& item : util::split(items, ',')) {
+    std::vector<std::string> words;
+    for (const std::string& w : util::split(util::trim(item), ' ')) {
+      if (!w.empty()) words.push_back(w);
+    }
+    // "a red circle" or "a red circle in the top left".
+    std::optional<Color> color;
+    std::optional<Shape> shape;
+    if (words.size() >= 3 && (words[0] == "a" || words[0] == "an")) {
+      color = color_from_name(words[1]);
+      shape = shape_from_name(words[2]);
+    }
+    const bool quartered_or_bare = words.size() == 3 || (words.size() == 7 && words[3] == "in");
+    if (color && shape && quartered_or_bare) {
+      list.objects.emplace_back(*color, *shape);
+    } else {
+      ++list.unreadable;
+    }
+  }
+  return list;
 }
 
 namespace {

@@ -73,13 +73,13 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "answer i");
   s.add("grpo.unify_advantage", &g.unify_advantage,
         "Unified stage: A = A_t2i + lambda A_mm2t from per-task advantages, shared likewise "
-        "(when unify_reward is false)");
+        "(when unify_reward is false); both false: image i takes A_t2i, answer i lambda A_mm2t");
   s.add("grpo.unify_lambda", &g.unify_lambda, "lambda: weight of the understanding task")
       .range(0.0, 100.0);
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
         "Drop groups whose rewards have zero spread (no signal)");
   s.add("grpo.reward_funcs", &g.reward_funcs,
-        "Rewards by name: cycle, tim, geneval (images); accuracy, format (answers)")
+        "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers)")
       .choices(reward::reward_names())
       .min_items(1);
   s.add("grpo.reward_weights", &g.reward_weights, "Weight of each reward, in reward_funcs' order")
@@ -153,12 +153,7 @@ void validate(const GrpoRecipe& r) {
   }
   if (task != Task::kT2I && !answer) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
-                      " makes answers but no reward scores them (accuracy or format)");
-  }
-  if (task == Task::kUnified && !g.unify_reward && !g.unify_advantage) {
-    throw RecipeError(
-        "grpo.unify_reward and grpo.unify_advantage are both false: the unified stage needs one "
-        "way to share an advantage between image i and answer i");
+                      " makes answers but no reward scores them (accuracy, format or perception)");
   }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");

@@ -88,6 +88,7 @@ struct StepBatch {
   torch::Tensor r_t2i, r_mm2t;  // [P * G] float64 weighted sums, when the task has them
   std::map<std::string, torch::Tensor> by_reward;
   torch::Tensor advantages;          // [P * G] shared by image i and answer i (or one task's)
+  torch::Tensor advantages_mm2t;     // [P * G] answer i's own, when the tasks share none
   torch::Tensor kept_groups;         // [P] bool
   torch::Tensor zero_spread;         // [P] bool: groups whose rewards have no spread
   std::vector<int64_t> global_kept;  // data parallel: kept flags of the global batch's groups
@@ -233,6 +234,8 @@ void Stage::load() {
   auto dataset = data::read_dataset(recipe_.data.train, read);
   const bool need_spec = std::any_of(image_rewards_.begin(), image_rewards_.end(),
                                      [](const auto& r) { return r.name == "geneval"; });
+  const bool need_scene = std::any_of(answer_rewards_.begin(), answer_rewards_.end(),
+                                      [](const auto& r) { return r.name == "perception"; });
   for (auto& r : dataset.records) {
     const bool type_ok = std::find(recipe_.data.qa_types.begin(), recipe_.data.qa_types.end(),
                                    r.qa_type) != recipe_.data.qa_types.end();
@@ -240,6 +243,10 @@ void Stage::load() {
     if (need_spec && !r.spec) {
       throw DataError(recipe_.data.train + ":" + std::to_string(r.line) +
                       ": the geneval reward needs a scene spec (\"spec\") on every row");
+    }
+    if (need_scene && !r.scene) {
+      throw DataError(recipe_.data.train + ":" + std::to_string(r.line) +
+                      ": the perception reward needs the image's scene (\"scene\") on every row");
     }
     rows_.push_back(std::move(r));
   }
@@ -360,7 +367,8 @@ void Stage::score(StepBatch& batch, nlohmann::json& metrics) {
       auto values = torch::zeros({n}, torch::kDouble);
       for (int64_t i = 0; i < n; ++i) {
         const auto& row = rows_[batch.rows[an.source[i]]];
-        values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type});
+        const data::Scene* scene = row.scene ? &*row.scene : nullptr;
+        values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type, scene});
       }
       batch.by_reward[named.name] = values;
       batch.r_mm2t += named.weight * values;
@@ -403,6 +411,12 @@ void Stage::advantages(StepBatch& batch, nlohmann::json& metrics) {
         spread_basis = batch.r_t2i + lambda * batch.r_mm2t;
         metrics["reward_unified"] = mean_std(spread_basis);
         batch.advantages = ops::group_advantages(spread_basis, G, scale);
+      } else if (!g.unify_advantage) {
+        // Each rollout is pushed by its own task's advantage alone; lambda weighs the answers'.
+        batch.advantages = ops::group_advantages(batch.r_t2i, G, scale);
+        batch.advantages_mm2t = lambda * ops::group_advantages(batch.r_mm2t, G, scale);
+        spread_basis = (batch.advantages.abs() + batch.advantages_mm2t.abs()).to(torch::kDouble);
+        metrics["advantage_mm2t"] = advantage_stats(batch.advantages_mm2t);
       } else {
         batch.advantages = ops::group_advantages(batch.r_t2i, G, scale) +
                            lambda * ops::group_advantages(batch.r_mm2t, G, scale);
@@ -450,6 +464,9 @@ void Stage::share(StepBatch& batch, nlohmann::json& metrics, bool& finite) {
   }
   metrics["zero_spread_fraction"] = gather(batch.zero_spread).mean().item<double>();
   metrics["advantage"] = advantage_stats(gather(batch.advantages));
+  if (batch.advantages_mm2t.defined()) {
+    metrics["advantage_mm2t"] = advantage_stats(gather(batch.advantages_mm2t));
+  }
 }
 
 std::vector<std::vector<int64_t>> Stage::micro_groups(const StepBatch& batch) const {
@@ -591,7 +608,12 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       }
       loss_options.max_completion_length = g.max_completion_length;
       if (parallel()) loss_options.normaliser = normalisers[micro][1].item<double>();
-      const auto l = ops::grpo_loss(scores.logp, old, ref, advantages, scores.mask, loss_options);
+      const auto answer_advantages =
+          batch.advantages_mm2t.defined()
+              ? batch.advantages_mm2t.index_select(0, index).to(device_, torch::kFloat32)
+              : advantages;
+      const auto l =
+          ops::grpo_loss(scores.logp, old, ref, answer_advantages, scores.mask, loss_options);
       // The normalisers were counted from the sampled lengths; the mask must agree.
       TORCH_CHECK(!parallel() || l.tokens == answer_tokens[micro], "update: ", l.tokens,
                   " answer tokens in the mask, ", answer_tokens[micro], " sampled");
@@ -607,8 +629,10 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       if (dump) {
         micro_dump["mm2t"] = {
             {"rollouts", tensor_json(index)},        {"logp", tensor_json(scores.logp)},
-            {"old_logp", tensor_json(old)},          {"mask", tensor_json(scores.mask)},
-            {"advantages", tensor_json(advantages)}, {"loss", l.loss.item<double>()}};
+            {"old_logp", tensor_json(old)},
+            {"mask", tensor_json(scores.mask)},
+            {"advantages", tensor_json(answer_advantages)},
+            {"loss", l.loss.item<double>()}};
         if (ref.defined()) micro_dump["mm2t"]["ref_logp"] = tensor_json(ref);
       }
     }
@@ -822,6 +846,7 @@ void Stage::run() {
       dump["scale_rewards"] = g.scale_rewards;
       dump["unify_lambda"] = g.unify_lambda;
       dump["unify_reward"] = g.unify_reward;
+      dump["unify_advantage"] = g.unify_advantage;
       dump["task"] = recipe_.task;
       dump["gradient_accumulation_steps"] = recipe_.optim.gradient_accumulation_steps;
       if (batch.r_t2i.defined()) dump["reward_t2i"] = tensor_json(batch.r_t2i);
@@ -829,6 +854,9 @@ void Stage::run() {
       for (const auto& [name, values] : batch.by_reward)
         dump["rewards"][name] = tensor_json(values);
       dump["advantages"] = tensor_json(batch.advantages);
+      if (batch.advantages_mm2t.defined()) {
+        dump["advantages_mm2t"] = tensor_json(batch.advantages_mm2t);
+      }
       dump["kept_groups"] = tensor_json(batch.kept_groups);
       if (answers_on()) dump["completions"] = batch.answers.completions;
       if (images_on()) dump["prompts"] = batch.images.prompts;

@@ -1,8 +1,12 @@
-// The verifiable checks behind the image-to-text rewards: the completion's form, and its answer.
+// The verifiable checks behind the image-to-text rewards: the completion's form, its answer, and
+// the objects its reasoning reads off the image.
+#include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <stdexcept>
 
 #include "corl/data/answers.h"
+#include "corl/data/world.h"
 #include "corl/reward/reward.h"
 #include "corl/util/strings.h"
 
@@ -63,6 +67,22 @@ bool answer_correct(const std::string& completion, const std::string& solution,
   const std::optional<std::string> predicted = data::extract_answer(completion);
   return predicted && !predicted->empty() &&
          data::answers_match(*predicted, *gold, qa_type == "MC");
+}
+
+double object_list_f1(const std::string& completion, const data::Scene& scene) {
+  const std::optional<data::ObjectList> listed = data::read_object_list(completion);
+  if (!listed) return 0.0;
+  std::vector<std::pair<data::Color, data::Shape>> listed_objects = listed->objects;
+  std::vector<std::pair<data::Color, data::Shape>> shown;
+  for (const auto& o : scene.objects) shown.emplace_back(o.color, o.shape);
+  std::sort(listed_objects.begin(), listed_objects.end());
+  std::sort(shown.begin(), shown.end());
+  std::vector<std::pair<data::Color, data::Shape>> common;
+  std::set_intersection(listed_objects.begin(), listed_objects.end(), shown.begin(), shown.end(),
+                        std::back_inserter(common));
+  const size_t named = listed_objects.size() + static_cast<size_t>(listed->unreadable);
+  if (named + shown.size() == 0) return 1.0;  // "no objects" in an empty scene
+  return 2.0 * static_cast<double>(common.size()) / static_cast<double>(named + shown.size());
 }
 
 }  // namespace corl::reward

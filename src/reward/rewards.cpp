@@ -87,8 +87,16 @@ class FormatReward : public AnswerReward {
   double score(const AnswerCase& c) const override { return well_formed(c.completion) ? 1.0 : 0.0; }
 };
 
+class PerceptionReward : public AnswerReward {
+ public:
+  double score(const AnswerCase& c) const override {
+    if (c.scene == nullptr) throw std::invalid_argument("perception reward: row has no scene");
+    return object_list_f1(c.completion, *c.scene);
+  }
+};
+
 const std::vector<std::string> kImageRewards = {"cycle", "geneval", "tim"};
-const std::vector<std::string> kAnswerRewards = {"accuracy", "format"};
+const std::vector<std::string> kAnswerRewards = {"accuracy", "format", "perception"};
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -128,6 +136,7 @@ std::unique_ptr<AnswerReward> make_answer_reward(const std::string& name,
                                                  const RewardOptions& /*options*/) {
   if (name == "accuracy") return std::make_unique<AccuracyReward>();
   if (name == "format") return std::make_unique<FormatReward>();
+  if (name == "perception") return std::make_unique<PerceptionReward>();
   if (is_image_reward(name)) {
     throw std::invalid_argument("reward '" + name +
                                 "' is a text-to-image reward, not an image-to-text one");

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "corl/config/recipes.h"
@@ -20,6 +22,17 @@ std::optional<QuestionKind> question_kind_from_name(const std::string& name);
 // "The image shows a red circle in the top left and a blue square in the bottom right." (y grows
 // downwards, as in the image.) An empty scene "shows no objects".
 std::string scene_caption(const Scene& scene);
+
+// The objects a reasoning names in its first "The image shows ..." sentence, the one every
+// ShapeWorld solution starts from: "a red circle, a blue square and a green triangle" (quarters,
+// if given, are ignored). An item that is not an article, a known colour and a known shape is
+// counted in `unreadable`.
+struct ObjectList {
+  std::vector<std::pair<Color, Shape>> objects;
+  int unreadable = 0;
+};
+// nullopt when the text has no such sentence.
+std::optional<ObjectList> read_object_list(const std::string& text);
 
 struct Question {
   QuestionKind kind = QuestionKind::kCount;

@@ -12,6 +12,9 @@
 //   accuracy 1 iff the text inside <answer>...</answer> is right (MC: the option letter; OE: the
 //            normalised answer, numbers compared as numbers)
 //   format   1 iff the completion is <think>...</think><answer>...</answer> and nothing else
+//   perception  (verifiable, ShapeWorld) how well the objects the reasoning lists ("The image
+//            shows ...") match the row's scene: F1 over (colour, shape) objects counted as
+//            multisets, in [0, 1]; 0 when the reasoning lists nothing
 #pragma once
 
 #include <torch/torch.h>
@@ -42,6 +45,7 @@ struct AnswerCase {
   std::string completion;  // as sampled, without <eos>
   std::string solution;    // the row's qa_solution, "<answer>...</answer>" (or bare)
   std::string qa_type;     // "MC" or "OE"
+  const data::Scene* scene = nullptr;  // what the row's image shows, when the row has it
 };
 
 struct RewardOptions {
@@ -65,7 +69,8 @@ class AnswerReward {
   virtual double score(const AnswerCase& c) const = 0;
 };
 
-// Registry. Names: image rewards cycle, tim, geneval; answer rewards accuracy, format.
+// Registry. Names: image rewards cycle, tim, geneval; answer rewards accuracy, format,
+// perception.
 bool is_image_reward(const std::string& name);
 bool is_answer_reward(const std::string& name);
 std::vector<std::string> reward_names();  // all of them, for messages and docs
@@ -93,5 +98,7 @@ bool well_formed(const std::string& completion);
 // Whether the answer in `completion`'s <answer> tag matches `solution` (MC: letter; OE: value).
 bool answer_correct(const std::string& completion, const std::string& solution,
                     const std::string& qa_type);
+// F1 between the objects `completion` lists and `scene`'s, as the perception reward gives it.
+double object_list_f1(const std::string& completion, const data::Scene& scene);
 
 }  // namespace corl::reward
