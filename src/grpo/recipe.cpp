@@ -57,6 +57,9 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.temperature", &g.temperature,
         "Sampling temperature of the rollouts; their log-probs are the tempered distribution's")
       .range(1e-3, 100.0);
+  s.add("grpo.answer_temperature", &g.answer_temperature,
+        "Sampling temperature of the answers when it differs from the images' (0: temperature)")
+      .range(0.0, 100.0);
   s.add("grpo.top_k", &g.top_k, "Rollout top-k (0: none)").range(0, 1000000);
   s.add("grpo.top_p", &g.top_p, "Rollout nucleus mass (1: none)").range(1e-6, 1.0);
   s.add("grpo.max_prompt_length", &g.max_prompt_length,

@@ -157,6 +157,10 @@ class Stage {
   bool images_on() const { return task_ != Task::kMM2T; }
   bool answers_on() const { return task_ != Task::kT2I; }
   rollout::RolloutOptions rollout_options() const;
+  double answer_temperature() const {
+    const auto& g = recipe_.grpo;
+    return g.answer_temperature > 0.0 ? g.answer_temperature : g.temperature;
+  }
 
   const GrpoRecipe& recipe_;
   util::RunDir& run_;
@@ -309,7 +313,10 @@ StepBatch Stage::roll(int step) {
                         std::to_string(recipe_.grpo.max_prompt_length));
       }
     }
-    batch.answers = rollout::roll_answers(model, *builder_, images, questions, options, generator);
+    auto answer_options = options;
+    answer_options.temperature = answer_temperature();
+    batch.answers =
+        rollout::roll_answers(model, *builder_, images, questions, answer_options, generator);
   }
   return batch;
 }
@@ -384,7 +391,7 @@ void Stage::score(StepBatch& batch, nlohmann::json& metrics) {
     if (recipe_.grpo.num_iterations > 1) {
       torch::NoGradGuard no_grad;
       auto scores =
-          rollout::score_completions(model, *builder_, an.sequences, recipe_.grpo.temperature);
+          rollout::score_completions(model, *builder_, an.sequences, answer_temperature());
       batch.old_mm2t = scores.logp;
       batch.mask_mm2t = scores.mask;
     }
@@ -591,7 +598,8 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       std::vector<model::Sequence> sequences;
       for (int64_t i : rollouts) sequences.push_back(batch.answers.sequences[i]);
       auto scores =
-          rollout::score_completions(model, *builder_, sequences, g.temperature, {first, false});
+          rollout::score_completions(model, *builder_, sequences, answer_temperature(),
+                                     {first, false});
       torch::Tensor old = scores.logp.detach();
       if (batch.old_mm2t.defined()) {
         // Stored for all rollouts at the batch's width; this micro-batch's may be narrower.
@@ -602,7 +610,8 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
         if (first) {
           torch::NoGradGuard no_grad;
           batch.ref_mm2t.push_back(
-              rollout::score_completions(reference_, *builder_, sequences, g.temperature).logp);
+              rollout::score_completions(reference_, *builder_, sequences, answer_temperature())
+                  .logp);
         }
         ref = batch.ref_mm2t.at(micro);
       }

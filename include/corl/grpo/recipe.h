@@ -51,6 +51,7 @@ struct GrpoRecipe {
     std::string loss_type = "grpo";       // grpo | dapo | dr_grpo
     std::string scale_rewards = "group";  // group | none (Dr.GRPO)
     double temperature = 1.0;
+    double answer_temperature = 0.0;  // the answers' own; 0: temperature
     int top_k = 0;
     double top_p = 1.0;
     int max_prompt_length = 160;
