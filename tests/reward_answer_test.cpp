@@ -106,27 +106,28 @@ double perception(const std::string& completion, const data::Scene& scene) {
   return make_answer_reward("perception", RewardOptions{})->score({completion, "", "OE", &scene});
 }
 
+// A completion whose reasoning lists `objects`, then counts.
+std::string listing(const std::string& objects) {
+  return "<think>The image shows " + objects +
+         ". Counting the circles gives two.</think><answer>2</answer>";
+}
+
 // F1 = 2 |listed ∩ shown| / (|listed| + |shown|), the intersection of multisets, worked by hand.
 TEST(PerceptionReward, ObjectF1AgainstTheScene) {
   const data::Scene scene = two_circles_and_a_square();
-  const std::string tail = " Counting the circles gives two.</think><answer>2</answer>";
   // Every object, in another order: 2 * 3 / (3 + 3).
-  EXPECT_DOUBLE_EQ(perception("<think>The image shows a blue square, a red circle and a red "
-                              "circle." + tail, scene),
-                   1.0);
+  EXPECT_DOUBLE_EQ(perception(listing("a blue square, a red circle and a red circle"), scene), 1.0);
   // One red circle fewer: 2 * 2 / (2 + 3).
-  EXPECT_DOUBLE_EQ(
-      perception("<think>The image shows a red circle and a blue square." + tail, scene), 0.8);
+  EXPECT_DOUBLE_EQ(perception(listing("a red circle and a blue square"), scene), 0.8);
   // The square read as a diamond: 2 * 2 / (3 + 3).
-  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red circle, a blue diamond and a red "
-                              "circle." + tail, scene),
+  EXPECT_DOUBLE_EQ(perception(listing("a red circle, a blue diamond and a red circle"), scene),
                    2.0 / 3.0);
   // A right colour with a wrong shape earns nothing: 2 * 0 / (1 + 3).
-  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red square." + tail, scene), 0.0);
-  // Three circles where there are two: 2 * 2 / (4 + 3).
-  EXPECT_DOUBLE_EQ(perception("<think>The image shows a red circle, a red circle, a red circle "
-                              "and a blue square." + tail, scene),
-                   6.0 / 7.0);
+  EXPECT_DOUBLE_EQ(perception(listing("a red square"), scene), 0.0);
+  // Three circles where there are two: 2 * 3 / (4 + 3).
+  EXPECT_DOUBLE_EQ(
+      perception(listing("a red circle, a red circle, a red circle and a blue square"), scene),
+      6.0 / 7.0);
 }
 
 TEST(PerceptionReward, UnreadableItemsCountAsWrongAndNoListScoresZero) {

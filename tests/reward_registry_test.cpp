@@ -15,8 +15,8 @@ std::string error_of(const std::function<void()>& make) {
 }
 
 TEST(RewardRegistry, NamesAreSortedAndSplitByTask) {
-  EXPECT_EQ(reward_names(),
-            (std::vector<std::string>{"accuracy", "cycle", "format", "geneval", "perception", "tim"}));
+  EXPECT_EQ(reward_names(), (std::vector<std::string>{"accuracy", "cycle", "format", "geneval",
+                                                      "perception", "tim"}));
   for (const std::string name : {"cycle", "tim", "geneval"}) {
     EXPECT_TRUE(is_image_reward(name)) << name;
     EXPECT_FALSE(is_answer_reward(name)) << name;

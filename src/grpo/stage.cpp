@@ -597,9 +597,8 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
     if (answers_on()) {
       std::vector<model::Sequence> sequences;
       for (int64_t i : rollouts) sequences.push_back(batch.answers.sequences[i]);
-      auto scores =
-          rollout::score_completions(model, *builder_, sequences, answer_temperature(),
-                                     {first, false});
+      auto scores = rollout::score_completions(model, *builder_, sequences, answer_temperature(),
+                                               {first, false});
       torch::Tensor old = scores.logp.detach();
       if (batch.old_mm2t.defined()) {
         // Stored for all rollouts at the batch's width; this micro-batch's may be narrower.
@@ -636,12 +635,12 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
             micro_batches;
       }
       if (dump) {
-        micro_dump["mm2t"] = {
-            {"rollouts", tensor_json(index)},        {"logp", tensor_json(scores.logp)},
-            {"old_logp", tensor_json(old)},
-            {"mask", tensor_json(scores.mask)},
-            {"advantages", tensor_json(answer_advantages)},
-            {"loss", l.loss.item<double>()}};
+        micro_dump["mm2t"] = {{"rollouts", tensor_json(index)},
+                              {"logp", tensor_json(scores.logp)},
+                              {"old_logp", tensor_json(old)},
+                              {"mask", tensor_json(scores.mask)},
+                              {"advantages", tensor_json(answer_advantages)},
+                              {"loss", l.loss.item<double>()}};
         if (ref.defined()) micro_dump["mm2t"]["ref_logp"] = tensor_json(ref);
       }
     }

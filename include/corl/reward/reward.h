@@ -42,9 +42,9 @@ struct ImageCase {
 
 // What the rollout hands an image-to-text reward.
 struct AnswerCase {
-  std::string completion;  // as sampled, without <eos>
-  std::string solution;    // the row's qa_solution, "<answer>...</answer>" (or bare)
-  std::string qa_type;     // "MC" or "OE"
+  std::string completion;              // as sampled, without <eos>
+  std::string solution;                // the row's qa_solution, "<answer>...</answer>" (or bare)
+  std::string qa_type;                 // "MC" or "OE"
   const data::Scene* scene = nullptr;  // what the row's image shows, when the row has it
 };
 
