@@ -98,9 +98,11 @@ check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' 
   head -1 "$WORK/uni/metrics.jsonl"
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
-# Unshared per-task advantages with the perception reward: the answers' own advantages recomputed.
+# Unshared per-task advantages, the answers weighted 3 in the loss, with the perception reward:
+# the answers' own advantages and the weighted total recomputed.
 check train-unshared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
   --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.unify_advantage=false \
+  --set grpo.mm2t_loss_weight=3 \
   --set "grpo.reward_funcs=[geneval, accuracy, perception]" --set "grpo.reward_weights=[1, 1, 1]" \
   --dump-batch "$WORK/dump_unshared" --out "$WORK/uni_unshared"
 check train-unshared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \

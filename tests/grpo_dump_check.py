@@ -77,7 +77,8 @@ def main(path):
                    if task == "mm2t" and "advantages_mm2t" in batch else got)
             if not np.allclose(np.asarray(part["advantages"]), own[idx], atol=1e-6):
                 sys.exit(f"micro-batch {i} {task}: advantages not those of its rollouts")
-            total += value
+            weight = batch["mm2t_loss_weight"] if task == "mm2t" and "t2i" in micro else 1.0
+            total += weight * value
         if not np.isclose(total, micro["loss"], rtol=1e-4, atol=1e-6):
             sys.exit(f"micro-batch {i}: total {micro['loss']} recomputed as {total}")
     print(f"loss recomputed for {len(batch['micro_batches'])} micro-batches; advantages match")

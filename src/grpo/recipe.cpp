@@ -79,6 +79,9 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "(when unify_reward is false); both false: image i takes A_t2i, answer i lambda A_mm2t");
   s.add("grpo.unify_lambda", &g.unify_lambda, "lambda: weight of the understanding task")
       .range(0.0, 100.0);
+  s.add("grpo.mm2t_loss_weight", &g.mm2t_loss_weight,
+        "Unified stage: loss = loss_t2i + this x loss_mm2t (the answers' share of the update)")
+      .range(0.0, 100.0);
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
         "Drop groups whose rewards have zero spread (no signal)");
   s.add("grpo.reward_funcs", &g.reward_funcs,

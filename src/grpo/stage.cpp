@@ -625,7 +625,7 @@ bool Stage::update(StepBatch& batch, int step, int iteration, nlohmann::json& me
       // The normalisers were counted from the sampled lengths; the mask must agree.
       TORCH_CHECK(!parallel() || l.tokens == answer_tokens[micro], "update: ", l.tokens,
                   " answer tokens in the mask, ", answer_tokens[micro], " sampled");
-      loss = loss + l.loss;
+      loss = loss + (images_on() ? g.mm2t_loss_weight : 1.0) * l.loss;
       loss_mm2t += l.loss.item<double>() / micro_batches;
       kl_mm2t += l.kl / micro_batches;
       clip_mm2t += l.clip_fraction / micro_batches;
@@ -855,6 +855,7 @@ void Stage::run() {
       dump["unify_lambda"] = g.unify_lambda;
       dump["unify_reward"] = g.unify_reward;
       dump["unify_advantage"] = g.unify_advantage;
+      dump["mm2t_loss_weight"] = g.mm2t_loss_weight;
       dump["task"] = recipe_.task;
       dump["gradient_accumulation_steps"] = recipe_.optim.gradient_accumulation_steps;
       if (batch.r_t2i.defined()) dump["reward_t2i"] = tensor_json(batch.r_t2i);

@@ -61,6 +61,7 @@ struct GrpoRecipe {
     bool unify_reward = true;  // r = r_t2i + lambda r_mm2t, one shared advantage
     bool unify_advantage = false;  // A = A_t2i + lambda A_mm2t, shared by image i and answer i
     double unify_lambda = 0.8;
+    double mm2t_loss_weight = 1.0;  // unified loss = loss_t2i + this x loss_mm2t
     bool dynamic_sampling = false;  // drop groups whose rewards have zero spread
     std::vector<std::string> reward_funcs = {"geneval", "accuracy", "format"};
     std::vector<double> reward_weights = {1.0, 1.0, 0.5};

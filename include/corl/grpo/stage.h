@@ -8,7 +8,7 @@
 //      (unified: r = r_t2i + lambda r_mm2t shared by image i and answer i, or A_t2i + lambda
 //      A_mm2t);
 //   4. makes num_iterations policy updates of the clipped objective (+ beta k3 KL), loss =
-//      loss_t2i + loss_mm2t, over gradient_accumulation_steps micro-batches each.
+//      loss_t2i + mm2t_loss_weight x loss_mm2t, over gradient_accumulation_steps micro-batches.
 // Everything random in a step follows from (seed, step), so a run resumed from a checkpoint
 // reaches the same weights as one that never stopped.
 #pragma once
