@@ -34,8 +34,9 @@ stage "$A/only_t2i" configs/unified.yaml "$CORL" train --config configs/unified.
   --init runs/pretrain --set task=t2i --set "grpo.reward_funcs=[geneval]" \
   --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i"
 stage "$A/only_mm2t" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init runs/pretrain --set task=mm2t --set "grpo.reward_funcs=[accuracy, format]" \
-  --set "grpo.reward_weights=[1.0, 0.5]" --out "$A/only_mm2t"
+  --init runs/pretrain --set task=mm2t \
+  --set "grpo.reward_funcs=[accuracy, format, perception]" \
+  --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t"
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt runs/pretrain --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \

@@ -98,16 +98,16 @@ check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' 
   head -1 "$WORK/uni/metrics.jsonl"
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
-# Unshared per-task advantages, the answers weighted 3 in the loss, with the perception reward:
-# the answers' own advantages and the weighted total recomputed.
-check train-unshared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
-  --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.unify_advantage=false \
+# The recipe's other sharing: per-task advantages A_t2i + lambda A_mm2t shared by image i and
+# answer i, the answers weighted 3 in the loss: the advantages and the weighted total recomputed.
+check train-shared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+  --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.unify_advantage=true \
   --set grpo.mm2t_loss_weight=3 \
-  --set "grpo.reward_funcs=[geneval, accuracy, perception]" --set "grpo.reward_weights=[1, 1, 1]" \
-  --dump-batch "$WORK/dump_unshared" --out "$WORK/uni_unshared"
-check train-unshared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
-  "$SRC/tests/grpo_dump_check.py" "$WORK/dump_unshared/batch.json"
-check train-unshared-perception 0 '"reward/perception"' -- head -1 "$WORK/uni_unshared/metrics.jsonl"
+  --set "grpo.reward_funcs=[geneval, accuracy]" --set "grpo.reward_weights=[1, 1]" \
+  --dump-batch "$WORK/dump_shared" --out "$WORK/uni_shared"
+check train-shared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
+  "$SRC/tests/grpo_dump_check.py" "$WORK/dump_shared/batch.json"
+check train-perception 0 '"reward/perception"' -- head -1 "$WORK/uni/metrics.jsonl"
 # Killed after step 2: its checkpoint is all that is left; resumed, it ends where the whole run did.
 cp -r "$WORK/uni" "$WORK/uni2"
 rm -rf "$WORK/uni2/final" "$WORK/uni2/checkpoints/step-00000004"
