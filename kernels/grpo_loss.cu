@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
 // One block reduces the rows to the loss and the statistics.
 __global__ void __launch_bounds__(kThreads)
     aggregate_kernel(int64_t rows, GrpoAggregation aggregation, float sum_norm,
-                     GrpoLossOutputs out) {
+                     float normaliser, GrpoLossOutputs out) {
   __shared__ double scratch[kWarps];
   double loss_sum = 0.0;
   double weight_sum = 0.0;
@@ -138,6 +138,12 @@ __global__ void __launch_bounds__(kThreads)
       denominator = sum_norm;
       loss = static_cast<float>(loss_sum) / denominator;
       break;
+  }
+  if (normaliser > 0.0f) {
+    denominator = normaliser;
+    loss = static_cast<float>(aggregation == GrpoAggregation::kSeqMeanTokenMean ? row_means
+                                                                                 : loss_sum) /
+           denominator;
   }
   out.loss[0] = loss;
   out.denominator[0] = denominator;
@@ -197,7 +203,7 @@ cudaError_t grpo_loss_forward(const GrpoLossInputs& in, const GrpoLossConfig& co
                                                                               beta, out);
   }
   aggregate_kernel<<<1, kThreads, 0, stream>>>(in.rows, config.aggregation, sum_norm(in, config),
-                                               out);
+                                               static_cast<float>(config.normaliser), out);
   return cudaGetLastError();
 }
 

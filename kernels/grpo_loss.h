@@ -9,6 +9,7 @@
 //   token_mean               sum per_token / max(1, sum w)
 //   seq_mean_token_mean      mean over rows with sum_t w > 0 of sum_t per_token / sum_t w
 //   seq_mean_token_sum_norm  sum per_token / max(1, rows * length)
+// or, with a normaliser n > 0, the same numerators over n.
 //
 // with the same statistics as the LibTorch reference path (corl/ops/grpo_loss.h). Raw float32
 // device pointers, sizes and a stream; no LibTorch. Launchers do not synchronise.
@@ -28,6 +29,9 @@ struct GrpoLossConfig {
   double beta = 0.0;  // ref_logp is read only when beta > 0
   GrpoAggregation aggregation = GrpoAggregation::kSeqMeanTokenMean;
   int64_t length = 0;  // seq_mean_token_sum_norm's length; <= 0 uses `tokens`
+  // > 0: the divisor instead of the batch's own count (each row's token mean still divides by
+  // its weight under seq_mean_token_mean): a share of a larger batch divides by the whole's.
+  double normaliser = 0.0;
 };
 
 // Inputs, all float32 and contiguous: logp, old_logp, ref_logp, weight [rows, tokens];

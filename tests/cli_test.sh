@@ -99,10 +99,12 @@ check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' 
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
 # The recipe's other sharing: per-task advantages A_t2i + lambda A_mm2t shared by image i and
-# answer i, the answers weighted 3 in the loss: the advantages and the weighted total recomputed.
+# answer i, the answers weighted 3 in the loss, TRL's bnpo over two micro-batches: the
+# advantages and the weighted total recomputed.
 check train-shared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
   --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.unify_advantage=true \
-  --set grpo.mm2t_loss_weight=3 \
+  --set grpo.mm2t_loss_weight=3 --set grpo.loss_type=bnpo \
+  --set optim.gradient_accumulation_steps=2 \
   --set "grpo.reward_funcs=[geneval, accuracy]" --set "grpo.reward_weights=[1, 1]" \
   --dump-batch "$WORK/dump_shared" --out "$WORK/uni_shared"
 check train-shared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
@@ -119,41 +121,45 @@ check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" 
   "$WORK/uni2/final/model.safetensors"
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
   '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
-# Data parallel: 2 Gloo ranks of 2 groups each = 1 process of 4 groups (same rollouts, losses and
-# weights; tim's continuous reward gives the tiny model a signal), with the token-mean loss over
-# answers, gradient accumulation,
-# mu = 2 and a KL term; each rank's weights are checked against rank 0's after every update.
+# Data parallel: 2 Gloo ranks of 2 groups each = 1 process of 4 groups, with the token-mean
+# (dapo) loss over the step, gradient accumulation, mu = 2 and a KL term (tim's continuous reward
+# gives the tiny model a signal); each rank's weights are checked against rank 0's after every
+# update. The two runs must agree where only float reassociation separates them: the first
+# step's rewards, losses and summed gradient (before the optimizer, which would turn last-bit
+# differences of near-zero gradients into whole steps).
 DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=2
     --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0
     --set grpo.loss_type=dapo --set optim.gradient_accumulation_steps=2 --set grpo.beta=0.04
     --set grpo.num_iterations=2 --set dist.check_weights=true --set dist.timeout_s=60
     --set "grpo.reward_funcs=[tim, format]" --set "grpo.reward_weights=[1, 0.5]")
 check dp-one-process 0 "" -- "$CORL" train "${DP[@]}" --set grpo.per_device_train_batch_size=4 \
-  --out "$WORK/dp1"
+  --dump-batch "$WORK/dp1/dump" --out "$WORK/dp1"
 check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" train --nproc 2 \
-  "${DP[@]}" --set grpo.per_device_train_batch_size=2 --out "$WORK/dp2"
+  "${DP[@]}" --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/dp2/dump" \
+  --out "$WORK/dp2"
 check dp-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
-  "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2" "$WORK/pre/final/model.safetensors"
+  "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2"
 check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model.safetensors"
 # Dr.GRPO's constant normaliser, three micro-batches over 4 groups (uneven shares per rank),
 # dynamic sampling on (tim's continuous reward keeps every group, so the tiny model still
-# learns), resumed mid-run.
+# learns); then the 2-rank run killed after step 1 and resumed ends with the same bits as the
+# uninterrupted one.
 DS=("${DP[@]}" --set grpo.loss_type=dr_grpo --set grpo.dynamic_sampling=true
     --set grpo.max_steps=3 --set optim.gradient_accumulation_steps=3)
 check dp-ds-one-process 0 "" -- "$CORL" train "${DS[@]}" --set grpo.per_device_train_batch_size=4 \
-  --out "$WORK/ds1"
+  --dump-batch "$WORK/ds1/dump" --out "$WORK/ds1"
 check dp-ds-two-ranks 0 "" -- "$CORL" train --nproc 2 "${DS[@]}" \
-  --set grpo.per_device_train_batch_size=2 --out "$WORK/ds2"
-rm -rf "$WORK/ds2/final" "$WORK/ds2/checkpoints/step-00000002"
-head -1 "$WORK/ds2/metrics.jsonl" >"$WORK/ds2/m" && mv "$WORK/ds2/m" "$WORK/ds2/metrics.jsonl"
-check dp-ds-two-ranks-resume 0 "resuming from .*step-00000001" -- "$CORL" train --nproc 2 \
-  "${DS[@]}" --set grpo.per_device_train_batch_size=2 --out "$WORK/ds2" --resume
+  --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/ds2/dump" --out "$WORK/ds2"
 check dp-ds-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
-  "$SRC/tests/dp_compare.py" "$WORK/ds1" "$WORK/ds2" "$WORK/pre/final/model.safetensors"
+  "$SRC/tests/dp_compare.py" "$WORK/ds1" "$WORK/ds2"
+cp -r "$WORK/ds2" "$WORK/ds3"
+rm -rf "$WORK/ds3/final" "$WORK/ds3/checkpoints/step-00000002"
+check dp-ds-two-ranks-resume 0 "resuming from .*step-00000001" -- "$CORL" train --nproc 2 \
+  "${DS[@]}" --set grpo.per_device_train_batch_size=2 --out "$WORK/ds3" --resume
+check dp-ds-resume-same-weights 0 "" -- cmp "$WORK/ds2/final/model.safetensors" \
+  "$WORK/ds3/final/model.safetensors"
 check dp-nccl-on-cpu 2 "dist.backend nccl: NCCL moves GPU tensors" -- "$CORL" train --nproc 2 \
   "${DP[@]}" --set dist.backend=nccl --out "$WORK/x"
-check dp-no-dump 2 "--dump-batch: a single process only" -- "$CORL" train --nproc 2 "${DP[@]}" \
-  --dump-batch "$WORK/x" --out "$WORK/x"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 check dp-missing-peer 1 "rank 0 of 2 at 127.0.0.1:$port: not every rank arrived within dist.timeout_s \(3 s\)" -- \
   env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" timeout 120 "$CORL" train \

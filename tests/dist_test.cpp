@@ -1,7 +1,7 @@
 // The data-parallel pieces that need no second process: how a global batch is shared between
-// ranks, loss normalisers that let ranks' losses sum to the single-process loss, per-group
-// sampling, the launcher's environment, and a one-rank Gloo group. Several ranks are checked by
-// tests/dist_test.sh (dist_check) and tests/cli_test.sh (GRPO, 2 ranks vs 1).
+// ranks, per-group sampling, the launcher's environment, a world of one and a one-rank Gloo
+// group. Several ranks are checked by tests/dist_test.sh (dist_check), grpo_update_test (a
+// step's gradient over two Gloo ranks) and tests/cli_test.sh (GRPO, 2 ranks vs 1).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -14,7 +14,6 @@
 #include "corl/dist/launch.h"
 #include "corl/dist/process_group.h"
 #include "corl/model/sampling.h"
-#include "corl/ops/grpo_loss.h"
 #include "corl/util/error.h"
 
 namespace corl::dist {
@@ -61,55 +60,6 @@ TEST(DataParallel, MicroBatchesAreTheSingleProcessSplit) {
       EXPECT_EQ(micro[m], expected) << "trial " << trial << " micro " << m;
     }
   }
-}
-
-// Ranks holding parts of a micro-batch, each normalising by the count over all parts, have
-// losses and gradients that sum to the loss and gradient of the whole micro-batch computed by
-// one process (plain grpo_loss), for every aggregation.
-TEST(DataParallel, NormalisedSharesSumToTheWholeLoss) {
-  torch::manual_seed(11);
-  const int64_t B = 6, T = 5;
-  const auto old_logp = -torch::rand({B, T}, torch::kFloat64) * 2;
-  const auto ref = -torch::rand({B, T}, torch::kFloat64) * 2;
-  const auto advantages = torch::randn({B}, torch::kFloat64);
-  auto mask = torch::ones({B, T}, torch::kFloat64);
-  mask[1].narrow(0, 2, 3).zero_();
-  mask[4].narrow(0, 1, 4).zero_();
-  mask[5].zero_();  // a row without tokens
-  for (auto aggregation : {ops::Aggregation::kTokenMean, ops::Aggregation::kSeqMeanTokenMean,
-                           ops::Aggregation::kSeqMeanTokenSumNorm}) {
-    ops::GrpoLossOptions options;
-    options.beta = 0.05;
-    options.aggregation = aggregation;
-    options.max_completion_length = 7;
-    auto whole_logp = (old_logp + 0.3 * torch::randn({B, T}, torch::kFloat64)).requires_grad_();
-    const auto whole = ops::grpo_loss(whole_logp, old_logp, ref, advantages, mask, options);
-    whole.loss.backward();
-
-    // Rank 0 holds rows {0, 1, 2}, rank 1 rows {3, 4, 5}.
-    std::vector<int64_t> tokens;
-    for (int64_t i = 0; i < B; ++i) tokens.push_back(mask[i].sum().item<int64_t>());
-    const double global = ops::loss_normaliser(tokens, 7, aggregation);
-    auto shares_logp = whole_logp.detach().clone().requires_grad_();
-    double sum = 0;
-    for (int64_t begin : {0, 3}) {
-      auto part_options = options;
-      part_options.normaliser = global;
-      const auto part = ops::grpo_loss(
-          shares_logp.narrow(0, begin, 3), old_logp.narrow(0, begin, 3), ref.narrow(0, begin, 3),
-          advantages.narrow(0, begin, 3), mask.narrow(0, begin, 3), part_options);
-      part.loss.backward();
-      sum += part.loss.item<double>();
-    }
-    EXPECT_NEAR(sum, whole.loss.item<double>(), 1e-12) << static_cast<int>(aggregation);
-    EXPECT_LT((shares_logp.grad() - whole_logp.grad()).abs().max().item<double>(), 1e-12);
-  }
-  // The counts themselves, by hand: tokens 5 + 2 + 5 + 5 + 1 + 0 = 18, five rows with a token,
-  // six rows of width 7.
-  const std::vector<int64_t> tokens{5, 2, 5, 5, 1, 0};
-  EXPECT_EQ(ops::loss_normaliser(tokens, 7, ops::Aggregation::kTokenMean), 18.0);
-  EXPECT_EQ(ops::loss_normaliser(tokens, 7, ops::Aggregation::kSeqMeanTokenMean), 5.0);
-  EXPECT_EQ(ops::loss_normaliser(tokens, 7, ops::Aggregation::kSeqMeanTokenSumNorm), 42.0);
 }
 
 // A block's tokens come from its own generator alone: sampling it with the rest of a batch or by
@@ -195,12 +145,9 @@ TEST(Launcher, DropsItsOwnFlag) {
 }
 
 // One rank: the collectives are the identity and the gradients come back unchanged.
-TEST(ProcessGroup, OneGlooRankIsTheIdentity) {
-  if (!backend_built("gloo")) GTEST_SKIP() << "built without Gloo's headers";
-  RankEnv env;
-  env.world_size = 1;
-  env.master_port = free_port();
-  ProcessGroup group(env, "gloo", std::chrono::seconds(20));
+void check_world_of_one(ProcessGroup& group) {
+  EXPECT_EQ(group.world_size(), 1);
+  EXPECT_EQ(group.rank(), 0);
   std::vector<torch::Tensor> t{torch::arange(6, torch::kFloat32)};
   group.all_reduce_sum(t);
   EXPECT_TRUE(torch::equal(t[0], torch::arange(6, torch::kFloat32)));
@@ -219,6 +166,20 @@ TEST(ProcessGroup, OneGlooRankIsTheIdentity) {
   EXPECT_TRUE(torch::equal(b.grad(), grad_b));
   EXPECT_FALSE(unused.grad().defined()) << "no rank has it: it stays undefined";
   EXPECT_EQ(first_differing_parameter(group, {a, b}), -1);
+}
+
+TEST(ProcessGroup, AWorldOfOneIsTheIdentity) {
+  ProcessGroup group;
+  check_world_of_one(group);
+}
+
+TEST(ProcessGroup, OneGlooRankIsTheIdentity) {
+  if (!backend_built("gloo")) GTEST_SKIP() << "built without Gloo's headers";
+  RankEnv env;
+  env.world_size = 1;
+  env.master_port = free_port();
+  ProcessGroup group(env, "gloo", std::chrono::seconds(20));
+  check_world_of_one(group);
 }
 
 }  // namespace

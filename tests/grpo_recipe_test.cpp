@@ -60,16 +60,32 @@ TEST(GrpoRecipe, JanusProRecipesCarryThePaperHyperParameters) {
 }
 
 TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
-  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=grpo"})), ops::Aggregation::kSeqMeanTokenMean);
-  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=dapo"})), ops::Aggregation::kTokenMean);
-  EXPECT_EQ(aggregation_of(load("", {"grpo.loss_type=dr_grpo"})),
-            ops::Aggregation::kSeqMeanTokenSumNorm);
+  EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=grpo"})), LossType::kGrpo);
+  EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=bnpo"})), LossType::kBnpo);
+  EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=dapo"})), LossType::kDapo);
+  EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=dr_grpo"})), LossType::kDrGrpo);
+  EXPECT_EQ(unified_advantage_of(load("", {})), UnifiedAdvantage::kSharedReward);
+  EXPECT_EQ(unified_advantage_of(load("", {"grpo.unify_reward=false", "grpo.unify_advantage=true"})),
+            UnifiedAdvantage::kSharedAdvantage);
+  EXPECT_EQ(
+      unified_advantage_of(load("", {"grpo.unify_reward=false", "grpo.unify_advantage=false"})),
+      UnifiedAdvantage::kPerTask);
   EXPECT_EQ(reward_scale_of(load("", {"grpo.scale_rewards=none"})), ops::RewardScale::kNone);
   EXPECT_EQ(reward_scale_of(load("", {"grpo.scale_rewards=group"})), ops::RewardScale::kGroup);
   const auto options =
       reward_options_of(load("", {"reward.cycle_image=ssim", "reward.exclusive=false"}));
   EXPECT_EQ(options.cycle_image, "ssim");
   EXPECT_FALSE(options.judge.exclusive);
+}
+
+// TRL's GRPOConfig: epsilon_high defaults to epsilon, not to 0.2 on its own.
+TEST(GrpoRecipe, EpsilonHighDefaultsToEpsilonAsInTrl) {
+  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1"})), 0.1);
+  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.3"})), 0.3);
+  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1", "grpo.epsilon_high=0.28"})),
+                   0.28);
+  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1", "grpo.epsilon_high=0"})), 0.0);
+  EXPECT_THROW(load("", {"grpo.epsilon_high=-0.5"}), RecipeError);
 }
 
 TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {

@@ -95,6 +95,8 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Backend> backend;
 };
 
+ProcessGroup::ProcessGroup() : backend_name_("none"), timeout_(0) {}
+
 ProcessGroup::ProcessGroup(const RankEnv& env, const std::string& backend,
                            std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>()),
@@ -174,6 +176,7 @@ void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works, const std::str
 }  // namespace
 
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  if (world_size_ == 1) return;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (auto& t : tensors) {
     std::vector<at::Tensor> one{t};
@@ -185,6 +188,7 @@ void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
 }
 
 void ProcessGroup::all_reduce_max(torch::Tensor& tensor) {
+  if (world_size_ == 1) return;
   std::vector<at::Tensor> one{tensor};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
@@ -193,6 +197,7 @@ void ProcessGroup::all_reduce_max(torch::Tensor& tensor) {
 }
 
 torch::Tensor ProcessGroup::all_gather(const torch::Tensor& tensor) {
+  if (world_size_ == 1) return tensor.unsqueeze(0);
   const auto input = tensor.contiguous();
   std::vector<at::Tensor> outputs;
   for (int r = 0; r < world_size_; ++r) outputs.push_back(torch::empty_like(input));
@@ -205,6 +210,7 @@ torch::Tensor ProcessGroup::all_gather(const torch::Tensor& tensor) {
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
+  if (world_size_ == 1) return;
   std::vector<at::Tensor> one{tensor};
   c10d::BroadcastOptions options;
   options.rootRank = root;
@@ -213,12 +219,14 @@ void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
 }
 
 void ProcessGroup::barrier() {
+  if (world_size_ == 1) return;
   std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->barrier()};
   wait_all(works, "barrier", rank_, timeout_);
 }
 
 void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
                           int64_t bucket_bytes) {
+  if (group.world_size() == 1) return;
   std::vector<torch::Tensor> trained;
   for (const auto& p : parameters) {
     if (p.requires_grad()) trained.push_back(p);

@@ -45,12 +45,14 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.beta", &g.beta, "Weight of the k3 KL to the frozen starting policy (0: no reference)")
       .range(0.0, 100.0);
   s.add("grpo.epsilon", &g.epsilon, "Lower clip: ratio >= 1 - epsilon").range(0.0, 1.0);
-  s.add("grpo.epsilon_high", &g.epsilon_high, "Upper clip: ratio <= 1 + epsilon_high")
-      .range(0.0, 100.0);
+  s.add("grpo.epsilon_high", &g.epsilon_high,
+        "Upper clip: ratio <= 1 + epsilon_high; -1: epsilon (TRL's default, DAPO uses 0.28)")
+      .range(-1.0, 100.0);
   s.add("grpo.loss_type", &g.loss_type,
-        "Aggregation: grpo (mean over rollouts of token means), dapo (mean over all tokens), "
-        "dr_grpo (token sums / max_completion_length)")
-      .choices({"grpo", "dapo", "dr_grpo"});
+        "How the step's tokens are weighed, as TRL: grpo (mean over the step's rollouts of each "
+        "one's token mean), bnpo (each micro-batch's token mean, averaged), dr_grpo (token sum / "
+        "(rollouts x max_completion_length)), dapo (token sum / the step's tokens)")
+      .choices({"grpo", "bnpo", "dr_grpo", "dapo"});
   s.add("grpo.scale_rewards", &g.scale_rewards,
         "group: divide advantages by the group's std; none: mean-centred only (Dr.GRPO)")
       .choices({"group", "none"});
@@ -130,6 +132,10 @@ void validate(const GrpoRecipe& r) {
                       r.device + ")");
   }
   const auto& g = r.grpo;
+  if (g.epsilon_high < 0.0 && g.epsilon_high != -1.0) {
+    throw RecipeError("grpo.epsilon_high: " + std::to_string(g.epsilon_high) +
+                      " is negative; give a bound >= 0, or -1 for epsilon");
+  }
   if (g.reward_weights.size() != g.reward_funcs.size()) {
     throw RecipeError("grpo.reward_weights: " + std::to_string(g.reward_weights.size()) +
                       " weights for " + std::to_string(g.reward_funcs.size()) +
@@ -171,10 +177,16 @@ void validate(const GrpoRecipe& r) {
   }
 }
 
-ops::Aggregation aggregation_of(const GrpoRecipe& r) {
-  if (r.grpo.loss_type == "dapo") return ops::Aggregation::kTokenMean;
-  if (r.grpo.loss_type == "dr_grpo") return ops::Aggregation::kSeqMeanTokenSumNorm;
-  return ops::Aggregation::kSeqMeanTokenMean;
+LossType loss_type_of(const GrpoRecipe& r) { return loss_type_of(r.grpo.loss_type); }
+
+UnifiedAdvantage unified_advantage_of(const GrpoRecipe& r) {
+  if (r.grpo.unify_reward) return UnifiedAdvantage::kSharedReward;
+  if (r.grpo.unify_advantage) return UnifiedAdvantage::kSharedAdvantage;
+  return UnifiedAdvantage::kPerTask;
+}
+
+double epsilon_high_of(const GrpoRecipe& r) {
+  return r.grpo.epsilon_high < 0.0 ? r.grpo.epsilon : r.grpo.epsilon_high;
 }
 
 ops::RewardScale reward_scale_of(const GrpoRecipe& r) {
@@ -189,5 +201,25 @@ reward::RewardOptions reward_options_of(const GrpoRecipe& r) {
   o.judge = {r.reward.position_margin, r.reward.exclusive};
   return o;
 }
+
+rollout::RolloutOptions rollout_options_of(const GrpoRecipe& r) {
+  const auto& g = r.grpo;
+  rollout::RolloutOptions o;
+  o.num_generations = g.num_generations;
+  o.temperature = g.temperature;
+  o.top_k = g.top_k;
+  o.top_p = g.top_p;
+  o.max_completion_length = g.max_completion_length;
+  o.cfg_weight = g.cfg_weight;
+  o.logprob_cfg = g.logprob_cfg;
+  return o;
+}
+
+double answer_temperature_of(const GrpoRecipe& r) {
+  return r.grpo.answer_temperature > 0.0 ? r.grpo.answer_temperature : r.grpo.temperature;
+}
+
+bool makes_images(const GrpoRecipe& r) { return task_of(r) != Task::kMM2T; }
+bool makes_answers(const GrpoRecipe& r) { return task_of(r) != Task::kT2I; }
 
 }  // namespace corl::grpo

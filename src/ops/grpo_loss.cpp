@@ -94,8 +94,7 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
   per_token = per_token * weight;
 
   if (options.normaliser > 0.0) {
-    // The micro-batch is spread over ranks: each divides its share of the numerator by the
-    // count over all of them, so that the ranks' losses (and gradients) sum to the whole's.
+    // A share of a larger batch: its numerator over the whole batch's count.
     switch (options.aggregation) {
       case Aggregation::kTokenMean:
       case Aggregation::kSeqMeanTokenSumNorm:
@@ -140,25 +139,6 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
     out.clip_high = (high * weight).sum(torch::kFloat64).item<double>() / token_count;
     out.clip_fraction = out.clip_low + out.clip_high;
     out.tokens = active.sum().item<int64_t>();
-  }
-  return out;
-}
-
-double loss_normaliser(const std::vector<int64_t>& tokens, int64_t length,
-                       Aggregation aggregation) {
-  double out = 0.0;
-  for (int64_t t : tokens) {
-    switch (aggregation) {
-      case Aggregation::kTokenMean:
-        out += static_cast<double>(t);
-        break;
-      case Aggregation::kSeqMeanTokenMean:
-        out += t > 0 ? 1.0 : 0.0;
-        break;
-      case Aggregation::kSeqMeanTokenSumNorm:
-        out += static_cast<double>(length);
-        break;
-    }
   }
   return out;
 }

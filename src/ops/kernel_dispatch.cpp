@@ -131,6 +131,7 @@ kernels::GrpoLossConfig kernel_config(const GrpoLossOptions& options) {
       break;
   }
   config.length = options.max_completion_length;
+  config.normaliser = options.normaliser;
   return config;
 }
 

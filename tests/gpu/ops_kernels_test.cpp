@@ -167,9 +167,9 @@ TEST(GroupAdvantagesKernel, MatchesReferenceForAnyGroupSize) {
 
 // Loss, per-token losses, statistics and gradient against float64 truth, beside LibTorch's
 // bfloat16 run of the same reference path.
-void check_grpo_loss(Aggregation aggregation, double beta) {
+void check_grpo_loss(Aggregation aggregation, double beta, double normaliser) {
   SCOPED_TRACE("aggregation " + std::to_string(static_cast<int>(aggregation)) + " beta " +
-               std::to_string(beta));
+               std::to_string(beta) + " normaliser " + std::to_string(normaliser));
   torch::manual_seed(10);
   const int64_t rows = 48;
   const int64_t tokens = 300;
@@ -186,6 +186,7 @@ void check_grpo_loss(Aggregation aggregation, double beta) {
   options.beta = beta;
   options.aggregation = aggregation;
   options.max_completion_length = 512;
+  options.normaliser = normaliser;
 
   auto run = [&](torch::ScalarType dtype, torch::Device device, torch::Tensor& grad) {
     torch::Tensor x = logp.to(device, dtype).requires_grad_(true);
@@ -220,7 +221,10 @@ TEST(GrpoLossKernel, LossStatsAndGradientWithinTwiceLibTorchBf16) {
   SKIP_WITHOUT_CUDA();
   for (const Aggregation aggregation : {Aggregation::kTokenMean, Aggregation::kSeqMeanTokenMean,
                                         Aggregation::kSeqMeanTokenSumNorm}) {
-    for (const double beta : {0.0, 0.04}) check_grpo_loss(aggregation, beta);
+    for (const double beta : {0.0, 0.04}) {
+      // 0: the batch's own count; else a share of a larger step divides by the step's count.
+      for (const double normaliser : {0.0, 1234.5}) check_grpo_loss(aggregation, beta, normaliser);
+    }
   }
 }
 

@@ -40,6 +40,9 @@ bool backend_built(const std::string& backend);
 
 class ProcessGroup {
  public:
+  // A world of one: every collective leaves its tensors as they are, so one process runs the
+  // same code as many.
+  ProcessGroup();
   // Rendezvous through the TCPStore at MASTER_ADDR:MASTER_PORT, then the backend's own
   // connections; both within `timeout`, which also bounds every later collective.
   ProcessGroup(const RankEnv& env, const std::string& backend, std::chrono::milliseconds timeout);

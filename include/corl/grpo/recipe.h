@@ -9,9 +9,11 @@
 #include "corl/config/recipes.h"
 #include "corl/config/schema.h"
 #include "corl/dist/data_parallel.h"
+#include "corl/grpo/advantages.h"
+#include "corl/grpo/loss.h"
 #include "corl/ops/group_advantages.h"
-#include "corl/ops/grpo_loss.h"
 #include "corl/reward/reward.h"
+#include "corl/rollout/rollout.h"
 #include "corl/train/pretrain.h"
 
 namespace corl::grpo {
@@ -47,8 +49,8 @@ struct GrpoRecipe {
     int num_iterations = 1;  // mu: policy updates per rollout batch
     double beta = 0.0;       // k3 KL weight; a frozen reference is kept only when > 0
     double epsilon = 0.2;
-    double epsilon_high = 0.2;
-    std::string loss_type = "grpo";       // grpo | dapo | dr_grpo
+    double epsilon_high = -1.0;           // < 0: epsilon, as TRL's None
+    std::string loss_type = "grpo";       // grpo | bnpo | dr_grpo | dapo (grpo/loss.h)
     std::string scale_rewards = "group";  // group | none (Dr.GRPO)
     double temperature = 1.0;
     double answer_temperature = 0.0;  // the answers' own; 0: temperature
@@ -90,8 +92,17 @@ void validate(const GrpoRecipe& recipe);
 const std::string& start_from(const GrpoRecipe& recipe);
 
 Task task_of(const GrpoRecipe& recipe);
-ops::Aggregation aggregation_of(const GrpoRecipe& recipe);
+LossType loss_type_of(const GrpoRecipe& recipe);
 ops::RewardScale reward_scale_of(const GrpoRecipe& recipe);
+// unify_reward wins over unify_advantage; both false: each task its own advantage.
+UnifiedAdvantage unified_advantage_of(const GrpoRecipe& recipe);
+// epsilon_high, or epsilon when the recipe leaves it unset (TRL's rule).
+double epsilon_high_of(const GrpoRecipe& recipe);
 reward::RewardOptions reward_options_of(const GrpoRecipe& recipe);
+// How images are rolled out and scored; answers the same at answer_temperature_of.
+rollout::RolloutOptions rollout_options_of(const GrpoRecipe& recipe);
+double answer_temperature_of(const GrpoRecipe& recipe);  // answer_temperature, else temperature
+bool makes_images(const GrpoRecipe& recipe);
+bool makes_answers(const GrpoRecipe& recipe);
 
 }  // namespace corl::grpo

@@ -1,14 +1,17 @@
 // A GRPO stage, start to finish: the unified stage (`corl train`) and the refined stages
-// (`corl refine`) differ only in their recipes.
+// (`corl refine`) differ only in their recipes. Each step, in src/grpo/stage.cpp's loop:
 //
-// Each step, from the step's own seed:
-//   1. draws per_device_train_batch_size unified samples (prompt c, image I, question q);
-//   2. rolls out G images for c (with CFG) and G answers for (I, q);
-//   3. scores them with the recipe's rewards and turns the rewards into group advantages
-//      (unified: r = r_t2i + lambda r_mm2t shared by image i and answer i, or A_t2i + lambda
-//      A_mm2t);
-//   4. makes num_iterations policy updates of the clipped objective (+ beta k3 KL), loss =
-//      loss_t2i + mm2t_loss_weight x loss_mm2t, over gradient_accumulation_steps micro-batches.
+//   1. batch    (grpo/batch.h) per_device_train_batch_size unified samples per rank, G images
+//               (CFG) and G answers for each, their rewards, group advantages (grpo/advantages.h)
+//               and the old and reference log-probs: all before any update;
+//   2. metrics  (grpo/metrics.h) of the whole step's batch, gathered over ranks;
+//   3. for each of num_iterations policy updates: accumulate the gradient of
+//               loss_t2i + mm2t_loss_weight x loss_mm2t over the micro-batches (grpo/update.h,
+//               divided as loss_type divides the whole step: grpo/loss.h), sum it over ranks,
+//               clip, optimizer step;
+//   4. log metrics, checkpoint.
+//
+// One process is a world of one: the same code runs on one rank or many (dist/data_parallel.h).
 // Everything random in a step follows from (seed, step), so a run resumed from a checkpoint
 // reaches the same weights as one that never stopped.
 #pragma once
@@ -23,13 +26,13 @@ namespace corl::grpo {
 
 struct StageOptions {
   bool resume = false;     // go on from the run folder's latest checkpoint
-  std::string dump_batch;  // folder to write the first step's batch to (JSON), when not empty
+  std::string dump_batch;  // folder for the first step's batch and gradient (grpo/dump.h)
   // Data parallel when world_size > 1 (dist/data_parallel.h): this process rolls out and trains
   // on its share of each step's global batch; rank 0 alone writes the run folder.
   dist::RankEnv ranks;
 };
 
-// Trains from recipe.init and writes RUN/final; returns its held-out figures as JSON.
+// Trains from recipe.init, writes RUN/final and logs its held-out figures to metrics.jsonl.
 void run_stage(const GrpoRecipe& recipe, util::RunDir& run, const StageOptions& options);
 
 }  // namespace corl::grpo

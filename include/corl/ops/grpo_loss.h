@@ -9,8 +9,6 @@
 
 #include <torch/torch.h>
 
-#include <vector>
-
 namespace corl::ops {
 
 enum class Aggregation {
@@ -26,15 +24,11 @@ struct GrpoLossOptions {
   Aggregation aggregation = Aggregation::kSeqMeanTokenMean;
   // Dr.GRPO's constant normaliser; 0 uses the mask's width T.
   int64_t max_completion_length = 0;
-  // > 0: divide by this instead of the batch's own count (data parallel: the count over every
-  // rank's share of a micro-batch, from loss_normaliser summed over ranks).
+  // > 0: divide by this instead of the batch's own count. A GRPO step spreads its loss over
+  // micro-batches and ranks; each share divides by the whole step's count (grpo/loss.h), so that
+  // the shares' losses and gradients sum to the step's.
   double normaliser = 0.0;
 };
-
-// What the aggregation divides the summed per-token losses by, for rows with tokens[i] masked
-// tokens each, `length` the completion width (Dr.GRPO's constant): masked tokens (token_mean),
-// rows with a token (seq_mean_token_mean), rows x length (seq_mean_token_sum_norm).
-double loss_normaliser(const std::vector<int64_t>& tokens, int64_t length, Aggregation aggregation);
 
 struct GrpoLoss {
   torch::Tensor loss;          // scalar, differentiable in logp

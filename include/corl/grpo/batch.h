@@ -1,0 +1,91 @@
+// A GRPO step's batch, made whole before any update (TRL's _generate_and_score_completions):
+// the step's unified samples, G images and G answers for each from the current policy, their
+// rewards and group advantages, the micro-batches this rank trains on with the step's token
+// counts, and the old and reference log-probs the updates compare against.
+//
+// Everything random follows from (seed, step, group of the global batch), so a group's rollouts
+// do not depend on which rank draws them, nor a resumed run's on where it stopped.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "corl/data/dataset.h"
+#include "corl/dist/process_group.h"
+#include "corl/grpo/advantages.h"
+#include "corl/grpo/loss.h"
+#include "corl/grpo/recipe.h"
+#include "corl/model/inputs.h"
+#include "corl/reward/reward.h"
+#include "corl/rollout/rollout.h"
+#include "corl/train/checkpoint.h"
+
+namespace corl::grpo {
+
+template <class Reward>
+struct WeightedReward {
+  std::string name;
+  double weight;
+  std::unique_ptr<Reward> reward;
+};
+
+// What every step rolls out with and scores against, loaded once.
+struct StageInputs {
+  train::Policy policy;
+  model::UnifiedModel reference{nullptr};  // the frozen starting policy, when beta > 0
+  std::unique_ptr<model::SequenceBuilder> builder;
+  std::vector<data::Record> rows;  // training rows of the stage's question types
+  std::vector<WeightedReward<reward::ImageReward>> image_rewards;
+  std::vector<WeightedReward<reward::AnswerReward>> answer_rewards;
+  bool need_captions = false;  // an image reward reads the policy's caption of its image
+  bool need_hidden = false;    // an image reward reads the policy's hidden states
+  torch::Device device{torch::kCPU};
+};
+
+// Loads the starting policy onto `device` (the VQ decoder stays on the host with the rewards),
+// the reference when beta > 0, the rewards and the training rows.
+StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device);
+
+// One micro-batch of gradient accumulation: whole groups, cut from the global batch's kept
+// groups as a single process cuts them (dist/data_parallel.h); this rank holds some of them.
+struct MicroBatch {
+  std::vector<int64_t> rollouts;  // this rank's rollouts in it (local indices)
+  TokenCounts images, answers;    // over every rank's share of it
+  torch::Tensor ref_images;       // [rollouts, image_tokens]: the reference's, when beta > 0
+  torch::Tensor ref_answers;      // [rollouts, L]: likewise
+};
+
+struct StepBatch {
+  int step = 0;                    // 0-based
+  std::vector<int> rows;           // this rank's samples, one group each
+  rollout::ImageRollouts images;   // G per sample, when the task makes images
+  rollout::AnswerRollouts answers; // G per sample, when the task makes answers
+  std::map<std::string, torch::Tensor> by_reward;  // [N] float64, each reward by name
+  torch::Tensor r_t2i, r_mm2t;                     // [N] float64 weighted sums per task
+  StepAdvantages advantages;
+  torch::Tensor kept;            // [P] bool: this rank's groups that are trained on
+  int64_t kept_groups = 0;       // over every rank
+  bool rewards_finite = true;    // over every rank
+  torch::Tensor old_images;      // [N, image_tokens] at rollout time, when num_iterations > 1
+  torch::Tensor old_answers;     // [N, L] likewise
+  std::vector<MicroBatch> micro;
+  std::string sample_caption;    // the cycle reward's caption of the first image, when made
+  double rollout_seconds = 0.0;  // sampling the rollouts
+  double score_seconds = 0.0;    // rewards, advantages, old and reference log-probs
+};
+
+// Cuts batch.micro from the global batch's kept groups (batch.kept of every rank): this rank's
+// rollouts in each micro-batch, and each one's rollouts and tokens per task over all ranks (the
+// loss divides by them: grpo/loss.h). Collective.
+void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::ProcessGroup& group,
+                       StepBatch& batch);
+
+// Rolls out, scores and prepares step `step` of this rank. Collective: every rank calls it.
+StepBatch make_step_batch(StageInputs& inputs, const GrpoRecipe& recipe, int step,
+                          dist::ProcessGroup& group);
+
+}  // namespace corl::grpo

@@ -1,0 +1,30 @@
+// One policy update's forward and backward passes over a step's batch (TRL's _compute_loss):
+// for each of this rank's micro-batches, the log-probs of its images and answers under the
+// current policy, one clipped-surrogate loss per task (ops/grpo_loss.h) divided as the loss type
+// divides the whole step (grpo/loss.h), loss = loss_t2i + mm2t_loss_weight x loss_mm2t, and its
+// gradient accumulated in the policy's parameters. The optimizer step is the caller's.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "corl/dist/process_group.h"
+#include "corl/grpo/batch.h"
+#include "corl/grpo/recipe.h"
+
+namespace corl::grpo {
+
+struct UpdateResult {
+  bool finite = true;    // every rank's loss was finite; otherwise no gradient was kept
+  nlohmann::json stats;  // loss, loss_t2i, loss_mm2t (the step's), kl_*, clip_fraction_*,
+                         // entropy_* (token means over the step; entropy when asked)
+};
+
+// Accumulates this rank's share of the step's loss gradient (parameters' .grad). With `entropy`
+// the policy's token entropies are measured too. `dump`, a JSON array when given, receives one
+// entry per micro-batch: its log-probs, masks, advantages and losses (grpo/dump.h). Collective:
+// every rank calls it.
+UpdateResult accumulate_gradients(StageInputs& inputs, const GrpoRecipe& recipe,
+                                  const StepBatch& batch, bool entropy, dist::ProcessGroup& group,
+                                  nlohmann::json* dump = nullptr);
+
+}  // namespace corl::grpo

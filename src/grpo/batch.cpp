@@ -1,0 +1,315 @@
+#include "corl/grpo/batch.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "corl/dist/data_parallel.h"
+#include "corl/model/inputs.h"
+#include "corl/util/error.h"
+#include "corl/util/log.h"
+
+namespace corl::grpo {
+namespace {
+
+std::string at_row(const GrpoRecipe& recipe, const data::Record& row) {
+  return recipe.data.train + ":" + std::to_string(row.line);
+}
+
+// The global batch is drawn as one process holding all of it draws it; a rank keeps its groups.
+std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
+                           const dist::ProcessGroup& group) {
+  std::mt19937_64 rng(data::split_seed(recipe.run.seed, "grpo/rows/" + std::to_string(step)));
+  const int per_rank = recipe.grpo.per_device_train_batch_size;
+  std::vector<int> global;
+  for (int i = 0; i < per_rank * group.world_size(); ++i) {
+    global.push_back(static_cast<int>(rng() % rows));
+  }
+  std::vector<int> mine;
+  for (int64_t g : dist::rank_groups(per_rank, group.rank(), group.world_size())) {
+    mine.push_back(global[g]);
+  }
+  return mine;
+}
+
+void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, StepBatch& batch) {
+  // One generator per group, from (seed, step, group of the global batch).
+  std::vector<at::Generator> generators;
+  for (int64_t g : dist::rank_groups(recipe.grpo.per_device_train_batch_size, group.rank(),
+                                     group.world_size())) {
+    generators.push_back(at::make_generator<at::CPUGeneratorImpl>(
+        data::split_seed(recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" +
+                                              std::to_string(g))));
+  }
+  auto& model = in.policy.model;
+  model->eval();
+  const int max_prompt = recipe.grpo.max_prompt_length;
+  if (makes_images(recipe)) {
+    std::vector<std::string> prompts;
+    for (int r : batch.rows) {
+      const auto length = in.builder->text_to_image(in.rows[r].prompt).ids.size();
+      if (static_cast<int>(length) > max_prompt) {
+        throw DataError(at_row(recipe, in.rows[r]) + ": prompt is " + std::to_string(length) +
+                        " tokens, over grpo.max_prompt_length " + std::to_string(max_prompt));
+      }
+      prompts.push_back(in.rows[r].prompt);
+    }
+    batch.images = rollout::roll_images(model, *in.builder, in.policy.vq, prompts,
+                                        rollout_options_of(recipe), generators);
+  }
+  if (makes_answers(recipe)) {
+    std::vector<torch::Tensor> images;
+    std::vector<std::string> questions;
+    for (int r : batch.rows) {
+      images.push_back(model::image_to_tensor(in.rows[r].image, model->config.image_size));
+      questions.push_back(in.rows[r].qa_problem);
+      const auto length = in.builder->image_to_text(images.back(), questions.back()).ids.size();
+      if (static_cast<int>(length) > max_prompt) {
+        throw DataError(at_row(recipe, in.rows[r]) + ": question prefix is " +
+                        std::to_string(length) + " tokens, over grpo.max_prompt_length " +
+                        std::to_string(max_prompt));
+      }
+    }
+    auto options = rollout_options_of(recipe);
+    options.temperature = answer_temperature_of(recipe);
+    batch.answers = rollout::roll_answers(model, *in.builder, images, questions, options, generators);
+  }
+}
+
+void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
+  auto& model = in.policy.model;
+  const auto& im = batch.images;
+  const int64_t n = static_cast<int64_t>(im.prompts.size());
+  std::vector<std::string> captions;
+  if (in.need_captions) {
+    captions = rollout::caption_images(model, *in.builder, im.images,
+                                       recipe.grpo.caption_max_tokens);
+    if (!captions.empty()) batch.sample_caption = captions[0];
+  }
+  rollout::ImageScores scores;
+  if (in.need_hidden || recipe.grpo.num_iterations > 1) {
+    // One pass gives the hidden states tim reads and the old log-probs mu > 1 needs.
+    torch::NoGradGuard no_grad;
+    scores = rollout::score_images(model, *in.builder, im.prompts, im.codes,
+                                   rollout_options_of(recipe), {false, in.need_hidden});
+    if (recipe.grpo.num_iterations > 1) batch.old_images = scores.logp;
+  }
+  batch.r_t2i = torch::zeros({n}, torch::kDouble);
+  for (const auto& named : in.image_rewards) {
+    auto values = torch::zeros({n}, torch::kDouble);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& row = in.rows[batch.rows[im.source[i]]];
+      reward::ImageCase c;
+      c.prompt = row.prompt;
+      c.spec = row.spec ? &*row.spec : nullptr;
+      c.real_image = row.image;
+      c.image = im.images[i];
+      if (in.need_captions) c.caption = captions[i];
+      if (in.need_hidden) {
+        c.image_hidden = scores.image_hidden[i];
+        c.text_hidden = scores.text_hidden[i];
+      }
+      values[i] = named.reward->score(c);
+    }
+    batch.by_reward[named.name] = values;
+    batch.r_t2i += named.weight * values;
+  }
+}
+
+void score_answers(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
+  const auto& an = batch.answers;
+  const int64_t n = static_cast<int64_t>(an.completions.size());
+  batch.r_mm2t = torch::zeros({n}, torch::kDouble);
+  for (const auto& named : in.answer_rewards) {
+    auto values = torch::zeros({n}, torch::kDouble);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& row = in.rows[batch.rows[an.source[i]]];
+      const data::Scene* scene = row.scene ? &*row.scene : nullptr;
+      values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type, scene});
+    }
+    batch.by_reward[named.name] = values;
+    batch.r_mm2t += named.weight * values;
+  }
+  if (recipe.grpo.num_iterations > 1) {
+    torch::NoGradGuard no_grad;
+    batch.old_answers = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
+                                                   answer_temperature_of(recipe))
+                            .logp;
+  }
+}
+
+StepAdvantages advantages_of(const GrpoRecipe& recipe, const StepBatch& batch) {
+  const auto& g = recipe.grpo;
+  const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda};
+  switch (task_of(recipe)) {
+    case Task::kT2I:
+      return task_advantages(batch.r_t2i, /*images=*/true, settings);
+    case Task::kMM2T:
+      return task_advantages(batch.r_mm2t, /*images=*/false, settings);
+    case Task::kUnified:
+      break;
+  }
+  return unified_advantages(batch.r_t2i, batch.r_mm2t, unified_advantage_of(recipe), settings);
+}
+
+}  // namespace
+
+void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::ProcessGroup& group,
+                       StepBatch& batch) {
+  const int world = group.world_size();
+  const int64_t G = recipe.grpo.num_generations;
+  // [W, P] -> global order: rank r's j-th group is group j * W + r (dist::rank_groups).
+  const auto gathered = group.all_gather(batch.kept.to(torch::kInt64)).t().reshape(-1);
+  const std::vector<int64_t> kept(gathered.data_ptr<int64_t>(),
+                                  gathered.data_ptr<int64_t>() + gathered.numel());
+  batch.kept_groups = std::count(kept.begin(), kept.end(), 1);
+  const auto cuts = dist::micro_batches(kept, recipe.optim.gradient_accumulation_steps);
+  auto counts = torch::zeros({static_cast<int64_t>(cuts.size()), 4}, torch::kDouble);
+  for (size_t m = 0; m < cuts.size(); ++m) {
+    MicroBatch micro;
+    for (int64_t g : cuts[m]) {
+      if (g % world != group.rank()) continue;
+      const int64_t local = g / world;
+      for (int64_t k = 0; k < G; ++k) micro.rollouts.push_back(local * G + k);
+    }
+    for (int64_t i : micro.rollouts) {
+      if (makes_images(recipe)) {
+        counts[m][0] += 1.0;
+        counts[m][1] += static_cast<double>(image_tokens);
+      }
+      if (makes_answers(recipe)) {
+        counts[m][2] += 1.0;
+        counts[m][3] += static_cast<double>(batch.answers.lengths[i]);
+      }
+    }
+    batch.micro.push_back(std::move(micro));
+  }
+  std::vector<torch::Tensor> sums{counts};
+  group.all_reduce_sum(sums);
+  const auto c = sums[0].accessor<double, 2>();
+  for (size_t m = 0; m < batch.micro.size(); ++m) {
+    batch.micro[m].images = {c[m][0], c[m][1]};
+    batch.micro[m].answers = {c[m][2], c[m][3]};
+  }
+}
+
+namespace {
+
+// The frozen reference's log-probs of each micro-batch's rollouts, for the k3 KL.
+void score_reference(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
+  torch::NoGradGuard no_grad;
+  for (auto& micro : batch.micro) {
+    if (micro.rollouts.empty()) continue;
+    if (makes_images(recipe)) {
+      std::vector<std::string> prompts;
+      for (int64_t i : micro.rollouts) prompts.push_back(batch.images.prompts[i]);
+      const auto codes =
+          batch.images.codes.index_select(0, torch::tensor(micro.rollouts, torch::kInt64));
+      micro.ref_images = rollout::score_images(in.reference, *in.builder, prompts, codes,
+                                               rollout_options_of(recipe))
+                             .logp;
+    }
+    if (makes_answers(recipe)) {
+      std::vector<model::Sequence> sequences;
+      for (int64_t i : micro.rollouts) sequences.push_back(batch.answers.sequences[i]);
+      micro.ref_answers = rollout::score_completions(in.reference, *in.builder, sequences,
+                                                     answer_temperature_of(recipe))
+                              .logp;
+    }
+  }
+}
+
+}  // namespace
+
+StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device) {
+  StageInputs in;
+  in.device = device;
+  in.policy = train::load_policy(start_from(recipe));
+  in.policy.model->to(device);
+  in.builder = std::make_unique<model::SequenceBuilder>(*in.policy.text, in.policy.model->config);
+  in.policy.vq->eval();
+  for (auto& p : in.policy.vq->parameters()) p.set_requires_grad(false);
+  const auto& g = recipe.grpo;
+  if (g.beta > 0.0) {
+    in.reference = train::load_policy(start_from(recipe)).model;
+    in.reference->to(device);
+    in.reference->eval();
+    for (auto& p : in.reference->parameters()) p.set_requires_grad(false);
+  }
+
+  const auto reward_options = reward_options_of(recipe);
+  bool need_spec = false;
+  bool need_scene = false;
+  for (size_t k = 0; k < g.reward_funcs.size(); ++k) {
+    const std::string& name = g.reward_funcs[k];
+    if (reward::is_image_reward(name)) {
+      auto r = reward::make_image_reward(name, reward_options);
+      in.need_captions |= r->needs_caption();
+      in.need_hidden |= r->needs_hidden();
+      in.image_rewards.push_back({name, g.reward_weights[k], std::move(r)});
+    } else {
+      in.answer_rewards.push_back(
+          {name, g.reward_weights[k], reward::make_answer_reward(name, reward_options)});
+    }
+    need_spec |= name == "geneval";
+    need_scene |= name == "perception";
+  }
+
+  data::ReadOptions read;
+  read.resolution = in.policy.model->config.image_size;
+  read.skip_bad_rows = recipe.data.skip_bad_rows;
+  auto dataset = data::read_dataset(recipe.data.train, read);
+  const auto& types = recipe.data.qa_types;
+  for (auto& r : dataset.records) {
+    const bool type_ok = std::find(types.begin(), types.end(), r.qa_type) != types.end();
+    if (makes_answers(recipe) && !type_ok) continue;
+    if (need_spec && !r.spec) {
+      throw DataError(at_row(recipe, r) +
+                      ": the geneval reward needs a scene spec (\"spec\") on every row");
+    }
+    if (need_scene && !r.scene) {
+      throw DataError(at_row(recipe, r) +
+                      ": the perception reward needs the image's scene (\"scene\") on every row");
+    }
+    in.rows.push_back(std::move(r));
+  }
+  if (in.rows.empty()) {
+    throw DataError(recipe.data.train + ": no rows with qa_type in data.qa_types to train on");
+  }
+  return in;
+}
+
+StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
+                          dist::ProcessGroup& group) {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  StepBatch batch;
+  batch.step = step;
+  batch.rows = draw_rows(recipe, in.rows.size(), step, group);
+  const auto began = Clock::now();
+  roll(in, recipe, group, batch);
+  batch.rollout_seconds = seconds_since(began);
+  const auto scored = Clock::now();
+  if (makes_images(recipe)) score_images(in, recipe, batch);
+  if (makes_answers(recipe)) score_answers(in, recipe, batch);
+  batch.advantages = advantages_of(recipe, batch);
+  batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()
+                                            : torch::ones_like(batch.advantages.no_signal);
+
+  auto bad = torch::zeros({1}, torch::kDouble);
+  for (const auto& [name, values] : batch.by_reward) {
+    if (!torch::isfinite(values).all().item<bool>()) bad.fill_(1.0);
+  }
+  std::vector<torch::Tensor> flags{bad};
+  group.all_reduce_sum(flags);
+  batch.rewards_finite = flags[0].item<double>() == 0.0;
+
+  cut_micro_batches(recipe, in.policy.model->config.image_tokens, group, batch);
+  if (recipe.grpo.beta > 0.0 && batch.rewards_finite) score_reference(in, recipe, batch);
+  batch.score_seconds = seconds_since(scored);
+  return batch;
+}
+
+}  // namespace corl::grpo

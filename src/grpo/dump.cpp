@@ -1,0 +1,62 @@
+#include "corl/grpo/dump.h"
+
+#include <filesystem>
+
+#include "corl/model/safetensors.h"
+#include "corl/util/fs.h"
+#include "corl/util/log.h"
+
+namespace corl::grpo {
+namespace {
+
+nlohmann::json values(const torch::Tensor& t) {
+  const auto v = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+}
+
+}  // namespace
+
+void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const StepBatch& batch,
+                      const nlohmann::json& micro_batches) {
+  const auto& g = recipe.grpo;
+  nlohmann::json dump = {{"step", batch.step + 1},
+                         {"task", recipe.task},
+                         {"loss_type", g.loss_type},
+                         {"epsilon", g.epsilon},
+                         {"epsilon_high", epsilon_high_of(recipe)},
+                         {"beta", g.beta},
+                         {"max_completion_length", g.max_completion_length},
+                         {"num_generations", g.num_generations},
+                         {"scale_rewards", g.scale_rewards},
+                         {"unify_lambda", g.unify_lambda},
+                         {"unify_reward", g.unify_reward},
+                         {"unify_advantage", g.unify_advantage},
+                         {"mm2t_loss_weight", g.mm2t_loss_weight},
+                         {"gradient_accumulation_steps", recipe.optim.gradient_accumulation_steps},
+                         {"kept_groups", values(batch.kept)},
+                         {"micro_batches", micro_batches}};
+  if (batch.r_t2i.defined()) dump["reward_t2i"] = values(batch.r_t2i);
+  if (batch.r_mm2t.defined()) dump["reward_mm2t"] = values(batch.r_mm2t);
+  for (const auto& [name, v] : batch.by_reward) dump["rewards"][name] = values(v);
+  if (batch.advantages.images.defined()) dump["advantages_t2i"] = values(batch.advantages.images);
+  if (batch.advantages.answers.defined()) {
+    dump["advantages_mm2t"] = values(batch.advantages.answers);
+  }
+  if (makes_answers(recipe)) dump["completions"] = batch.answers.completions;
+  if (makes_images(recipe)) dump["prompts"] = batch.images.prompts;
+  std::filesystem::create_directories(dir);
+  util::write_file_atomic(dir + "/batch.json", dump.dump(1) + "\n");
+  log::info(recipe.run.name + ": wrote step " + std::to_string(batch.step + 1) + "'s batch to " +
+            dir + "/batch.json");
+}
+
+void write_gradient_dump(const std::string& dir, const torch::nn::Module& model) {
+  model::NamedTensors grads;
+  for (const auto& p : model.named_parameters()) {
+    if (p.value().grad().defined()) grads.emplace_back(p.key(), p.value().grad());
+  }
+  std::filesystem::create_directories(dir);
+  model::save_safetensors(dir + "/grad.safetensors", grads);
+}
+
+}  // namespace corl::grpo

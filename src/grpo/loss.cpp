@@ -1,0 +1,48 @@
+#include "corl/grpo/loss.h"
+
+#include <algorithm>
+
+#include "corl/util/error.h"
+
+namespace corl::grpo {
+
+LossType loss_type_of(const std::string& name) {
+  if (name == "grpo") return LossType::kGrpo;
+  if (name == "bnpo") return LossType::kBnpo;
+  if (name == "dr_grpo") return LossType::kDrGrpo;
+  if (name == "dapo") return LossType::kDapo;
+  throw RecipeError("grpo.loss_type: unknown '" + name + "' (grpo, bnpo, dr_grpo, dapo)");
+}
+
+double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t m,
+                    int64_t length) {
+  TokenCounts step;
+  for (const auto& c : micro) {
+    step.rollouts += c.rollouts;
+    step.tokens += c.tokens;
+  }
+  double divisor = 1.0;
+  switch (type) {
+    case LossType::kGrpo:
+      divisor = step.rollouts;
+      break;
+    case LossType::kDrGrpo:
+      divisor = step.rollouts * static_cast<double>(length);
+      break;
+    case LossType::kDapo:
+      divisor = step.tokens;
+      break;
+    case LossType::kBnpo:
+      divisor = micro.at(m).tokens * static_cast<double>(micro.size());
+      break;
+  }
+  // An empty step or micro-batch sums to 0 whatever it is divided by.
+  return std::max(divisor, 1.0);
+}
+
+ops::Aggregation numerator_of(LossType type) {
+  return type == LossType::kGrpo ? ops::Aggregation::kSeqMeanTokenMean
+                                 : ops::Aggregation::kTokenMean;
+}
+
+}  // namespace corl::grpo

@@ -1,0 +1,180 @@
+#include "corl/grpo/update.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "corl/grpo/metrics.h"
+#include "corl/ops/grpo_loss.h"
+
+namespace corl::grpo {
+namespace {
+
+nlohmann::json tensor_json(const torch::Tensor& t) {
+  const auto values = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  if (values.dim() == 0) return values.item<double>();
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t i = 0; i < values.size(0); ++i) out.push_back(tensor_json(values[i]));
+  return out;
+}
+
+// One task's rollouts in one micro-batch, as the loss reads them.
+struct TaskPart {
+  std::string task;                         // "t2i" or "mm2t"
+  torch::Tensor logp, mask, entropy;        // the current policy's, [R, T]
+  torch::Tensor old_logp, ref_logp;         // [R, T]; ref only when beta > 0
+  torch::Tensor advantages;                 // [R]
+  double divisor = 1.0;                     // grpo/loss.h
+};
+
+// The clipped surrogate (+ beta k3 KL) of one task's part: the same for images and answers.
+ops::GrpoLoss task_loss(const TaskPart& part, const GrpoRecipe& recipe) {
+  ops::GrpoLossOptions options;
+  options.epsilon_low = recipe.grpo.epsilon;
+  options.epsilon_high = epsilon_high_of(recipe);
+  options.beta = recipe.grpo.beta;
+  options.aggregation = numerator_of(loss_type_of(recipe));
+  options.normaliser = part.divisor;
+  return ops::grpo_loss(part.logp, part.old_logp, part.ref_logp, part.advantages, part.mask,
+                        options);
+}
+
+void record(const TaskPart& part, const ops::GrpoLoss& l, MetricSums& sums) {
+  const double tokens = static_cast<double>(l.tokens);
+  sums.total("loss_" + part.task, l.loss.item<double>());
+  sums.mean("clip_fraction_" + part.task, l.clip_fraction * tokens, tokens);
+  if (part.ref_logp.defined()) sums.mean("kl_" + part.task, l.kl * tokens, tokens);
+  if (part.entropy.defined()) {
+    sums.mean("entropy_" + part.task, (part.entropy * part.mask).sum().item<double>(),
+              part.mask.sum().item<double>());
+  }
+}
+
+nlohmann::json part_dump(const TaskPart& part, const std::vector<int64_t>& rollouts,
+                         const ops::GrpoLoss& l) {
+  nlohmann::json d = {{"rollouts", rollouts},
+                      {"logp", tensor_json(part.logp)},
+                      {"old_logp", tensor_json(part.old_logp)},
+                      {"mask", tensor_json(part.mask)},
+                      {"advantages", tensor_json(part.advantages)},
+                      {"divisor", part.divisor},
+                      {"loss", l.loss.item<double>()}};
+  if (part.ref_logp.defined()) d["ref_logp"] = tensor_json(part.ref_logp);
+  return d;
+}
+
+std::vector<TokenCounts> counts_of(const StepBatch& batch, bool images) {
+  std::vector<TokenCounts> out;
+  for (const auto& micro : batch.micro) out.push_back(images ? micro.images : micro.answers);
+  return out;
+}
+
+}  // namespace
+
+UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe,
+                                  const StepBatch& batch, bool entropy, dist::ProcessGroup& group,
+                                  nlohmann::json* dump) {
+  const auto& g = recipe.grpo;
+  auto& model = in.policy.model;
+  model->train();
+  const LossType type = loss_type_of(recipe);
+  const bool images = makes_images(recipe);
+  const bool answers = makes_answers(recipe);
+  const double answer_weight = images ? g.mm2t_loss_weight : 1.0;
+  const auto image_counts = counts_of(batch, true);
+  const auto answer_counts = counts_of(batch, false);
+  const int64_t image_tokens = model->config.image_tokens;
+
+  // Every rank names every figure, whether or not it holds rollouts of its own.
+  MetricSums sums;
+  sums.total("loss", 0.0);
+  sums.total("nonfinite", 0.0);
+  for (const char* task : {"t2i", "mm2t"}) {
+    if (std::string(task) == "t2i" ? !images : !answers) continue;
+    sums.total(std::string("loss_") + task, 0.0);
+    sums.mean(std::string("clip_fraction_") + task, 0.0, 0.0);
+    if (g.beta > 0.0) sums.mean(std::string("kl_") + task, 0.0, 0.0);
+    if (entropy) sums.mean(std::string("entropy_") + task, 0.0, 0.0);
+  }
+
+  for (size_t m = 0; m < batch.micro.size(); ++m) {
+    const MicroBatch& micro = batch.micro[m];
+    if (micro.rollouts.empty()) continue;  // none of this micro-batch's groups is on this rank
+    const auto index = torch::tensor(micro.rollouts, torch::kInt64);
+    const auto on_device = index.to(in.device);
+    torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(in.device));
+    nlohmann::json micro_dump;
+    if (images) {
+      std::vector<std::string> prompts;
+      for (int64_t i : micro.rollouts) prompts.push_back(batch.images.prompts[i]);
+      auto scores = rollout::score_images(model, *in.builder, prompts,
+                                          batch.images.codes.index_select(0, index),
+                                          rollout_options_of(recipe), {entropy, false});
+      TaskPart part;
+      part.task = "t2i";
+      part.logp = scores.logp;
+      part.mask = torch::ones_like(scores.logp);
+      part.entropy = scores.entropy;
+      part.old_logp = batch.old_images.defined() ? batch.old_images.index_select(0, on_device)
+                                                 : scores.logp.detach();
+      part.ref_logp = micro.ref_images;
+      part.advantages =
+          batch.advantages.images.index_select(0, index).to(in.device, torch::kFloat32);
+      part.divisor = loss_divisor(type, image_counts, m, image_tokens);
+      const auto l = task_loss(part, recipe);
+      loss = loss + l.loss;
+      record(part, l, sums);
+      if (dump) micro_dump["t2i"] = part_dump(part, micro.rollouts, l);
+    }
+    if (answers) {
+      std::vector<model::Sequence> sequences;
+      int64_t sampled = 0;
+      for (int64_t i : micro.rollouts) {
+        sequences.push_back(batch.answers.sequences[i]);
+        sampled += batch.answers.lengths[i];
+      }
+      auto scores = rollout::score_completions(model, *in.builder, sequences,
+                                               answer_temperature_of(recipe), {entropy, false});
+      TaskPart part;
+      part.task = "mm2t";
+      part.logp = scores.logp;
+      part.mask = scores.mask;
+      part.entropy = scores.entropy;
+      // Old log-probs are stored at the whole batch's width; this micro-batch's may be narrower.
+      part.old_logp = batch.old_answers.defined()
+                          ? batch.old_answers.index_select(0, on_device)
+                                .narrow(1, 0, scores.logp.size(1))
+                          : scores.logp.detach();
+      part.ref_logp = micro.ref_answers;
+      part.advantages =
+          batch.advantages.answers.index_select(0, index).to(in.device, torch::kFloat32);
+      part.divisor = loss_divisor(type, answer_counts, m, g.max_completion_length);
+      const auto l = task_loss(part, recipe);
+      // The step's token counts came from the sampled lengths; the mask must agree.
+      TORCH_CHECK(l.tokens == sampled, "accumulate_gradients: ", l.tokens,
+                  " answer tokens in the mask, ", sampled, " sampled");
+      loss = loss + answer_weight * l.loss;
+      record(part, l, sums);
+      if (dump) micro_dump["mm2t"] = part_dump(part, micro.rollouts, l);
+    }
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      sums.total("nonfinite", 1.0);
+      break;
+    }
+    sums.total("loss", value);
+    loss.backward();
+    if (dump) {
+      micro_dump["loss"] = value;
+      dump->push_back(micro_dump);
+    }
+  }
+
+  UpdateResult result;
+  result.stats = sums.reduce(group);
+  result.finite = result.stats.at("nonfinite").get<double>() == 0.0;
+  result.stats.erase("nonfinite");
+  return result;
+}
+
+}  // namespace corl::grpo

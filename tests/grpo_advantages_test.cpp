@@ -1,0 +1,111 @@
+// The unified stage's advantages against values worked by hand, and which groups carry a signal.
+#include "corl/grpo/advantages.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+namespace corl::grpo {
+namespace {
+
+torch::Tensor rewards(const std::vector<double>& v) { return torch::tensor(v, torch::kDouble); }
+
+std::vector<double> values(const torch::Tensor& t) {
+  const auto c = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+std::vector<bool> flags(const torch::Tensor& t) {
+  std::vector<bool> out;
+  for (int64_t i = 0; i < t.numel(); ++i) out.push_back(t[i].item<bool>());
+  return out;
+}
+
+void expect_near(const torch::Tensor& got, const std::vector<double>& want, double tol = 1e-6) {
+  const auto v = values(got);
+  ASSERT_EQ(v.size(), want.size());
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], want[i], tol) << "element " << i;
+}
+
+// Group of two with rewards {1, 0}: mean 1/2, unbiased std sqrt(1/2), so A = +-(1/2)/(sqrt(1/2)
+// + 1e-4) = +-0.70700...
+const double kPair = 0.5 / (std::sqrt(0.5) + 1e-4);
+
+TEST(UnifiedAdvantages, PerTaskGroupOfTwoIsAllSignal) {
+  // Image rewards split, answer rewards equal: |A_t2i| + |A_mm2t| is the same for both rollouts,
+  // yet image 0 is better than image 1.
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};
+  const auto a = unified_advantages(rewards({1, 0}), rewards({0.5, 0.5}), UnifiedAdvantage::kPerTask, s);
+  expect_near(a.images, {kPair, -kPair});
+  expect_near(a.answers, {0, 0});
+  EXPECT_EQ(flags(a.no_signal), std::vector<bool>{false});
+}
+
+TEST(UnifiedAdvantages, BinaryRewardsSplitHalfAndHalfAreSignal) {
+  // Two groups of four: answers right half the time in group 0 (images equal), nothing varies in
+  // group 1.
+  const AdvantageSettings s{4, ops::RewardScale::kGroup, 0.8};
+  const auto r_t2i = rewards({0.3, 0.3, 0.3, 0.3, 0.7, 0.7, 0.7, 0.7});
+  const auto r_mm2t = rewards({1, 0, 1, 0, 1, 1, 1, 1});
+  for (auto mode : {UnifiedAdvantage::kPerTask, UnifiedAdvantage::kSharedAdvantage,
+                    UnifiedAdvantage::kSharedReward}) {
+    const auto a = unified_advantages(r_t2i, r_mm2t, mode, s);
+    EXPECT_EQ(flags(a.no_signal), (std::vector<bool>{false, true})) << static_cast<int>(mode);
+  }
+  // Per task, lambda A_mm2t: mean 1/2, std sqrt(1/3), A = +-0.8 (1/2) / (sqrt(1/3) + 1e-4).
+  const double c = 0.8 * 0.5 / (std::sqrt(1.0 / 3.0) + 1e-4);
+  const auto a = unified_advantages(r_t2i, r_mm2t, UnifiedAdvantage::kPerTask, s);
+  expect_near(a.answers, {c, -c, c, -c, 0, 0, 0, 0});
+  expect_near(a.images, std::vector<double>(8, 0.0));
+}
+
+TEST(UnifiedAdvantages, NoSignalOnlyWhenBothTasksHaveNone) {
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};
+  // Group 0: both flat; group 1: images vary; group 2: answers vary.
+  const auto r_t2i = rewards({0.2, 0.2, 0.1, 0.9, 0.4, 0.4});
+  const auto r_mm2t = rewards({1, 1, 0, 0, 1, 0});
+  for (auto mode : {UnifiedAdvantage::kPerTask, UnifiedAdvantage::kSharedAdvantage}) {
+    const auto a = unified_advantages(r_t2i, r_mm2t, mode, s);
+    EXPECT_EQ(flags(a.no_signal), (std::vector<bool>{true, false, false}))
+        << static_cast<int>(mode);
+  }
+}
+
+TEST(UnifiedAdvantages, SharedRewardCombinesRewardsFirst) {
+  // r = r_t2i + 0.8 r_mm2t = {1.3, 0.5}: one advantage for image i and answer i.
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};
+  const auto a =
+      unified_advantages(rewards({0.5, 0.5}), rewards({1, 0}), UnifiedAdvantage::kSharedReward, s);
+  const double d = 0.4 / (std::sqrt(0.32) + 1e-4);  // (1.3 - 0.9) / (std of {1.3, 0.5} + eps)
+  expect_near(a.images, {d, -d});
+  expect_near(a.answers, {d, -d});
+  // Rewards that cancel in the sum carry no signal for the shared advantage.
+  const auto flat = unified_advantages(rewards({0.8, 0.0}), rewards({0, 1}),
+                                       UnifiedAdvantage::kSharedReward, s);
+  EXPECT_EQ(flags(flat.no_signal), std::vector<bool>{true});
+  expect_near(flat.images, {0, 0});
+}
+
+TEST(UnifiedAdvantages, SharedAdvantageSumsEachTasks) {
+  const AdvantageSettings s{2, ops::RewardScale::kNone, 0.5};
+  // Dr.GRPO scale: A_t2i = {+0.1, -0.1}, A_mm2t = {-0.5, +0.5}; A = A_t2i + 0.5 A_mm2t.
+  const auto a = unified_advantages(rewards({0.6, 0.4}), rewards({0, 1}),
+                                    UnifiedAdvantage::kSharedAdvantage, s);
+  expect_near(a.images, {0.1 - 0.25, -0.1 + 0.25});
+  expect_near(a.answers, {0.1 - 0.25, -0.1 + 0.25});
+}
+
+TEST(TaskAdvantages, OneTaskFillsItsSideOnly) {
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};
+  const auto images = task_advantages(rewards({1, 0, 3, 3}), true, s);
+  expect_near(images.images, {kPair, -kPair, 0, 0});
+  EXPECT_FALSE(images.answers.defined());
+  EXPECT_EQ(flags(images.no_signal), (std::vector<bool>{false, true}));
+  const auto answers = task_advantages(rewards({0, 1}), false, s);
+  expect_near(answers.answers, {-kPair, kPair});
+  EXPECT_FALSE(answers.images.defined());
+}
+
+}  // namespace
+}  // namespace corl::grpo

@@ -1,0 +1,294 @@
+// One GRPO update's gradient (grpo/update.h) against the gradient of TRL's whole-step loss,
+// computed here in one piece with plain LibTorch: for each loss type, with gradient accumulation
+// 1, 2 and 3 (uneven micro-batches), and with the step split over two Gloo ranks (threads of
+// this process) whose gradients are summed. Only float reassociation may separate them.
+#include "corl/grpo/update.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "corl/dist/launch.h"
+#include "corl/rollout/rollout.h"
+#include "tiny_model.h"
+
+namespace corl::grpo {
+namespace {
+
+using corl::testing::tiny_config;
+using corl::testing::tiny_model;
+using corl::testing::tokenizer;
+
+constexpr int64_t kGroups = 4;
+constexpr int64_t kG = 3;
+
+GrpoRecipe recipe_for(const std::string& loss_type, int accumulation) {
+  GrpoRecipe r;
+  r.task = "unified";
+  r.grpo.num_generations = kG;
+  r.grpo.per_device_train_batch_size = kGroups;
+  r.grpo.loss_type = loss_type;
+  r.grpo.beta = 0.04;
+  r.grpo.epsilon = 0.2;
+  r.grpo.epsilon_high = 0.28;
+  r.grpo.max_completion_length = 6;
+  r.grpo.mm2t_loss_weight = 2.0;
+  r.grpo.cfg_weight = 1.0;
+  r.optim.gradient_accumulation_steps = accumulation;
+  return r;
+}
+
+model::UnifiedModel reference_model() {
+  auto m = tiny_model();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(9);
+  for (auto& p : m->parameters()) p.add_(0.05 * torch::randn_like(p));
+  return m;
+}
+
+// A step's rollouts, advantages and old log-probs: 4 groups of 3, images of random codes and
+// answers sampled by the tiny model (ragged lengths).
+StepBatch global_batch(model::UnifiedModel& model, const model::SequenceBuilder& builder) {
+  const auto config = tiny_config();
+  StepBatch b;
+  torch::manual_seed(3);
+  b.images.codes = torch::randint(config.image_vocab_size, {kGroups * kG, config.image_tokens});
+  const std::vector<std::string> prompts{"a photo of a red circle", "a photo of a blue square",
+                                         "a photo of a green triangle", "a photo of a red diamond"};
+  for (int64_t i = 0; i < kGroups * kG; ++i) b.images.prompts.push_back(prompts[i / kG]);
+  rollout::RolloutOptions options;
+  options.num_generations = kG;
+  options.max_completion_length = 6;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(4);
+  std::vector<torch::Tensor> images(kGroups, torch::rand({3, config.image_size, config.image_size}));
+  b.answers = rollout::roll_answers(model, builder, images,
+                                    {"What color?", "What shape?", "How many?", "What color?"},
+                                    options, generator);
+  b.advantages.images = torch::randn({kGroups * kG});
+  b.advantages.answers = torch::randn({kGroups * kG});
+  b.kept = torch::ones({kGroups}, torch::kBool);
+  torch::NoGradGuard no_grad;
+  // Old log-probs away from the current ones, so that some ratios leave the trust region.
+  b.old_images = rollout::score_images(model, builder, b.images.prompts, b.images.codes, {}).logp +
+                 0.3 * torch::randn({kGroups * kG, config.image_tokens});
+  const auto answers = rollout::score_completions(model, builder, b.answers.sequences);
+  b.old_answers = answers.logp + 0.3 * torch::randn(answers.logp.sizes()) * answers.mask;
+  return b;
+}
+
+// The groups `groups` of the global batch, in that order (a rank's share).
+StepBatch share_of(const StepBatch& g, const std::vector<int64_t>& groups) {
+  std::vector<int64_t> rows;
+  for (int64_t group : groups) {
+    for (int64_t k = 0; k < kG; ++k) rows.push_back(group * kG + k);
+  }
+  const auto index = torch::tensor(rows, torch::kInt64);
+  StepBatch b;
+  b.images.codes = g.images.codes.index_select(0, index);
+  for (int64_t i : rows) {
+    b.images.prompts.push_back(g.images.prompts[i]);
+    b.answers.sequences.push_back(g.answers.sequences[i]);
+    b.answers.lengths.push_back(g.answers.lengths[i]);
+  }
+  b.advantages.images = g.advantages.images.index_select(0, index);
+  b.advantages.answers = g.advantages.answers.index_select(0, index);
+  b.old_images = g.old_images.index_select(0, index);
+  b.old_answers = g.old_answers.index_select(0, index);
+  b.kept = torch::ones({static_cast<int64_t>(groups.size())}, torch::kBool);
+  return b;
+}
+
+void score_reference(model::UnifiedModel& reference, const model::SequenceBuilder& builder,
+                     StepBatch& b) {
+  torch::NoGradGuard no_grad;
+  for (auto& micro : b.micro) {
+    if (micro.rollouts.empty()) continue;
+    const auto index = torch::tensor(micro.rollouts, torch::kInt64);
+    std::vector<std::string> prompts;
+    std::vector<model::Sequence> sequences;
+    for (int64_t i : micro.rollouts) {
+      prompts.push_back(b.images.prompts[i]);
+      sequences.push_back(b.answers.sequences[i]);
+    }
+    micro.ref_images =
+        rollout::score_images(reference, builder, prompts, b.images.codes.index_select(0, index), {})
+            .logp;
+    micro.ref_answers = rollout::score_completions(reference, builder, sequences).logp;
+  }
+}
+
+std::vector<torch::Tensor> gradients(const model::UnifiedModel& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model->parameters()) {
+    out.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  }
+  return out;
+}
+
+// A policy and its reference, made before any rank's thread starts (they draw from the global
+// generator).
+struct Models {
+  StageInputs in;
+  model::UnifiedModel reference = reference_model();
+  Models() {
+    in.policy.model = tiny_model();
+    in.builder = std::make_unique<model::SequenceBuilder>(tokenizer(), tiny_config());
+  }
+};
+
+// The gradient of one process's (or one rank's) accumulate_gradients over `batch`.
+std::vector<torch::Tensor> staged_gradient(const GrpoRecipe& recipe, StepBatch batch,
+                                           dist::ProcessGroup& group, Models& models) {
+  auto& in = models.in;
+  cut_micro_batches(recipe, tiny_config().image_tokens, group, batch);
+  score_reference(models.reference, *in.builder, batch);
+  const auto result = accumulate_gradients(in, recipe, batch, false, group);
+  EXPECT_TRUE(result.finite);
+  dist::all_reduce_gradients(group, in.policy.model->parameters(), 1 << 20);
+  return gradients(in.policy.model);
+}
+
+// TRL's loss of the whole step (each task's per-token loss from DESIGN section 4's equation,
+// reduced over the step as TRL reduces it), images + mm2t_loss_weight x answers. bnpo needs the
+// micro-batches: `micro` lists each one's rollouts.
+torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
+                            const torch::Tensor& old, const torch::Tensor& ref,
+                            const torch::Tensor& adv, const torch::Tensor& mask, int64_t length,
+                            const std::vector<std::vector<int64_t>>& micro) {
+  const auto ratio = torch::exp(logp - old);
+  const auto a = adv.unsqueeze(1);
+  const auto d = ref - logp;
+  const auto l = (-torch::min(ratio * a, ratio.clamp(0.8, 1.28) * a) +
+                  0.04 * (torch::exp(d) - d - 1.0)) *
+                 mask;
+  if (type == "grpo") return (l.sum(1) / mask.sum(1).clamp_min(1.0)).mean();
+  if (type == "dr_grpo") return l.sum() / static_cast<double>(l.size(0) * length);
+  if (type == "dapo") return l.sum() / mask.sum();
+  torch::Tensor total = torch::zeros({});
+  for (const auto& rows : micro) {
+    const auto index = torch::tensor(rows, torch::kInt64);
+    total = total + l.index_select(0, index).sum() / mask.index_select(0, index).sum();
+  }
+  return total / static_cast<double>(micro.size());
+}
+
+std::vector<torch::Tensor> trl_gradient(const GrpoRecipe& recipe, const StepBatch& b,
+                                        const std::vector<std::vector<int64_t>>& micro) {
+  auto model = tiny_model();
+  auto reference = reference_model();
+  const model::SequenceBuilder builder(tokenizer(), tiny_config());
+  model->train();
+  const auto images = rollout::score_images(model, builder, b.images.prompts, b.images.codes, {});
+  const auto answers = rollout::score_completions(model, builder, b.answers.sequences);
+  torch::Tensor ref_images, ref_answers;
+  {
+    torch::NoGradGuard no_grad;
+    ref_images =
+        rollout::score_images(reference, builder, b.images.prompts, b.images.codes, {}).logp;
+    ref_answers = rollout::score_completions(reference, builder, b.answers.sequences).logp;
+  }
+  const auto& type = recipe.grpo.loss_type;
+  const auto loss =
+      trl_task_loss(type, images.logp, b.old_images, ref_images, b.advantages.images,
+                    torch::ones_like(images.logp), tiny_config().image_tokens, micro) +
+      recipe.grpo.mm2t_loss_weight *
+          trl_task_loss(type, answers.logp, b.old_answers.narrow(1, 0, answers.logp.size(1)),
+                        ref_answers, b.advantages.answers, answers.mask, 6, micro);
+  loss.backward();
+  return gradients(model);
+}
+
+// max |a - b| over every parameter, and the largest element of b.
+std::pair<double, double> difference(const std::vector<torch::Tensor>& a,
+                                     const std::vector<torch::Tensor>& b) {
+  double worst = 0.0;
+  double largest = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+    largest = std::max(largest, b[i].abs().max().item<double>());
+  }
+  return {worst, largest};
+}
+
+// float32 reassociation of sums over a few hundred terms through a two-layer model: far below
+// this bound (about 1700 units in the last place of the largest element); a wrong normaliser
+// moves the gradient by whole factors.
+constexpr double kRelative = 1e-4;
+
+std::vector<std::vector<int64_t>> rollouts_of(const std::vector<std::vector<int64_t>>& groups) {
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& micro : groups) {
+    out.emplace_back();
+    for (int64_t g : micro) {
+      for (int64_t k = 0; k < kG; ++k) out.back().push_back(g * kG + k);
+    }
+  }
+  return out;
+}
+
+TEST(GrpoUpdate, StepGradientIsTrlsForAnyAccumulation) {
+  at::set_num_threads(1);
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), tiny_config());
+  const StepBatch batch = global_batch(model, builder);
+  ASSERT_GT(batch.answers.lengths[0] + batch.answers.lengths[5], 2);
+  const std::vector<std::vector<int64_t>> whole{{0, 1, 2, 3}};
+  for (const std::string type : {"grpo", "dr_grpo", "dapo", "bnpo"}) {
+    for (int accumulation : {1, 2, 3}) {
+      SCOPED_TRACE(type + ", accumulation " + std::to_string(accumulation));
+      const auto recipe = recipe_for(type, accumulation);
+      dist::ProcessGroup one;
+      Models models;
+      const auto got = staged_gradient(recipe, batch, one, models);
+      // Accumulation 3 over 4 groups: micro-batches {0}, {1}, {2, 3}.
+      const std::vector<std::vector<int64_t>> cut =
+          accumulation == 1   ? whole
+          : accumulation == 2 ? std::vector<std::vector<int64_t>>{{0, 1}, {2, 3}}
+                              : std::vector<std::vector<int64_t>>{{0}, {1}, {2, 3}};
+      const auto want = trl_gradient(recipe, batch, rollouts_of(type == "bnpo" ? cut : whole));
+      const auto [worst, largest] = difference(got, want);
+      ASSERT_GT(largest, 0.0);
+      EXPECT_LE(worst, kRelative * largest) << "largest element " << largest;
+    }
+  }
+}
+
+TEST(GrpoUpdate, TwoRanksSumToTheStepGradient) {
+  if (!dist::backend_built("gloo")) GTEST_SKIP() << "built without Gloo's headers";
+  at::set_num_threads(1);
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), tiny_config());
+  const StepBatch batch = global_batch(model, builder);
+  for (const std::string type : {"grpo", "dapo", "bnpo"}) {
+    // Accumulation 3: micro-batches {0}, {1}, {2, 3}; rank 0 holds groups 0 and 2, rank 1
+    // groups 1 and 3 (round robin), so each rank misses a micro-batch entirely.
+    SCOPED_TRACE(type);
+    auto recipe = recipe_for(type, 3);
+    recipe.grpo.per_device_train_batch_size = kGroups / 2;
+    const int port = dist::free_port();
+    std::vector<std::vector<torch::Tensor>> per_rank(2);
+    std::vector<Models> models(2);
+    std::vector<std::thread> ranks;
+    for (int rank = 0; rank < 2; ++rank) {
+      ranks.emplace_back([&, rank] {
+        dist::RankEnv env;
+        env.rank = rank;
+        env.world_size = 2;
+        env.master_port = port;
+        dist::ProcessGroup group(env, "gloo", std::chrono::seconds(60));
+        per_rank[rank] =
+            staged_gradient(recipe, share_of(batch, {rank, rank + 2}), group, models[rank]);
+      });
+    }
+    for (auto& t : ranks) t.join();
+    const std::vector<std::vector<int64_t>> cut{{0}, {1}, {2, 3}};
+    const auto want = trl_gradient(recipe, batch, rollouts_of(cut));
+    for (int rank = 0; rank < 2; ++rank) {
+      const auto [worst, largest] = difference(per_rank[rank], want);
+      EXPECT_LE(worst, kRelative * largest) << "rank " << rank << ", largest " << largest;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace corl::grpo
