@@ -121,6 +121,23 @@ check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" 
   "$WORK/uni2/final/model.safetensors"
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
   '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
+# A learning rate of 1 without clipping blows the tiny policy up within a few of mu = 4 updates:
+# the log and metrics say how many updates each bad step applied and how many it skipped.
+check train-nonfinite-said 0 "non-finite (reward, )?loss or gradient; ([0-9]+ applied, the rest|step) skipped" \
+  -- "$CORL" train --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
+  --set grpo.max_steps=3 --set grpo.num_iterations=4 --set optim.learning_rate=1 \
+  --set optim.max_grad_norm=0 --set grpo.max_bad_steps=100 --set eval.prompts=0 \
+  --set eval.questions=0 --set "grpo.reward_funcs=[tim, format]" \
+  --set "grpo.reward_weights=[1, 0.5]" --out "$WORK/blowup"
+check train-nonfinite-counted 0 "" -- "$SRC/.venv/bin/python" -c "
+import json
+rows = [json.loads(l) for l in open('$WORK/blowup/metrics.jsonl')]
+bad = [r for r in rows if 'skipped_updates' in r]
+assert bad, 'no step went non-finite'
+for r in rows:
+    assert r['updates'] + r.get('skipped_updates', 0) == 4, r
+assert rows[-1]['bad_steps'] == len(bad), (rows[-1]['bad_steps'], len(bad))
+"
 # Data parallel: 2 Gloo ranks of 2 groups each = 1 process of 4 groups, with the token-mean
 # (dapo) loss over the step, gradient accumulation, mu = 2 and a KL term (tim's continuous reward
 # gives the tiny model a signal); each rank's weights are checked against rank 0's after every

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <thread>
 
 #include "corl/dist/launch.h"
@@ -288,6 +290,28 @@ TEST(GrpoUpdate, TwoRanksSumToTheStepGradient) {
       EXPECT_LE(worst, kRelative * largest) << "rank " << rank << ", largest " << largest;
     }
   }
+}
+
+}  // namespace
+}  // namespace corl::grpo
+
+namespace corl::grpo {
+namespace {
+
+TEST(ClipGradients, NormIsMeasuredWithOrWithoutClipping) {
+  auto a = torch::zeros({1}, torch::requires_grad());
+  auto b = torch::zeros({2}, torch::requires_grad());
+  a.mutable_grad() = torch::tensor({3.0f});
+  b.mutable_grad() = torch::tensor({0.0f, 4.0f});
+  EXPECT_DOUBLE_EQ(clip_gradients({a, b}, 0.0), 5.0);  // no clipping: measured, unchanged
+  EXPECT_FLOAT_EQ(b.grad()[1].item<float>(), 4.0f);
+  EXPECT_NEAR(clip_gradients({a, b}, 1.0), 5.0, 1e-6);  // clipped to norm 1
+  EXPECT_NEAR(b.grad()[1].item<float>(), 0.8f, 1e-5);
+  // A finite loss can still have a non-finite gradient: without clipping it must show.
+  b.mutable_grad() = torch::tensor({0.0f, std::numeric_limits<float>::infinity()});
+  EXPECT_FALSE(std::isfinite(clip_gradients({a, b}, 0.0)));
+  b.mutable_grad() = torch::tensor({std::nanf(""), 1.0f});
+  EXPECT_FALSE(std::isfinite(clip_gradients({a, b}, 0.0)));
 }
 
 }  // namespace

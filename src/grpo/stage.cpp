@@ -65,17 +65,6 @@ void move_optimizer_state(torch::optim::AdamW& optimizer, torch::Device device) 
   }
 }
 
-// The gradient's global L2 norm before clipping. It is measured even when max_norm is 0 (no
-// clipping), so that a finite loss with a non-finite gradient never reaches the optimizer.
-double clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm) {
-  if (max_norm > 0.0) return torch::nn::utils::clip_grad_norm_(parameters, max_norm);
-  auto squares = torch::zeros({}, torch::kDouble);
-  for (const auto& p : parameters) {
-    if (p.grad().defined()) squares += p.grad().to(torch::kDouble).pow(2).sum().cpu();
-  }
-  return std::sqrt(squares.item<double>());
-}
-
 class Stage {
  public:
   Stage(const GrpoRecipe& recipe, util::RunDir& run, const StageOptions& options)

@@ -177,4 +177,13 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe,
   return result;
 }
 
+double clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  if (max_norm > 0.0) return torch::nn::utils::clip_grad_norm_(parameters, max_norm);
+  auto squares = torch::zeros({}, torch::kDouble);
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) squares += p.grad().to(torch::kDouble).pow(2).sum().cpu();
+  }
+  return std::sqrt(squares.item<double>());
+}
+
 }  // namespace corl::grpo

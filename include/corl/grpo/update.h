@@ -6,6 +6,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "corl/dist/process_group.h"
 #include "corl/grpo/batch.h"
@@ -26,5 +27,10 @@ struct UpdateResult {
 UpdateResult accumulate_gradients(StageInputs& inputs, const GrpoRecipe& recipe,
                                   const StepBatch& batch, bool entropy, dist::ProcessGroup& group,
                                   nlohmann::json* dump = nullptr);
+
+// The gradient's global L2 norm, then clipped to max_norm when max_norm > 0. The norm is
+// measured even without clipping, so that a finite loss with a non-finite gradient is caught
+// before the optimizer step (the caller skips the update when the result is not finite).
+double clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm);
 
 }  // namespace corl::grpo
