@@ -22,6 +22,15 @@ TEST(AccuracyReward, MultipleChoiceLetter) {
   EXPECT_EQ(accuracy("<think>..</think><answer>C</answer>", "<answer>B</answer>", "MC"), 0.0);
 }
 
+TEST(AccuracyReward, ProseIsNoOptionLetter) {
+  EXPECT_EQ(accuracy("<think>..</think><answer>a red circle</answer>", "<answer>A</answer>", "MC"),
+            0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>I think C</answer>", "<answer>I</answer>", "MC"),
+            0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>B red</answer>", "<answer>B</answer>", "MC"), 0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>(B) red</answer>", "<answer>B</answer>", "MC"), 1.0);
+}
+
 TEST(AccuracyReward, BareOrTaggedSolution) {
   const std::string completion = "<think>..</think><answer>B</answer>";
   EXPECT_EQ(accuracy(completion, "B", "MC"), 1.0);
