@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "corl/data/scene.h"
+#include "corl/reward/answer_checks.h"
 #include "corl/reward/reward.h"
 
 namespace corl::reward {
