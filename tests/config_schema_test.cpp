@@ -97,6 +97,43 @@ TEST_F(RecipeFile, MalformedYamlNamesLine) {
   EXPECT_NE(message.find("recipe.yaml:"), std::string::npos) << message;
 }
 
+// yaml-cpp keeps both entries of a repeated key, so without a check the later one silently wins.
+TEST_F(RecipeFile, DuplicatedKeyNamesBothLines) {
+  EXPECT_EQ(error_of("world:\n  resolution: 64\nrun:\n  seed: 1\nworld:\n  shapes: [circle]\n"),
+            dir_.string() + "/recipe.yaml:5: key world appears twice (first at line 1)");
+  EXPECT_EQ(error_of("world:\n  resolution: 64\n  min_size: 0.1\n  resolution: 80\n"),
+            dir_.string() + "/recipe.yaml:4: key world.resolution appears twice (first at line 2)");
+  EXPECT_EQ(error_of("world.resolution: 64\nworld:\n  resolution: 80\n"),
+            dir_.string() + "/recipe.yaml:3: key world.resolution appears twice (first at line 1)");
+  EXPECT_EQ(error_of("world: {resolution: 64, resolution: 80}\n"),
+            dir_.string() + "/recipe.yaml:1: key world.resolution appears twice (first at line 1)");
+  // At any depth (the tokenizer recipe nests three levels).
+  Schema deep;
+  int steps = 0;
+  int batch_size = 0;
+  deep.add("image.optim.steps", &steps, "Training steps");
+  deep.add("image.optim.batch_size", &batch_size, "Images per step");
+  try {
+    deep.load_file(write("image:\n  optim:\n    steps: 10\n    batch_size: 4\n    steps: 20\n"));
+    ADD_FAILURE() << "no error";
+  } catch (const RecipeError& e) {
+    EXPECT_EQ(
+        std::string(e.what()),
+        dir_.string() + "/recipe.yaml:5: key image.optim.steps appears twice (first at line 3)");
+  }
+  // The same name in different sections is no duplicate.
+  EXPECT_EQ(error_of("run:\n  seed: 1\nworld:\n  resolution: 64\nquestions:\n  mc_fraction: 1\n"),
+            "");
+}
+
+TEST_F(RecipeFile, SetMayRepeatAKeyOfTheFile) {
+  WorldRecipe recipe;
+  Schema schema;
+  load_recipe(write("world:\n  resolution: 64\n"), {"world.resolution=72", "world.resolution=80"},
+              recipe, schema);
+  EXPECT_EQ(recipe.world.resolution, 80);  // overrides apply in order
+}
+
 TEST_F(RecipeFile, CrossFieldCheckNamesBothKeys) {
   const std::string message = error_of("world:\n  min_size: 0.2\n  max_size: 0.1\n");
   EXPECT_NE(message.find("world.min_size"), std::string::npos) << message;

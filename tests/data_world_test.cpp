@@ -6,10 +6,11 @@
 #include <regex>
 #include <set>
 
-#include "corl/data/world.h"
+#include "corl/data/answers.h"
 #include "corl/data/detect.h"
 #include "corl/data/geneval.h"
 #include "corl/data/render.h"
+#include "corl/data/world.h"
 #include "corl/util/error.h"
 
 namespace corl::data {
@@ -229,6 +230,13 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
       ASSERT_LE(static_cast<int>(options.size()), std::max(2, spec.num_options)) << q.problem;
       ASSERT_TRUE(options.count(q.answer)) << q.problem;
       answer = options.at(q.answer);
+      // The accuracy reward reads the world's own solution and options as their letters.
+      const auto solution_answer = extract_answer(q.solution);
+      ASSERT_TRUE(solution_answer) << q.solution;
+      EXPECT_TRUE(answers_match(*solution_answer, q.answer, true)) << q.solution;
+      for (const auto& [letter, text] : options) {
+        EXPECT_EQ(answers_match(letter + ". " + text, q.answer, true), letter == q.answer);
+      }
       std::set<std::string> distinct;
       for (const auto& [letter, text] : options) distinct.insert(text);
       EXPECT_EQ(distinct.size(), options.size()) << q.problem;

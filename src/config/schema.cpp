@@ -297,21 +297,31 @@ void Schema::load(const YAML::Node& root, const std::string& file) {
   if (!root.IsMap()) {
     throw RecipeError(where(file, root.Mark().line + 1) + ": a recipe is a map of keys");
   }
-  load_map(root, "", file);
+  std::map<std::string, int> lines;
+  load_map(root, "", file, lines);
 }
 
-void Schema::load_map(const YAML::Node& map, const std::string& prefix, const std::string& file) {
+void Schema::load_map(const YAML::Node& map, const std::string& prefix, const std::string& file,
+                      std::map<std::string, int>& lines) {
   for (const auto& entry : map) {
     const std::string name = entry.first.as<std::string>();
     const std::string key = prefix.empty() ? name : prefix + "." + name;
-    const std::string at = where(file, entry.first.Mark().line + 1);
+    const int line = entry.first.Mark().line + 1;
+    const std::string at = where(file, line);
+    // yaml-cpp keeps every entry of a repeated key, and the later would silently win. Keys are
+    // compared whole, so "world.resolution" also clashes with "resolution" inside "world".
+    const auto [first, fresh] = lines.emplace(key, line);
+    if (!fresh) {
+      throw RecipeError(at + ": key " + key + " appears twice (first at line " +
+                        std::to_string(first->second) + ")");
+    }
     if (const Field* field = find(key)) {
       field->parse(entry.second, at);
     } else if (is_section(key)) {
       if (!entry.second.IsMap()) {
         throw RecipeError(at + ": " + key + ": is a section of keys, got " + show(entry.second));
       }
-      load_map(entry.second, key, file);
+      load_map(entry.second, key, file, lines);
     } else {
       throw RecipeError(at + ": unknown key '" + key + "'; did you mean '" + nearest_key(key) +
                         "'?");

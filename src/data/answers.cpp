@@ -32,15 +32,28 @@ std::optional<double> as_number(const std::string& text) {
   return value;
 }
 
+// A letter counts only where it stands alone as an option is written: "B", "(B)" or "B" closed by
+// one of ".):", then nothing or a space and the option's text. A letter followed by a space and a
+// word ("a red circle", "I think", "B red") is prose, too ambiguous to read as a choice.
 std::optional<char> option_letter(const std::string& text) {
-  std::string t = util::trim(text);
-  if (!t.empty() && t.front() == '(') t.erase(0, 1);
-  if (t.empty() || !std::isalpha(static_cast<unsigned char>(t[0]))) return std::nullopt;
-  const char letter = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
-  // A lone letter, or a letter followed by punctuation: "B", "B.", "B)", "B. 3".
-  if (t.size() > 1 && std::isalnum(static_cast<unsigned char>(t[1]))) return std::nullopt;
-  if (letter < 'A' || letter > 'Z') return std::nullopt;
-  return letter;
+  const std::string t = util::trim(text);
+  const auto is_letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+  size_t rest = 0;  // where what follows the letter (and its closing punctuation) starts
+  char letter = 0;
+  if (t.size() >= 3 && t[0] == '(' && is_letter(t[1]) && t[2] == ')') {
+    letter = t[1];
+    rest = 3;
+  } else if (t.size() == 1 && is_letter(t[0])) {
+    letter = t[0];
+    rest = 1;
+  } else if (t.size() >= 2 && is_letter(t[0]) && (t[1] == '.' || t[1] == ')' || t[1] == ':')) {
+    letter = t[0];
+    rest = 2;
+  } else {
+    return std::nullopt;
+  }
+  if (rest < t.size() && !std::isspace(static_cast<unsigned char>(t[rest]))) return std::nullopt;
+  return static_cast<char>(std::toupper(static_cast<unsigned char>(letter)));
 }
 
 }  // namespace

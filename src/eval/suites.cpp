@@ -11,7 +11,7 @@
 #include "corl/data/world.h"
 #include "corl/model/inputs.h"
 #include "corl/model/sampling.h"
-#include "corl/reward/reward.h"
+#include "corl/reward/answer_checks.h"
 #include "corl/util/error.h"
 #include "corl/util/progress.h"
 

@@ -50,6 +50,12 @@ class Decoder {
 
 }  // namespace
 
+torch::Tensor guided_logits(const torch::Tensor& cond, const torch::Tensor& uncond, double weight) {
+  const auto c = cond.to(torch::kFloat32);
+  const auto u = uncond.to(torch::kFloat32);
+  return u + weight * (c - u);
+}
+
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             std::vector<at::Generator>& generators) {
   if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
@@ -162,7 +168,7 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
     if (guided) {
       const auto cond = logits.narrow(0, 0, rows);
       const auto uncond = logits.narrow(0, rows, rows);
-      logits = uncond + options.cfg_weight * (cond - uncond);
+      logits = guided_logits(cond, uncond, options.cfg_weight);
     }
     if (options.keep_logits) kept.push_back(logits);
     const auto next = sample_tokens(logits, options, generator);

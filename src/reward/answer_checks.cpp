@@ -1,5 +1,5 @@
-// The verifiable checks behind the image-to-text rewards: the completion's form, its answer, and
-// the objects its reasoning reads off the image.
+#include "corl/reward/answer_checks.h"
+
 #include <algorithm>
 #include <cctype>
 #include <iterator>
@@ -7,7 +7,6 @@
 
 #include "corl/data/answers.h"
 #include "corl/data/world.h"
-#include "corl/reward/reward.h"
 #include "corl/util/strings.h"
 
 namespace corl::reward {

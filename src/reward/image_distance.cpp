@@ -1,9 +1,8 @@
-// How far a generated image is from the row's real one, for the cycle reward's image part.
+#include "corl/reward/image_distance.h"
+
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
-
-#include "corl/reward/reward.h"
 
 namespace corl::reward {
 namespace {

@@ -1,8 +1,6 @@
-// The tim reward's score: whether the policy's own hidden states of an image and of its prompt
-// line up, token by token, in both directions.
-#include <stdexcept>
+#include "corl/reward/text_image_matching.h"
 
-#include "corl/reward/reward.h"
+#include <stdexcept>
 
 namespace corl::reward {
 namespace {

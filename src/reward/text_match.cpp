@@ -1,9 +1,7 @@
-// Word-overlap scores for the cycle reward's text part: how much of the prompt the policy's
-// caption of its own image recovers.
+#include "corl/reward/text_match.h"
+
 #include <algorithm>
 #include <map>
-
-#include "corl/reward/reward.h"
 
 namespace corl::reward {
 namespace {

@@ -41,7 +41,7 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
   if (guided) {
     const auto cond = logits.narrow(0, 0, rows);
     const auto uncond = logits.narrow(0, rows, rows);
-    logits = uncond + options.cfg_weight * (cond - uncond);
+    logits = model::guided_logits(cond, uncond, options.cfg_weight);
   }
   // The log-probs of the distribution the codes were drawn from, which the temperature sharpens
   // (as TRL scores them).

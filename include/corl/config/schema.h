@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,7 +51,8 @@ class Schema {
   Constraint add(const std::string& key, std::vector<int>* target, const std::string& doc);
 
   // Reads a recipe file. Throws corl::RecipeError "FILE:LINE: ..." for an unknown key (naming
-  // the nearest valid one), a value of the wrong type or out of range, or malformed YAML.
+  // the nearest valid one), a key given twice (naming both lines), a value of the wrong type or
+  // out of range, or malformed YAML.
   void load_file(const std::string& path);
   void load(const YAML::Node& root, const std::string& file);
   // Applies "key.sub=value" (the value parsed as YAML), with the same checks as a file.
@@ -68,7 +70,9 @@ class Schema {
  private:
   template <class T>
   Constraint add_field(const std::string& key, T* target, const std::string& doc);
-  void load_map(const YAML::Node& map, const std::string& prefix, const std::string& file);
+  // `lines`: the line where each dotted key of the file was first given.
+  void load_map(const YAML::Node& map, const std::string& prefix, const std::string& file,
+                std::map<std::string, int>& lines);
   bool is_section(const std::string& prefix) const;
   std::string nearest_key(const std::string& key) const;
 
@@ -80,8 +84,8 @@ class Schema {
 // `validate(const Recipe&)` are found beside the recipe's type. `schema` keeps pointers into
 // `recipe`: both stay with the caller.
 template <class Recipe>
-void load_recipe(const std::string& path, const std::vector<std::string>& overrides,
-                 Recipe& recipe, Schema& schema) {
+void load_recipe(const std::string& path, const std::vector<std::string>& overrides, Recipe& recipe,
+                 Schema& schema) {
   bind(schema, recipe);
   if (!path.empty()) schema.load_file(path);
   for (const auto& assignment : overrides) schema.set(assignment);

@@ -43,6 +43,12 @@ struct ImageSamples {
   torch::Tensor logits;  // [B, image_tokens, V] when kept
 };
 
+// Janus' classifier-free guidance, uncond + weight * (cond - uncond), combined in float32 whatever
+// the logits' type. Under bf16 autocast the logits arrive in bf16, where each step of the combine
+// rounds (w = 5 amplifies it); the sampler and the scorer both combine through here, so the codes
+// are drawn from the same numbers whose log-probs the GRPO ratio is later computed with.
+torch::Tensor guided_logits(const torch::Tensor& cond, const torch::Tensor& uncond, double weight);
+
 // One token per row from logits [B, V].
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             at::Generator& generator);

@@ -9,12 +9,16 @@
 //   geneval  the detector's verdict on the image against the prompt's scene spec (partial credit
 //            or pass/fail by recipe)
 // Image-to-text rewards score one completion for its question:
-//   accuracy 1 iff the text inside <answer>...</answer> is right (MC: the option letter; OE: the
-//            normalised answer, numbers compared as numbers)
+//   accuracy 1 iff the text inside <answer>...</answer> is right (MC: a standalone option letter;
+//            OE: the normalised answer, numbers compared as numbers; data/answers.h)
 //   format   1 iff the completion is <think>...</think><answer>...</answer> and nothing else
 //   perception  (verifiable, ShapeWorld) how well the objects the reasoning lists ("The image
 //            shows ...") match the row's scene: F1 over (colour, shape) objects counted as
 //            multisets, in [0, 1]; 0 when the reasoning lists nothing
+//
+// This header is the registry and the interfaces (reward.cpp); the scores behind the rewards
+// each have their own header and source: text_match.h and image_distance.h (cycle's two parts),
+// text_image_matching.h (tim), answer_checks.h (accuracy, format, perception).
 #pragma once
 
 #include <torch/torch.h>
@@ -26,6 +30,8 @@
 
 #include "corl/data/geneval.h"
 #include "corl/data/scene.h"
+// Evaluation checks answers as the rewards do and reaches them through this header.
+#include "corl/reward/answer_checks.h"  // defines: well_formed, answer_correct, object_list_f1
 
 namespace corl::reward {
 
@@ -79,26 +85,5 @@ std::unique_ptr<ImageReward> make_image_reward(const std::string& name,
                                                const RewardOptions& options);
 std::unique_ptr<AnswerReward> make_answer_reward(const std::string& name,
                                                  const RewardOptions& options);
-
-// The pieces, each tested on its own.
-// Words: lower-cased runs of letters and digits.
-std::vector<std::string> words(const std::string& text);
-// SQuAD-style token F1 over word multisets.
-double token_f1(const std::string& candidate, const std::string& reference);
-// Soft Jaccard over word multisets: sum of min counts / sum of max counts.
-double soft_jaccard(const std::string& candidate, const std::string& reference);
-// RGB uint8 images of one size; RMSE of intensities scaled to [0, 1], so in [0, 1].
-double image_rmse(const cv::Mat& a, const cv::Mat& b);
-// Mean SSIM (Wang et al. 2004; 7x7 Gaussian window sigma 1.5, on grey intensities in [0, 1]).
-double image_ssim(const cv::Mat& a, const cv::Mat& b);
-// Max-match cosine between image and text hidden states ([n, H], [m, H]), in [-1, 1].
-double text_image_matching(const torch::Tensor& image_hidden, const torch::Tensor& text_hidden);
-// <think>...</think><answer>...</answer> and nothing else, one of each tag, tags not nested.
-bool well_formed(const std::string& completion);
-// Whether the answer in `completion`'s <answer> tag matches `solution` (MC: letter; OE: value).
-bool answer_correct(const std::string& completion, const std::string& solution,
-                    const std::string& qa_type);
-// F1 between the objects `completion` lists and `scene`'s, as the perception reward gives it.
-double object_list_f1(const std::string& completion, const data::Scene& scene);
 
 }  // namespace corl::reward

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "corl/reward/reward.h"
+#include "corl/reward/text_match.h"
 
 namespace corl::reward {
 namespace {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "corl/data/scene.h"
+#include "corl/reward/answer_checks.h"
 #include "corl/reward/reward.h"
 
 namespace corl::reward {
@@ -20,6 +21,15 @@ TEST(AccuracyReward, MultipleChoiceLetter) {
             1.0);
   EXPECT_EQ(accuracy("<think>..</think><answer>B. 2</answer>", "<answer>B</answer>", "MC"), 1.0);
   EXPECT_EQ(accuracy("<think>..</think><answer>C</answer>", "<answer>B</answer>", "MC"), 0.0);
+}
+
+TEST(AccuracyReward, ProseIsNoOptionLetter) {
+  EXPECT_EQ(accuracy("<think>..</think><answer>a red circle</answer>", "<answer>A</answer>", "MC"),
+            0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>I think C</answer>", "<answer>I</answer>", "MC"),
+            0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>B red</answer>", "<answer>B</answer>", "MC"), 0.0);
+  EXPECT_EQ(accuracy("<think>..</think><answer>(B) red</answer>", "<answer>B</answer>", "MC"), 1.0);
 }
 
 TEST(AccuracyReward, BareOrTaggedSolution) {

@@ -1,13 +1,55 @@
+#include "corl/reward/reward.h"
+
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <opencv2/imgproc.hpp>
 
 #include "corl/data/render.h"
-#include "corl/reward/reward.h"
 
 namespace corl::reward {
 namespace {
+
+std::string error_of(const std::function<void()>& make) {
+  try {
+    make();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(RewardRegistry, NamesAreSortedAndSplitByTask) {
+  EXPECT_EQ(reward_names(), (std::vector<std::string>{"accuracy", "cycle", "format", "geneval",
+                                                      "perception", "tim"}));
+  for (const std::string name : {"cycle", "tim", "geneval"}) {
+    EXPECT_TRUE(is_image_reward(name)) << name;
+    EXPECT_FALSE(is_answer_reward(name)) << name;
+    EXPECT_NE(make_image_reward(name, RewardOptions{}), nullptr) << name;
+  }
+  for (const std::string name : {"accuracy", "format", "perception"}) {
+    EXPECT_TRUE(is_answer_reward(name)) << name;
+    EXPECT_FALSE(is_image_reward(name)) << name;
+    EXPECT_NE(make_answer_reward(name, RewardOptions{}), nullptr) << name;
+  }
+  EXPECT_FALSE(is_image_reward("clip"));
+  EXPECT_FALSE(is_answer_reward("Accuracy"));
+}
+
+TEST(RewardRegistry, UnknownNamesAreNamedWithTheKnownOnes) {
+  EXPECT_EQ(error_of([] { make_image_reward("clip", RewardOptions{}); }),
+            "unknown reward 'clip'; known: accuracy, cycle, format, geneval, perception, tim");
+  EXPECT_EQ(error_of([] { make_answer_reward("acc", RewardOptions{}); }),
+            "unknown reward 'acc'; known: accuracy, cycle, format, geneval, perception, tim");
+}
+
+TEST(RewardRegistry, RewardOfTheOtherTaskIsNamedAsSuch) {
+  const std::string image_error = error_of([] { make_image_reward("accuracy", RewardOptions{}); });
+  EXPECT_NE(image_error.find("'accuracy' is an image-to-text reward"), std::string::npos)
+      << image_error;
+  const std::string answer_error = error_of([] { make_answer_reward("cycle", RewardOptions{}); });
+  EXPECT_NE(answer_error.find("'cycle' is a text-to-image reward"), std::string::npos)
+      << answer_error;
+}
 
 cv::Mat constant(int side, int value) {
   return cv::Mat(side, side, CV_8UC3, cv::Scalar(value, value, value));
@@ -17,133 +59,6 @@ cv::Mat noise(int side, std::uint64_t seed) {
   cv::Mat image(side, side, CV_8UC3);
   cv::RNG(seed).fill(image, cv::RNG::UNIFORM, 0, 256);
   return image;
-}
-
-// SSIM of two flat images of grey levels a and b: no variance, so only the luminance term of
-// Wang et al. eq. 13 is left, (2ab + C1) / (a^2 + b^2 + C1) with C1 = 0.01^2.
-double flat_ssim(double a, double b) {
-  const double c1 = 1e-4;
-  return (2 * a * b + c1) / (a * a + b * b + c1);
-}
-
-TEST(RewardImageRmse, ConstantImages) {
-  EXPECT_NEAR(image_rmse(constant(8, 0), constant(8, 51)), 0.2, 1e-12);  // 51 / 255
-  EXPECT_DOUBLE_EQ(image_rmse(constant(8, 0), constant(8, 255)), 1.0);
-  EXPECT_DOUBLE_EQ(image_rmse(noise(16, 1), noise(16, 1)), 0.0);
-}
-
-TEST(RewardImageRmse, HalfThePixelsFullyWrong) {
-  // Left half black vs white, right half equal: mean squared error 1/2, RMSE sqrt(1/2).
-  cv::Mat a = constant(8, 0);
-  cv::Mat b = constant(8, 0);
-  b(cv::Rect(0, 0, 4, 8)).setTo(cv::Scalar(255, 255, 255));
-  EXPECT_NEAR(image_rmse(a, b), std::sqrt(0.5), 1e-12);
-}
-
-TEST(RewardImageRmse, OneChannelDiffering) {
-  // Red differs by 255 everywhere, green and blue agree: MSE over channels 1/3.
-  const cv::Mat a = constant(4, 0);
-  const cv::Mat b(4, 4, CV_8UC3, cv::Scalar(255, 0, 0));
-  EXPECT_NEAR(image_rmse(a, b), std::sqrt(1.0 / 3.0), 1e-12);
-}
-
-TEST(RewardImageRmse, RejectsMismatchedImages) {
-  EXPECT_THROW(image_rmse(constant(8, 0), constant(9, 0)), std::invalid_argument);
-  EXPECT_THROW(image_rmse(cv::Mat(), constant(8, 0)), std::invalid_argument);
-  EXPECT_THROW(image_rmse(cv::Mat(8, 8, CV_8UC1, cv::Scalar(0)), cv::Mat(8, 8, CV_8UC1)),
-               std::invalid_argument);
-}
-
-TEST(RewardImageSsim, IdenticalImagesScoreOne) {
-  EXPECT_NEAR(image_ssim(noise(32, 3), noise(32, 3)), 1.0, 1e-9);
-  EXPECT_NEAR(image_ssim(constant(16, 90), constant(16, 90)), 1.0, 1e-9);
-}
-
-TEST(RewardImageSsim, FlatImagesKeepOnlyTheLuminanceTerm) {
-  // Grey 51 / 255 = 0.2 against black: C1 / (0.04 + C1) = 0.0001 / 0.0401.
-  EXPECT_NEAR(image_ssim(constant(16, 0), constant(16, 51)), 0.0001 / 0.0401, 1e-6);
-  EXPECT_NEAR(image_ssim(constant(16, 51), constant(16, 102)), flat_ssim(0.2, 0.4), 1e-6);
-}
-
-TEST(RewardImageSsim, InverseScoresBelowZero) {
-  const cv::Mat image = noise(32, 5);
-  cv::Mat inverse;
-  cv::bitwise_not(image, inverse);
-  EXPECT_LT(image_ssim(image, inverse), 0.0);
-}
-
-TEST(RewardImageSsim, SymmetricAndBelowOneForADegradedImage) {
-  const cv::Mat image = noise(32, 9);
-  cv::Mat blurred;
-  cv::GaussianBlur(image, blurred, cv::Size(0, 0), 1.0);
-  const double forward = image_ssim(image, blurred);
-  EXPECT_NEAR(forward, image_ssim(blurred, image), 1e-12);
-  EXPECT_LT(forward, 0.9);
-  EXPECT_GT(forward, -1.0);
-}
-
-TEST(RewardImageSsim, RejectsMismatchedImages) {
-  EXPECT_THROW(image_ssim(constant(8, 0), constant(16, 0)), std::invalid_argument);
-}
-
-torch::Tensor rows(std::vector<std::vector<double>> values) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  const int64_t h = static_cast<int64_t>(values[0].size());
-  auto t = torch::empty({n, h}, torch::kFloat64);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < h; ++j) t[i][j] = values[i][j];
-  }
-  return t;
-}
-
-TEST(TimMatching, OrthogonalIdenticalOpposite) {
-  EXPECT_NEAR(text_image_matching(rows({{1, 0}}), rows({{0, 2}})), 0.0, 1e-12);
-  EXPECT_NEAR(text_image_matching(rows({{1, 2, 3}, {-4, 0, 1}}), rows({{1, 2, 3}, {-4, 0, 1}})),
-              1.0, 1e-12);
-  EXPECT_NEAR(text_image_matching(rows({{1, 0}}), rows({{-5, 0}})), -1.0, 1e-12);
-}
-
-TEST(TimMatching, HandWorkedTwoByTwo) {
-  // Image rows e1, e2; text rows (1, 1)/sqrt2 and e1 after normalising.
-  // cos = [[1/sqrt2, 1], [1/sqrt2, 0]].
-  // Image -> text: max per row (1, 1/sqrt2), mean (1 + 1/sqrt2) / 2.
-  // Text -> image: max per column (1/sqrt2, 1), the same mean.
-  const double expected = (1.0 + 1.0 / std::sqrt(2.0)) / 2.0;
-  EXPECT_NEAR(text_image_matching(rows({{1, 0}, {0, 1}}), rows({{1, 1}, {3, 0}})), expected, 1e-12);
-}
-
-TEST(TimMatching, DirectionsWeighEqually) {
-  // Two image tokens e1, e2, one text token 3 e1: cos = [[1], [0]].
-  // Image -> text: (1 + 0) / 2; text -> image: 1. Half their sum: 0.75.
-  EXPECT_NEAR(text_image_matching(rows({{1, 0}, {0, 1}}), rows({{3, 0}})), 0.75, 1e-12);
-  EXPECT_NEAR(text_image_matching(rows({{3, 0}}), rows({{1, 0}, {0, 1}})), 0.75, 1e-12);
-}
-
-TEST(TimMatching, FloatInputsAndZeroRows) {
-  // A zero row stays zero under normalisation: cosine 0 to everything, never NaN.
-  const auto image = rows({{0, 0}, {1, 0}}).to(torch::kFloat32);
-  const auto text = rows({{2, 0}}).to(torch::kBFloat16);
-  // cos = [[0], [1]]: image -> text 1/2, text -> image 1, so 3/4.
-  EXPECT_NEAR(text_image_matching(image, text), 0.75, 1e-6);
-}
-
-TEST(TimMatching, RejectsEmptyOrMismatchedStates) {
-  EXPECT_THROW(text_image_matching(torch::Tensor(), rows({{1, 0}})), std::invalid_argument);
-  EXPECT_THROW(text_image_matching(torch::empty({0, 2}), rows({{1, 0}})), std::invalid_argument);
-  EXPECT_THROW(text_image_matching(rows({{1, 0}}), torch::empty({0, 2})), std::invalid_argument);
-  EXPECT_THROW(text_image_matching(rows({{1, 0}}), rows({{1, 0, 0}})), std::invalid_argument);
-  EXPECT_THROW(text_image_matching(torch::ones({2}), rows({{1, 0}})), std::invalid_argument);
-}
-
-TEST(TimMatching, RewardNeedsHiddenStates) {
-  const auto tim = make_image_reward("tim", RewardOptions{});
-  EXPECT_TRUE(tim->needs_hidden());
-  EXPECT_FALSE(tim->needs_caption());
-  ImageCase c;
-  c.image_hidden = rows({{1, 0}, {0, 1}});
-  c.text_hidden = rows({{3, 0}});
-  EXPECT_NEAR(tim->score(c), 0.75, 1e-12);
-  EXPECT_THROW(tim->score(ImageCase{}), std::invalid_argument);
 }
 
 ImageCase cycle_case(const std::string& prompt, const std::string& caption, cv::Mat real,

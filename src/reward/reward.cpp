@@ -1,10 +1,14 @@
-// The rewards a recipe names, and the registry that builds them.
+#include "corl/reward/reward.h"
+
 #include <algorithm>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 
 #include "corl/data/detect.h"
-#include "corl/reward/reward.h"
+#include "corl/reward/answer_checks.h"
+#include "corl/reward/image_distance.h"
+#include "corl/reward/text_image_matching.h"
+#include "corl/reward/text_match.h"
 #include "corl/util/strings.h"
 
 namespace corl::reward {
