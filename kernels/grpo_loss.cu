@@ -98,8 +98,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // One block reduces the rows to the loss and the statistics.
 __global__ void __launch_bounds__(kThreads)
-    aggregate_kernel(int64_t rows, GrpoAggregation aggregation, float sum_norm,
-                     float normaliser, GrpoLossOutputs out) {
+    aggregate_kernel(int64_t rows, GrpoAggregation aggregation, float sum_norm, float normaliser,
+                     GrpoLossOutputs out) {
   __shared__ double scratch[kWarps];
   double loss_sum = 0.0;
   double weight_sum = 0.0;
@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kThreads)
   if (normaliser > 0.0f) {
     denominator = normaliser;
     loss = static_cast<float>(aggregation == GrpoAggregation::kSeqMeanTokenMean ? row_means
-                                                                                 : loss_sum) /
+                                                                                : loss_sum) /
            denominator;
   }
   out.loss[0] = loss;

@@ -1,10 +1,10 @@
 // The unified stage's advantages against values worked by hand, and which groups carry a signal.
-#include "corl/grpo/advantages.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
+
+#include "corl/grpo/advantages.h"
 
 namespace corl::grpo {
 namespace {
@@ -36,7 +36,8 @@ TEST(UnifiedAdvantages, PerTaskGroupOfTwoIsAllSignal) {
   // Image rewards split, answer rewards equal: |A_t2i| + |A_mm2t| is the same for both rollouts,
   // yet image 0 is better than image 1.
   const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};
-  const auto a = unified_advantages(rewards({1, 0}), rewards({0.5, 0.5}), UnifiedAdvantage::kPerTask, s);
+  const auto a =
+      unified_advantages(rewards({1, 0}), rewards({0.5, 0.5}), UnifiedAdvantage::kPerTask, s);
   expect_near(a.images, {kPair, -kPair});
   expect_near(a.answers, {0, 0});
   EXPECT_EQ(flags(a.no_signal), std::vector<bool>{false});
@@ -81,8 +82,8 @@ TEST(UnifiedAdvantages, SharedRewardCombinesRewardsFirst) {
   expect_near(a.images, {d, -d});
   expect_near(a.answers, {d, -d});
   // Rewards that cancel in the sum carry no signal for the shared advantage.
-  const auto flat = unified_advantages(rewards({0.8, 0.0}), rewards({0, 1}),
-                                       UnifiedAdvantage::kSharedReward, s);
+  const auto flat =
+      unified_advantages(rewards({0.8, 0.0}), rewards({0, 1}), UnifiedAdvantage::kSharedReward, s);
   EXPECT_EQ(flags(flat.no_signal), std::vector<bool>{true});
   expect_near(flat.images, {0, 0});
 }

@@ -1,11 +1,11 @@
 // How a GRPO step's loss is divided over micro-batches and ranks (grpo/loss.h): the divisors by
 // hand, and shares that sum to the step's loss as TRL's GRPOTrainer defines it for each
 // loss_type, written here from TRL's formulas with plain LibTorch.
-#include "corl/grpo/loss.h"
-
 #include <gtest/gtest.h>
 
 #include <vector>
+
+#include "corl/grpo/loss.h"
 
 namespace corl::grpo {
 namespace {
@@ -79,8 +79,8 @@ TEST(LossDivisor, SharesSumToTrlsStepLossAndGradient) {
   for (LossType type : {LossType::kGrpo, LossType::kBnpo, LossType::kDrGrpo, LossType::kDapo}) {
     SCOPED_TRACE(static_cast<int>(type));
     auto whole = start.clone().requires_grad_();
-    const auto expected = trl_step_loss(type, per_token(whole, old, ref, adv, 0.05), mask, micro,
-                                        length);
+    const auto expected =
+        trl_step_loss(type, per_token(whole, old, ref, adv, 0.05), mask, micro, length);
     expected.backward();
 
     std::vector<TokenCounts> counts;

@@ -65,8 +65,9 @@ TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
   EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=dapo"})), LossType::kDapo);
   EXPECT_EQ(loss_type_of(load("", {"grpo.loss_type=dr_grpo"})), LossType::kDrGrpo);
   EXPECT_EQ(unified_advantage_of(load("", {})), UnifiedAdvantage::kSharedReward);
-  EXPECT_EQ(unified_advantage_of(load("", {"grpo.unify_reward=false", "grpo.unify_advantage=true"})),
-            UnifiedAdvantage::kSharedAdvantage);
+  EXPECT_EQ(
+      unified_advantage_of(load("", {"grpo.unify_reward=false", "grpo.unify_advantage=true"})),
+      UnifiedAdvantage::kSharedAdvantage);
   EXPECT_EQ(
       unified_advantage_of(load("", {"grpo.unify_reward=false", "grpo.unify_advantage=false"})),
       UnifiedAdvantage::kPerTask);
@@ -82,8 +83,7 @@ TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
 TEST(GrpoRecipe, EpsilonHighDefaultsToEpsilonAsInTrl) {
   EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1"})), 0.1);
   EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.3"})), 0.3);
-  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1", "grpo.epsilon_high=0.28"})),
-                   0.28);
+  EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1", "grpo.epsilon_high=0.28"})), 0.28);
   EXPECT_DOUBLE_EQ(epsilon_high_of(load("", {"grpo.epsilon=0.1", "grpo.epsilon_high=0"})), 0.0);
   EXPECT_THROW(load("", {"grpo.epsilon_high=-0.5"}), RecipeError);
 }

@@ -2,8 +2,6 @@
 // computed here in one piece with plain LibTorch: for each loss type, with gradient accumulation
 // 1, 2 and 3 (uneven micro-batches), and with the step split over two Gloo ranks (threads of
 // this process) whose gradients are summed. Only float reassociation may separate them.
-#include "corl/grpo/update.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +9,7 @@
 #include <thread>
 
 #include "corl/dist/launch.h"
+#include "corl/grpo/update.h"
 #include "corl/rollout/rollout.h"
 #include "tiny_model.h"
 
@@ -62,7 +61,8 @@ StepBatch global_batch(model::UnifiedModel& model, const model::SequenceBuilder&
   options.num_generations = kG;
   options.max_completion_length = 6;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(4);
-  std::vector<torch::Tensor> images(kGroups, torch::rand({3, config.image_size, config.image_size}));
+  std::vector<torch::Tensor> images(kGroups,
+                                    torch::rand({3, config.image_size, config.image_size}));
   b.answers = rollout::roll_answers(model, builder, images,
                                     {"What color?", "What shape?", "How many?", "What color?"},
                                     options, generator);
@@ -112,9 +112,9 @@ void score_reference(model::UnifiedModel& reference, const model::SequenceBuilde
       prompts.push_back(b.images.prompts[i]);
       sequences.push_back(b.answers.sequences[i]);
     }
-    micro.ref_images =
-        rollout::score_images(reference, builder, prompts, b.images.codes.index_select(0, index), {})
-            .logp;
+    micro.ref_images = rollout::score_images(reference, builder, prompts,
+                                             b.images.codes.index_select(0, index), {})
+                           .logp;
     micro.ref_answers = rollout::score_completions(reference, builder, sequences).logp;
   }
 }
@@ -160,9 +160,9 @@ torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
   const auto ratio = torch::exp(logp - old);
   const auto a = adv.unsqueeze(1);
   const auto d = ref - logp;
-  const auto l = (-torch::min(ratio * a, ratio.clamp(0.8, 1.28) * a) +
-                  0.04 * (torch::exp(d) - d - 1.0)) *
-                 mask;
+  const auto l =
+      (-torch::min(ratio * a, ratio.clamp(0.8, 1.28) * a) + 0.04 * (torch::exp(d) - d - 1.0)) *
+      mask;
   if (type == "grpo") return (l.sum(1) / mask.sum(1).clamp_min(1.0)).mean();
   if (type == "dr_grpo") return l.sum() / static_cast<double>(l.size(0) * length);
   if (type == "dapo") return l.sum() / mask.sum();

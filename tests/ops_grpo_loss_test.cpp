@@ -1,11 +1,11 @@
-#include "corl/ops/grpo_loss.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "corl/ops/grpo_loss.h"
 
 namespace corl::ops {
 namespace {

@@ -37,9 +37,8 @@ void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, 
   std::vector<at::Generator> generators;
   for (int64_t g : dist::rank_groups(recipe.grpo.per_device_train_batch_size, group.rank(),
                                      group.world_size())) {
-    generators.push_back(at::make_generator<at::CPUGeneratorImpl>(
-        data::split_seed(recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" +
-                                              std::to_string(g))));
+    generators.push_back(at::make_generator<at::CPUGeneratorImpl>(data::split_seed(
+        recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" + std::to_string(g))));
   }
   auto& model = in.policy.model;
   model->eval();
@@ -72,7 +71,8 @@ void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, 
     }
     auto options = rollout_options_of(recipe);
     options.temperature = answer_temperature_of(recipe);
-    batch.answers = rollout::roll_answers(model, *in.builder, images, questions, options, generators);
+    batch.answers =
+        rollout::roll_answers(model, *in.builder, images, questions, options, generators);
   }
 }
 
@@ -82,8 +82,8 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
   const int64_t n = static_cast<int64_t>(im.prompts.size());
   std::vector<std::string> captions;
   if (in.need_captions) {
-    captions = rollout::caption_images(model, *in.builder, im.images,
-                                       recipe.grpo.caption_max_tokens);
+    captions =
+        rollout::caption_images(model, *in.builder, im.images, recipe.grpo.caption_max_tokens);
     if (!captions.empty()) batch.sample_caption = captions[0];
   }
   rollout::ImageScores scores;

@@ -124,8 +124,7 @@ void Stage::start() {
     group_ = std::make_unique<dist::ProcessGroup>();
   }
 
-  log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " +
-            device.str());
+  log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device.str());
   in_ = load_stage_inputs(recipe_, device);
   sources_ = train::checkpoint_sources(in_.policy);
   optimizer_ = train::make_optimizer(*in_.policy.model, recipe_.optim);
@@ -249,9 +248,9 @@ void Stage::account(int step, bool finite, int updates, nlohmann::json& metrics)
     metrics["skipped_updates"] = planned - updates;
     const std::string what =
         updates == 0 ? "non-finite reward, loss or gradient; step skipped, no update applied"
-                     : "update " + std::to_string(updates + 1) + " of " +
-                           std::to_string(planned) + " had a non-finite loss or gradient; " +
-                           std::to_string(updates) + " applied, the rest skipped";
+                     : "update " + std::to_string(updates + 1) + " of " + std::to_string(planned) +
+                           " had a non-finite loss or gradient; " + std::to_string(updates) +
+                           " applied, the rest skipped";
     log::warn(recipe_.run.name + ": step " + std::to_string(step + 1) + ": " + what + " (" +
               std::to_string(bad_in_row_) + " bad steps in a row)");
   }

@@ -20,11 +20,11 @@ nlohmann::json tensor_json(const torch::Tensor& t) {
 
 // One task's rollouts in one micro-batch, as the loss reads them.
 struct TaskPart {
-  std::string task;                         // "t2i" or "mm2t"
-  torch::Tensor logp, mask, entropy;        // the current policy's, [R, T]
-  torch::Tensor old_logp, ref_logp;         // [R, T]; ref only when beta > 0
-  torch::Tensor advantages;                 // [R]
-  double divisor = 1.0;                     // grpo/loss.h
+  std::string task;                   // "t2i" or "mm2t"
+  torch::Tensor logp, mask, entropy;  // the current policy's, [R, T]
+  torch::Tensor old_logp, ref_logp;   // [R, T]; ref only when beta > 0
+  torch::Tensor advantages;           // [R]
+  double divisor = 1.0;               // grpo/loss.h
 };
 
 // The clipped surrogate (+ beta k3 KL) of one task's part: the same for images and answers.
@@ -71,9 +71,8 @@ std::vector<TokenCounts> counts_of(const StepBatch& batch, bool images) {
 
 }  // namespace
 
-UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe,
-                                  const StepBatch& batch, bool entropy, dist::ProcessGroup& group,
-                                  nlohmann::json* dump) {
+UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, const StepBatch& batch,
+                                  bool entropy, dist::ProcessGroup& group, nlohmann::json* dump) {
   const auto& g = recipe.grpo;
   auto& model = in.policy.model;
   model->train();
@@ -141,10 +140,10 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe,
       part.mask = scores.mask;
       part.entropy = scores.entropy;
       // Old log-probs are stored at the whole batch's width; this micro-batch's may be narrower.
-      part.old_logp = batch.old_answers.defined()
-                          ? batch.old_answers.index_select(0, on_device)
-                                .narrow(1, 0, scores.logp.size(1))
-                          : scores.logp.detach();
+      part.old_logp =
+          batch.old_answers.defined()
+              ? batch.old_answers.index_select(0, on_device).narrow(1, 0, scores.logp.size(1))
+              : scores.logp.detach();
       part.ref_logp = micro.ref_answers;
       part.advantages =
           batch.advantages.answers.index_select(0, index).to(in.device, torch::kFloat32);

@@ -60,18 +60,18 @@ struct MicroBatch {
 };
 
 struct StepBatch {
-  int step = 0;                    // 0-based
-  std::vector<int> rows;           // this rank's samples, one group each
-  rollout::ImageRollouts images;   // G per sample, when the task makes images
-  rollout::AnswerRollouts answers; // G per sample, when the task makes answers
+  int step = 0;                                    // 0-based
+  std::vector<int> rows;                           // this rank's samples, one group each
+  rollout::ImageRollouts images;                   // G per sample, when the task makes images
+  rollout::AnswerRollouts answers;                 // G per sample, when the task makes answers
   std::map<std::string, torch::Tensor> by_reward;  // [N] float64, each reward by name
   torch::Tensor r_t2i, r_mm2t;                     // [N] float64 weighted sums per task
   StepAdvantages advantages;
-  torch::Tensor kept;            // [P] bool: this rank's groups that are trained on
-  int64_t kept_groups = 0;       // over every rank
-  bool rewards_finite = true;    // over every rank
-  torch::Tensor old_images;      // [N, image_tokens] at rollout time, when num_iterations > 1
-  torch::Tensor old_answers;     // [N, L] likewise
+  torch::Tensor kept;          // [P] bool: this rank's groups that are trained on
+  int64_t kept_groups = 0;     // over every rank
+  bool rewards_finite = true;  // over every rank
+  torch::Tensor old_images;    // [N, image_tokens] at rollout time, when num_iterations > 1
+  torch::Tensor old_answers;   // [N, L] likewise
   std::vector<MicroBatch> micro;
   std::string sample_caption;    // the cycle reward's caption of the first image, when made
   double rollout_seconds = 0.0;  // sampling the rollouts

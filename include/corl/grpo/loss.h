@@ -37,8 +37,7 @@ struct TokenCounts {
 // What micro-batch m's summed per-token losses (per-rollout token means under grpo) are divided
 // by, given every micro-batch's counts of the step; `length` is Dr.GRPO's constant (the
 // completion budget, image_tokens for images).
-double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t m,
-                    int64_t length);
+double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t m, int64_t length);
 
 // The numerator each type sums: token means per rollout (grpo), else tokens.
 ops::Aggregation numerator_of(LossType type);
