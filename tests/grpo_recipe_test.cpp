@@ -88,6 +88,17 @@ TEST(GrpoRecipe, EpsilonHighDefaultsToEpsilonAsInTrl) {
   EXPECT_THROW(load("", {"grpo.epsilon_high=-0.5"}), RecipeError);
 }
 
+// One GPU per local rank, as torchrun lays them out: rank 1 of a node is on cuda:1, not cuda:0.
+TEST(GrpoRecipe, EachLocalRankTrainsOnItsOwnGpu) {
+  EXPECT_EQ(policy_device(load("", {}), 3, 0), torch::Device(torch::kCPU));
+  const auto cuda = load("", {"run.device=cuda"});
+  EXPECT_EQ(policy_device(cuda, 0, 8), torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(policy_device(cuda, 1, 8), torch::Device(torch::kCUDA, 1));
+  EXPECT_EQ(policy_device(cuda, 7, 8), torch::Device(torch::kCUDA, 7));
+  EXPECT_THROW(policy_device(cuda, 2, 2), UsageError);
+  EXPECT_THROW(policy_device(cuda, 0, 0), RecipeError);
+}
+
 TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
   auto message = [](const std::vector<std::string>& overrides) {
     try {

@@ -220,6 +220,18 @@ double answer_temperature_of(const GrpoRecipe& r) {
 }
 
 bool makes_images(const GrpoRecipe& r) { return task_of(r) != Task::kMM2T; }
+
+torch::Device policy_device(const GrpoRecipe& r, int local_rank, int visible_gpus) {
+  if (r.device != "cuda") return torch::kCPU;
+  if (visible_gpus == 0) {
+    throw RecipeError("run.device: cuda, but no CUDA device is visible to LibTorch");
+  }
+  if (local_rank >= visible_gpus) {
+    throw UsageError("LOCAL_RANK " + std::to_string(local_rank) + ": only " +
+                     std::to_string(visible_gpus) + " CUDA devices are visible");
+  }
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)};
+}
 bool makes_answers(const GrpoRecipe& r) { return task_of(r) != Task::kT2I; }
 
 }  // namespace corl::grpo

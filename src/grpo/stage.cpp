@@ -94,19 +94,10 @@ class Stage {
 
 void Stage::start() {
   const auto& ranks = options_.ranks;
-  torch::Device device(torch::kCPU);
-  if (recipe_.device == "cuda") {
-    if (!torch::cuda::is_available()) {
-      throw RecipeError("run.device: cuda, but no CUDA device is visible to LibTorch");
-    }
-    // One GPU per local rank, as torchrun lays them out.
-    const int visible = static_cast<int>(torch::cuda::device_count());
-    if (ranks.local_rank >= visible) {
-      throw UsageError("LOCAL_RANK " + std::to_string(ranks.local_rank) + ": only " +
-                       std::to_string(visible) + " CUDA devices are visible");
-    }
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ranks.local_rank));
-  }
+  const int gpus = recipe_.device == "cuda" && torch::cuda::is_available()
+                       ? static_cast<int>(torch::cuda::device_count())
+                       : 0;
+  const torch::Device device = policy_device(recipe_, ranks.local_rank, gpus);
   if (ranks.world_size > 1) {
     const auto backend = dist::resolve_backend(recipe_.dist.backend, device.is_cuda());
     if (backend == "nccl" && !device.is_cuda()) {

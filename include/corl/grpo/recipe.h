@@ -3,6 +3,8 @@
 // GRPOConfig and of the paper's code, so every knob is where a researcher expects it.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <vector>
 
@@ -103,6 +105,10 @@ reward::RewardOptions reward_options_of(const GrpoRecipe& recipe);
 rollout::RolloutOptions rollout_options_of(const GrpoRecipe& recipe);
 double answer_temperature_of(const GrpoRecipe& recipe);  // answer_temperature, else temperature
 bool makes_images(const GrpoRecipe& recipe);
+// Where this rank's policy runs: the CPU, or for run.device cuda the GPU its LOCAL_RANK names
+// (torchrun's layout, one GPU per local rank), of `visible_gpus`. A UsageError when there is no
+// such GPU.
+torch::Device policy_device(const GrpoRecipe& recipe, int local_rank, int visible_gpus);
 bool makes_answers(const GrpoRecipe& recipe);
 
 }  // namespace corl::grpo
