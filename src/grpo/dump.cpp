@@ -7,14 +7,13 @@
 #include "corl/util/log.h"
 
 namespace corl::grpo {
-namespace {
-
-nlohmann::json values(const torch::Tensor& t) {
-  const auto v = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  return std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+nlohmann::json tensor_json(const torch::Tensor& t) {
+  const auto values = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  if (values.dim() == 0) return values.item<double>();
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t i = 0; i < values.size(0); ++i) out.push_back(tensor_json(values[i]));
+  return out;
 }
-
-}  // namespace
 
 void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const StepBatch& batch,
                       const nlohmann::json& micro_batches) {
@@ -33,14 +32,15 @@ void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const St
                          {"unify_advantage", g.unify_advantage},
                          {"mm2t_loss_weight", g.mm2t_loss_weight},
                          {"gradient_accumulation_steps", recipe.optim.gradient_accumulation_steps},
-                         {"kept_groups", values(batch.kept)},
+                         {"kept_groups", tensor_json(batch.kept)},
                          {"micro_batches", micro_batches}};
-  if (batch.r_t2i.defined()) dump["reward_t2i"] = values(batch.r_t2i);
-  if (batch.r_mm2t.defined()) dump["reward_mm2t"] = values(batch.r_mm2t);
-  for (const auto& [name, v] : batch.by_reward) dump["rewards"][name] = values(v);
-  if (batch.advantages.images.defined()) dump["advantages_t2i"] = values(batch.advantages.images);
+  if (batch.r_t2i.defined()) dump["reward_t2i"] = tensor_json(batch.r_t2i);
+  if (batch.r_mm2t.defined()) dump["reward_mm2t"] = tensor_json(batch.r_mm2t);
+  for (const auto& [name, v] : batch.by_reward) dump["rewards"][name] = tensor_json(v);
+  if (batch.advantages.images.defined())
+    dump["advantages_t2i"] = tensor_json(batch.advantages.images);
   if (batch.advantages.answers.defined()) {
-    dump["advantages_mm2t"] = values(batch.advantages.answers);
+    dump["advantages_mm2t"] = tensor_json(batch.advantages.answers);
   }
   if (makes_answers(recipe)) dump["completions"] = batch.answers.completions;
   if (makes_images(recipe)) dump["prompts"] = batch.images.prompts;

@@ -4,19 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "corl/grpo/dump.h"  // defines: tensor_json
 #include "corl/grpo/metrics.h"
 #include "corl/ops/grpo_loss.h"
 
 namespace corl::grpo {
 namespace {
-
-nlohmann::json tensor_json(const torch::Tensor& t) {
-  const auto values = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
-  if (values.dim() == 0) return values.item<double>();
-  nlohmann::json out = nlohmann::json::array();
-  for (int64_t i = 0; i < values.size(0); ++i) out.push_back(tensor_json(values[i]));
-  return out;
-}
 
 // One task's rollouts in one micro-batch, as the loss reads them.
 struct TaskPart {

@@ -16,6 +16,9 @@
 
 namespace corl::grpo {
 
+// A tensor as nested JSON lists of numbers (a number for a scalar).
+nlohmann::json tensor_json(const torch::Tensor& t);
+
 // `micro_batches` is what accumulate_gradients recorded.
 void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const StepBatch& batch,
                       const nlohmann::json& micro_batches);
