@@ -7,7 +7,6 @@
 #include <string>
 
 #include "corl/data/dataset.h"
-#include "corl/model/safetensors.h"
 #include "corl/tokenize/recipe.h"
 #include "corl/tokenize/text_tokenizer.h"
 #include "corl/tokenize/vq.h"
@@ -15,6 +14,7 @@
 #include "corl/train/pretrain.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace {
@@ -123,9 +123,9 @@ TEST_F(TinyPipeline, ResumedRunEndsWithTheSameWeights) {
     util::RunDir run((root_ / "resumed").string(), "");
     pretrain(r, run, true);
   }
-  const auto whole = model::load_safetensors((root_ / "whole/final/model.safetensors").string());
+  const auto whole = util::load_safetensors((root_ / "whole/final/model.safetensors").string());
   const auto resumed =
-      model::load_safetensors((root_ / "resumed/final/model.safetensors").string());
+      util::load_safetensors((root_ / "resumed/final/model.safetensors").string());
   ASSERT_EQ(whole.tensors.size(), resumed.tensors.size());
   for (size_t i = 0; i < whole.tensors.size(); ++i) {
     EXPECT_EQ(whole.tensors[i].first, resumed.tensors[i].first);

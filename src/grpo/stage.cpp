@@ -12,7 +12,6 @@
 #include "corl/data/dataset.h"
 #include "corl/dist/data_parallel.h"
 #include "corl/dist/process_group.h"
-#include "corl/model/safetensors.h"
 #include "corl/ops/group_advantages.h"
 #include "corl/ops/grpo_loss.h"
 #include "corl/rollout/rollout.h"
@@ -23,6 +22,7 @@
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::grpo {
 namespace fs = std::filesystem;
@@ -759,7 +759,7 @@ void Stage::run() {
   int start = 0;
   if (options_.resume) {
     if (auto latest = train::latest_checkpoint(run_.path())) {
-      model::load_module(*policy_.model, *latest + "/model.safetensors");
+      util::load_module(*policy_.model, *latest + "/model.safetensors");
       train::load_optimizer(*latest, *optimizer_);
       if (!device_.is_cpu()) move_optimizer_state(*optimizer_, device_);
       const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));

@@ -7,9 +7,9 @@
 #include <filesystem>
 
 #include "corl/model/janus_hf.h"  // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
-#include "corl/model/safetensors.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace fs = std::filesystem;
@@ -108,7 +108,7 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
       if (fs::is_regular_file(from)) copy_file(from.string(), temp / name);
     }
   } else {
-    model::save_module(
+    util::save_module(
         *model, (temp / "model.safetensors").string(),
         {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
     copy_file(sources.text_model, temp / "text.model");
@@ -168,7 +168,7 @@ Policy load_policy(const std::string& path) {
   for (const char* name : {"model.safetensors", "text.model", "vq.safetensors", "trainer.json"}) {
     require_file(dir / name);
   }
-  const auto metadata = model::read_metadata((dir / "model.safetensors").string());
+  const auto metadata = util::read_metadata((dir / "model.safetensors").string());
   auto it = metadata.find("model_config");
   if (it == metadata.end()) {
     throw DataError((dir / "model.safetensors").string() + ": no model_config in its metadata");
@@ -181,7 +181,7 @@ Policy load_policy(const std::string& path) {
   }
   policy.model = model::UnifiedModel(
       model::model_config_from_json(config_json, (dir / "model.safetensors").string()));
-  model::load_module(*policy.model, (dir / "model.safetensors").string());
+  util::load_module(*policy.model, (dir / "model.safetensors").string());
   policy.model->eval();
   policy.text = std::make_shared<tokenize::TextTokenizer>((dir / "text.model").string());
   if (policy.text->vocab_size() != policy.model->config.vocab_size) {

@@ -9,7 +9,6 @@
 #include "corl/data/dataset.h"
 #include "corl/data/world.h"
 #include "corl/model/inputs.h"
-#include "corl/model/safetensors.h"
 #include "corl/model/ulm.h"
 #include "corl/tokenize/vq.h"
 #include "corl/train/checkpoint.h"
@@ -18,6 +17,7 @@
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace fs = std::filesystem;
@@ -219,7 +219,7 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   int start_step = 0;
   if (resume) {
     if (auto latest = latest_checkpoint(run.path())) {
-      model::load_module(*model, *latest + "/model.safetensors");
+      util::load_module(*model, *latest + "/model.safetensors");
       load_optimizer(*latest, optimizer);
       const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
       start_step = trainer.at("step").get<int>();
