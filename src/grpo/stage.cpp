@@ -17,7 +17,7 @@
 #include "corl/rollout/rollout.h"
 #include "corl/train/checkpoint.h"
 #include "corl/train/evaluate.h"
-#include "corl/train/pretrain.h"
+#include "corl/train/optimizer.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"

@@ -8,6 +8,24 @@
 
 namespace corl::train {
 
+void bind(config::Schema& s, EvalSection& e) {
+  s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
+      .range(0, 1000000);
+  s.add("eval.questions", &e.questions, "Held-out questions answered at the end").range(0, 1000000);
+  s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
+      .range(0.0, 100.0);
+  s.add("eval.max_new_tokens", &e.max_new_tokens, "Longest answer").range(1, 100000);
+  s.add("eval.batch_size", &e.batch_size, "Prompts or questions sampled at once").range(1, 100000);
+  s.add("eval.position_margin", &e.position_margin,
+        "Centres must differ by more than this (image-relative) for a relation to hold")
+      .range(0.0, 1.0);
+  s.add("eval.exclusive", &e.exclusive,
+        "The judge also fails an image that shows objects the prompt did not ask for "
+        "(ShapeWorld captions describe the whole scene; GenEval itself does not check this)");
+}
+
 TaskScores evaluate_tasks(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                           tokenize::VQModel& vq, const std::vector<data::Record>& records,
                           const EvalSection& options, std::uint64_t seed) {

@@ -12,7 +12,8 @@
 #include "corl/ops/group_advantages.h"
 #include "corl/ops/grpo_loss.h"
 #include "corl/reward/reward.h"
-#include "corl/train/pretrain.h"
+#include "corl/train/evaluate.h"
+#include "corl/train/optimizer.h"
 
 namespace corl::grpo {
 

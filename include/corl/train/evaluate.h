@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "corl/config/schema.h"
 #include "corl/data/dataset.h"
 #include "corl/data/geneval.h"
 #include "corl/model/inputs.h"
@@ -35,6 +36,8 @@ struct EvalSection {
   double position_margin = 0.1;
   bool exclusive = true;  // an image showing objects the prompt did not ask for fails
 };
+
+void bind(config::Schema& schema, EvalSection& eval);  // keys eval.*
 
 // Uses the first `prompts` records with a spec and the first `questions` records of `records`;
 // images are sampled from `seed`.
