@@ -22,7 +22,6 @@
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
-#include "corl/util/safetensors.h"
 
 namespace corl::grpo {
 namespace fs = std::filesystem;
@@ -69,16 +68,6 @@ class CudaAutocast {
   bool was_enabled_ = false;
   at::ScalarType was_dtype_ = at::kBFloat16;
 };
-
-// AdamW's moments follow the parameters to their device after a resume (they load on the host).
-void move_optimizer_state(torch::optim::AdamW& optimizer, torch::Device device) {
-  for (auto& [key, state] : optimizer.state()) {
-    auto& s = static_cast<torch::optim::AdamWParamState&>(*state);
-    s.exp_avg(s.exp_avg().to(device));
-    s.exp_avg_sq(s.exp_avg_sq().to(device));
-    if (s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(s.max_exp_avg_sq().to(device));
-  }
-}
 
 // What one step rolled out, scored and will train on.
 struct StepBatch {
@@ -758,15 +747,11 @@ void Stage::run() {
   optimizer_ = train::make_optimizer(*policy_.model, recipe_.optim);
   int start = 0;
   if (options_.resume) {
-    if (auto latest = train::latest_checkpoint(run_.path())) {
-      util::load_module(*policy_.model, *latest + "/model.safetensors");
-      train::load_optimizer(*latest, *optimizer_);
-      if (!device_.is_cpu()) move_optimizer_state(*optimizer_, device_);
-      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
-      start = trainer.at("step").get<int>();
-      bad_in_row_ = trainer.value("bad_steps_in_row", 0);
-      bad_total_ = trainer.value("bad_steps", 0);
-      log::info(recipe_.run.name + ": resuming from " + *latest + " at step " +
+    if (auto point = train::resume_latest(run_, *policy_.model, *optimizer_)) {
+      start = point->step;
+      bad_in_row_ = point->trainer.value("bad_steps_in_row", 0);
+      bad_total_ = point->trainer.value("bad_steps", 0);
+      log::info(recipe_.run.name + ": resuming from " + point->checkpoint + " at step " +
                 std::to_string(start));
     } else {
       log::warn(recipe_.run.name + ": --resume given but " + run_.path() +

@@ -6,7 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "corl/model/janus_hf.h"  // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
+#include "corl/model/janus_hf.h"   // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
+#include "corl/train/optimizer.h"  // defines: move_optimizer_state
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/safetensors.h"
@@ -211,6 +212,31 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
     throw DataError(path.string() +
                     ": cannot restore optimizer state: " + e.what_without_backtrace());
   }
+}
+
+std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
+                                         torch::optim::Optimizer& optimizer) {
+  const auto latest = latest_checkpoint(run.path());
+  if (!latest) {
+    run.drop_metrics_after(0);
+    return std::nullopt;
+  }
+  ResumePoint point;
+  point.checkpoint = *latest;
+  const fs::path dir(*latest);
+  require_file(dir / "trainer.json");
+  try {
+    point.trainer = nlohmann::json::parse(util::read_file((dir / "trainer.json").string()));
+    point.step = point.trainer.at("step").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError((dir / "trainer.json").string() + ": no step to resume from: " + e.what());
+  }
+  util::load_module(model, (dir / "model.safetensors").string());
+  load_optimizer(*latest, optimizer);
+  const auto parameters = model.parameters();
+  if (!parameters.empty()) move_optimizer_state(optimizer, parameters.front().device());
+  run.drop_metrics_after(point.step);
+  return point;
 }
 
 }  // namespace corl::train

@@ -61,4 +61,14 @@ double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
   return o.learning_rate * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
 }
 
+void move_optimizer_state(torch::optim::Optimizer& optimizer, torch::Device device) {
+  for (auto& [key, state] : optimizer.state()) {
+    auto* s = dynamic_cast<torch::optim::AdamWParamState*>(state.get());
+    if (s == nullptr) continue;  // make_optimizer builds AdamW only
+    s->exp_avg(s->exp_avg().to(device));
+    s->exp_avg_sq(s->exp_avg_sq().to(device));
+    if (s->max_exp_avg_sq().defined()) s->max_exp_avg_sq(s->max_exp_avg_sq().to(device));
+  }
+}
+
 }  // namespace corl::train

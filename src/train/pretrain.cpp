@@ -17,7 +17,6 @@
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
-#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace fs = std::filesystem;
@@ -72,8 +71,8 @@ namespace {
 // Everything a step draws from, kept in memory: images once as uint8, their VQ codes once.
 struct TrainingSet {
   std::vector<data::Record> records;
-  torch::Tensor images;  // [N, 3, H, W] uint8 at the model's image size
-  torch::Tensor codes;   // [N, image_tokens] int64
+  torch::Tensor images;               // [N, 3, H, W] uint8 at the model's image size
+  torch::Tensor codes;                // [N, image_tokens] int64
   std::vector<std::string> captions;  // what each row's caption sequence teaches
 };
 
@@ -147,12 +146,10 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   const auto& o = recipe.optim;
   int start_step = 0;
   if (resume) {
-    if (auto latest = latest_checkpoint(run.path())) {
-      util::load_module(*model, *latest + "/model.safetensors");
-      load_optimizer(*latest, optimizer);
-      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
-      start_step = trainer.at("step").get<int>();
-      log::info("pretrain: resuming from " + *latest + " at step " + std::to_string(start_step));
+    if (auto point = resume_latest(run, *model, optimizer)) {
+      start_step = point->step;
+      log::info("pretrain: resuming from " + point->checkpoint + " at step " +
+                std::to_string(start_step));
     } else {
       log::warn("pretrain: --resume given but " + run.path() + " has no checkpoint; starting anew");
     }

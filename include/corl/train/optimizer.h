@@ -32,4 +32,7 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 // Learning rate at `step` (0-based): linear warm-up, then cosine decay to min_lr_ratio.
 double learning_rate_at(const OptimizerSection& optim, int step, int total_steps);
 
+// AdamW's moments follow the parameters to `device` (restored state may sit elsewhere).
+void move_optimizer_state(torch::optim::Optimizer& optimizer, torch::Device device);
+
 }  // namespace corl::train
