@@ -74,6 +74,27 @@ Policy load_hf_policy(const std::string& dir) {
   return policy;
 }
 
+// A stage started from a Hugging Face folder checkpoints in that layout, under transformers'
+// names; read back through the model they describe, its weights land in `model` by ours.
+void load_hf_weights(const std::string& dir, torch::nn::Module& model) {
+  const auto hf = model::load_janus_hf(dir);
+  const auto from = hf.model->named_parameters();
+  const auto from_buffers = hf.model->named_buffers();
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const torch::OrderedDict<std::string, torch::Tensor>& source,
+                  torch::OrderedDict<std::string, torch::Tensor> target) {
+    for (auto& item : target) {
+      const torch::Tensor* value = source.find(item.key());
+      if (value == nullptr || value->sizes() != item.value().sizes()) {
+        throw DataError(dir + ": does not hold the policy's " + item.key());
+      }
+      item.value().copy_(*value);
+    }
+  };
+  copy(from, model.named_parameters());
+  copy(from_buffers, model.named_buffers());
+}
+
 }  // namespace
 
 CheckpointSources checkpoint_sources(const Policy& policy) {
@@ -231,7 +252,11 @@ std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& m
   } catch (const nlohmann::json::exception& e) {
     throw DataError((dir / "trainer.json").string() + ": no step to resume from: " + e.what());
   }
-  util::load_module(model, (dir / "model.safetensors").string());
+  if (model::is_janus_hf_folder(*latest)) {
+    load_hf_weights(*latest, model);
+  } else {
+    util::load_module(model, (dir / "model.safetensors").string());
+  }
   load_optimizer(*latest, optimizer);
   const auto parameters = model.parameters();
   if (!parameters.empty()) move_optimizer_state(optimizer, parameters.front().device());
