@@ -9,19 +9,19 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <set>
 
 #include "corl/model/inputs.h"
 #include "corl/model/janus_hf.h"
-#include "corl/model/safetensors.h"
 #include "corl/tokenize/byte_level_bpe.h"
 #include "corl/train/checkpoint.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::model {
 namespace {
@@ -69,7 +69,7 @@ std::string reference_dir(std::string* why) {
 
 std::map<std::string, torch::Tensor> tensors_of(const std::string& path) {
   std::map<std::string, torch::Tensor> out;
-  for (auto& [name, t] : load_safetensors(path).tensors) out[name] = t;
+  for (auto& [name, t] : util::load_safetensors(path).tensors) out[name] = t;
   return out;
 }
 
@@ -206,21 +206,21 @@ TEST_F(JanusHFTest, MismatchedTensorsAreAllListed) {
   util::remove_tree(broken.string());
   fs::create_directories(broken);
   fs::copy_file(model_dir() + "/config.json", broken / "config.json");
-  NamedTensors tensors;
+  util::NamedTensors tensors;
   const auto index =
       nlohmann::json::parse(util::read_file(model_dir() + "/model.safetensors.index.json"));
   std::set<std::string> shards;
   for (const auto& [name, file] : index.at("weight_map").items())
     shards.insert(file.get<std::string>());
   for (const auto& shard : shards) {
-    for (auto& [name, t] : load_safetensors(model_dir() + "/" + shard).tensors) {
+    for (auto& [name, t] : util::load_safetensors(model_dir() + "/" + shard).tensors) {
       if (name == "model.aligner.fc1.bias") continue;                               // missing
       if (name == "model.generation_head.vision_head.bias") t = torch::zeros({3});  // mis-shaped
       tensors.emplace_back(name, t);
     }
   }
   tensors.emplace_back("model.vision_model.head.weight", torch::zeros({2}));  // extra
-  save_safetensors((broken / "model.safetensors").string(), tensors);
+  util::save_safetensors((broken / "model.safetensors").string(), tensors);
   try {
     load_janus_hf(broken.string());
     FAIL() << "loaded a checkpoint with mismatched tensors";
@@ -324,11 +324,11 @@ TEST(JanusHFExport, TransformersReadsAndRunsWhatCorlWrites) {
   const auto t2i_ids = torch::tensor(std::vector<int64_t>{1, 20, 21, 4}).unsqueeze(0);
   const auto codes = torch::tensor(std::vector<int64_t>{3, 0, 23, 11}).unsqueeze(0);
   const auto vq_codes = torch::randint(0, 24, {2, 4});
-  save_safetensors((dir / "inputs.safetensors").string(), {{"mm_input_ids", mm_ids},
-                                                           {"mm_pixel_values", pixels},
-                                                           {"t2i_input_ids", t2i_ids},
-                                                           {"t2i_codes", codes},
-                                                           {"vq_codes", vq_codes}});
+  util::save_safetensors((dir / "inputs.safetensors").string(), {{"mm_input_ids", mm_ids},
+                                                                 {"mm_pixel_values", pixels},
+                                                                 {"t2i_input_ids", t2i_ids},
+                                                                 {"t2i_codes", codes},
+                                                                 {"vq_codes", vq_codes}});
   const std::string log = (dir / "python.log").string();
   const int status =
       run_python("'" CORL_SOURCE_DIR "/tests/janus_hf_roundtrip.py' '" + dir.string() + "'", log);

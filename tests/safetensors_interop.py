@@ -1,4 +1,4 @@
-"""Python's safetensors package against corl's safetensors I/O (run by model_safetensors_test).
+"""Python's safetensors package against corl's safetensors I/O (run by util_safetensors_test).
 
   safetensors_interop.py check PATH   reads a file corl wrote and checks every value and the metadata
   safetensors_interop.py write PATH   writes the same tensors for corl to read back
@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 
 def reference_tensors():
-    # Keep in step with reference_tensors() in tests/model_safetensors_test.cpp.
+    # Keep in step with reference_tensors() in tests/util_safetensors_test.cpp.
     return {
         "f32": torch.arange(6, dtype=torch.float32).reshape(2, 3) - 2.5,
         "f16": torch.tensor([0.5, -1.25, 65504.0], dtype=torch.float16),

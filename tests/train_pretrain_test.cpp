@@ -7,7 +7,6 @@
 #include <string>
 
 #include "corl/data/dataset.h"
-#include "corl/model/safetensors.h"
 #include "corl/tokenize/recipe.h"
 #include "corl/tokenize/text_tokenizer.h"
 #include "corl/tokenize/vq.h"
@@ -15,31 +14,19 @@
 #include "corl/train/pretrain.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-TEST(LearningRate, WarmupThenCosineToFloor) {
-  OptimizerSection o;
-  o.learning_rate = 1.0;
-  o.warmup_steps = 4;
-  o.min_lr_ratio = 0.1;
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 0, 104), 0.25);
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 3, 104), 1.0);
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 4, 104), 1.0);                 // cosine starts at the peak
-  EXPECT_NEAR(learning_rate_at(o, 54, 104), 0.1 + 0.9 * 0.5, 1e-12);  // half way: cos = 0
-  EXPECT_NEAR(learning_rate_at(o, 104, 104), 0.1, 1e-12);
-}
-
 // A tiny world, tokenizers and recipe, made once for the file.
 class TinyPipeline : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     // One folder per process: ctest runs this file's test cases side by side.
-    root_ = fs::temp_directory_path() /
-            ("corl_train_pretrain_test_" + std::to_string(::getpid()));
+    root_ = fs::temp_directory_path() / ("corl_train_pretrain_test_" + std::to_string(::getpid()));
     util::remove_tree(root_.string());
     config::WorldRecipe world;
     world.world.resolution = 16;
@@ -123,9 +110,8 @@ TEST_F(TinyPipeline, ResumedRunEndsWithTheSameWeights) {
     util::RunDir run((root_ / "resumed").string(), "");
     pretrain(r, run, true);
   }
-  const auto whole = model::load_safetensors((root_ / "whole/final/model.safetensors").string());
-  const auto resumed =
-      model::load_safetensors((root_ / "resumed/final/model.safetensors").string());
+  const auto whole = util::load_safetensors((root_ / "whole/final/model.safetensors").string());
+  const auto resumed = util::load_safetensors((root_ / "resumed/final/model.safetensors").string());
   ASSERT_EQ(whole.tensors.size(), resumed.tensors.size());
   for (size_t i = 0; i < whole.tensors.size(); ++i) {
     EXPECT_EQ(whole.tensors[i].first, resumed.tensors[i].first);

@@ -6,12 +6,10 @@
 
 #include <cmath>
 
-#include "corl/data/detect.h"
 #include "corl/data/render.h"
 #include "corl/data/world.h"
 #include "corl/model/inputs.h"
-#include "corl/model/sampling.h"
-#include "corl/reward/answer_checks.h"
+#include "corl/train/evaluate.h"
 #include "corl/util/error.h"
 #include "corl/util/progress.h"
 
@@ -111,16 +109,14 @@ Suites build_suites(const EvalRecipe& recipe) {
 
 SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& items,
                         const EvalRecipe& recipe) {
-  torch::NoGradGuard no_grad;
-  auto& model = policy.model;
-  model->eval();
-  policy.vq->eval();
-  const model::SequenceBuilder builder(*policy.text, model->config);
+  const model::SequenceBuilder builder(*policy.text, policy.model->config);
   const auto& g = recipe.geneval;
-  const data::JudgeRules rules{g.position_margin, g.exclusive};
-  model::ImageSamplingOptions sampling;
-  sampling.cfg_weight = g.cfg_weight;
-  sampling.temperature = g.temperature;
+  train::ImageJudging judging;
+  judging.sampling.cfg_weight = g.cfg_weight;
+  judging.sampling.temperature = g.temperature;
+  judging.rules = {g.position_margin, g.exclusive};
+  judging.images_per_prompt = g.images_per_prompt;
+  judging.prompts_per_batch = std::max(1, recipe.batch_size / g.images_per_prompt);
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(data::split_seed(recipe.run.seed, "eval/images"));
 
@@ -128,33 +124,19 @@ SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& i
   std::map<std::string, std::vector<double>> by_category;
   std::map<std::string, int> shown;
   SuiteResult result;
-  const int per_batch = std::max(1, recipe.batch_size / g.images_per_prompt);
   util::Progress progress("eval geneval", static_cast<int64_t>(items.size()), "prompts");
-  for (size_t start = 0; start < items.size(); start += per_batch) {
-    const size_t end = std::min(items.size(), start + per_batch);
-    std::vector<std::string> prompts;
-    for (size_t i = start; i < end; ++i) {
-      for (int k = 0; k < g.images_per_prompt; ++k) prompts.push_back(items[i].prompt);
-    }
-    const auto codes = model::generate_images(model, builder, prompts, sampling, generator).codes;
-    const auto images = tokenize::tensor_to_images(policy.vq->decode(codes));
-    for (size_t i = start; i < end; ++i) {
-      const std::string category = data::name(items[i].spec.category);
-      GenevalShowcase showcase{category, items[i].prompt, {}};
-      int correct = 0;
-      for (int k = 0; k < g.images_per_prompt; ++k) {
-        const auto& image = images[(i - start) * g.images_per_prompt + k];
-        const auto judgement = data::judge(items[i].spec, data::detect(image), rules);
-        correct += judgement.correct;
-        showcase.images.push_back({image, judgement.correct, judgement.reason});
-      }
-      by_category[category].push_back(static_cast<double>(correct) / g.images_per_prompt);
-      if (shown[category]++ < recipe.report.grid_prompts) {
-        result.grids.push_back(std::move(showcase));
-      }
-    }
-    progress.advance(static_cast<int64_t>(end - start));
-  }
+  train::generate_and_judge(
+      policy.model, builder, policy.vq, items, judging, generator,
+      [&](size_t i, std::vector<JudgedImage>& images) {
+        const std::string category = data::name(items[i].spec.category);
+        int correct = 0;
+        for (const auto& image : images) correct += image.correct;
+        by_category[category].push_back(static_cast<double>(correct) / g.images_per_prompt);
+        if (shown[category]++ < recipe.report.grid_prompts) {
+          result.grids.push_back({category, items[i].prompt, std::move(images)});
+        }
+      },
+      &progress);
   progress.finish();
 
   nlohmann::json figures;
@@ -186,51 +168,36 @@ SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& i
 
 SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>& items,
                           const EvalRecipe& recipe) {
-  torch::NoGradGuard no_grad;
-  auto& model = policy.model;
-  model->eval();
-  const model::SequenceBuilder builder(*policy.text, model->config);
-  model::SamplingOptions sampling;
-  sampling.greedy = true;
-  sampling.max_new_tokens = recipe.max_new_tokens;
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);  // greedy: never drawn from
+  const model::SequenceBuilder builder(*policy.text, policy.model->config);
+  util::Progress progress("eval questions", static_cast<int64_t>(items.size()), "questions");
+  const auto graded = train::answer_and_grade(policy.model, builder, items, recipe.max_new_tokens,
+                                              recipe.batch_size, &progress);
+  progress.finish();
 
   std::map<std::string, std::pair<int, int>> by_kind;  // kind -> (correct, asked)
   int correct = 0;
   int formed = 0;
   SuiteResult result;
   result.items = nlohmann::json::array();
-  util::Progress progress("eval questions", static_cast<int64_t>(items.size()), "questions");
-  for (size_t start = 0; start < items.size(); start += recipe.batch_size) {
-    const size_t end = std::min(items.size(), start + static_cast<size_t>(recipe.batch_size));
-    std::vector<model::Sequence> prefixes;
-    for (size_t i = start; i < end; ++i) {
-      prefixes.push_back(builder.image_to_text(
-          model::image_to_tensor(items[i].image, model->config.image_size), items[i].problem));
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& item = items[i];
+    const auto& answer = graded[i];
+    correct += answer.correct;
+    formed += answer.well_formed;
+    result.items.push_back(answer.correct ? 1 : 0);
+    result.records.push_back({{"question", item.problem},
+                              {"gold", item.solution},
+                              {"kind", item.kind},
+                              {"completion", answer.completion},
+                              {"right", answer.correct}});
+    auto& [kind_correct, kind_asked] = by_kind[item.kind.empty() ? "other" : item.kind];
+    kind_correct += answer.correct;
+    ++kind_asked;
+    if (static_cast<int>(result.answers.size()) < recipe.report.sample_answers) {
+      result.answers.push_back(
+          {item.image, item.problem, item.solution, answer.completion, answer.correct});
     }
-    const auto answers = model::generate_text(model, builder, prefixes, sampling, generator);
-    for (size_t i = start; i < end; ++i) {
-      const auto& item = items[i];
-      const std::string& completion = answers.texts[i - start];
-      const bool right = reward::answer_correct(completion, item.solution, item.qa_type);
-      correct += right;
-      result.items.push_back(right ? 1 : 0);
-      formed += reward::well_formed(completion);
-      result.records.push_back({{"question", item.problem},
-                                {"gold", item.solution},
-                                {"kind", item.kind},
-                                {"completion", completion},
-                                {"right", right}});
-      auto& [kind_correct, kind_asked] = by_kind[item.kind.empty() ? "other" : item.kind];
-      kind_correct += right;
-      ++kind_asked;
-      if (static_cast<int>(result.answers.size()) < recipe.report.sample_answers) {
-        result.answers.push_back({item.image, item.problem, item.solution, completion, right});
-      }
-    }
-    progress.advance(static_cast<int64_t>(end - start));
   }
-  progress.finish();
   const int n = static_cast<int>(items.size());
   const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
   const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "corl/model/safetensors.h"
+#include "corl/util/safetensors.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
 
@@ -51,12 +51,12 @@ void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const St
 }
 
 void write_gradient_dump(const std::string& dir, const torch::nn::Module& model) {
-  model::NamedTensors grads;
+  util::NamedTensors grads;
   for (const auto& p : model.named_parameters()) {
     if (p.value().grad().defined()) grads.emplace_back(p.key(), p.value().grad());
   }
   std::filesystem::create_directories(dir);
-  model::save_safetensors(dir + "/grad.safetensors", grads);
+  util::save_safetensors(dir + "/grad.safetensors", grads);
 }
 
 }  // namespace corl::grpo

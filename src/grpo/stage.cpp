@@ -13,10 +13,9 @@
 #include "corl/grpo/dump.h"     // defines: write_batch_dump, write_gradient_dump
 #include "corl/grpo/metrics.h"  // defines: batch_metrics
 #include "corl/grpo/update.h"   // defines: accumulate_gradients
-#include "corl/model/safetensors.h"
 #include "corl/train/checkpoint.h"
 #include "corl/train/evaluate.h"
-#include "corl/train/pretrain.h"  // defines: make_optimizer, learning_rate_at, set_learning_rate
+#include "corl/train/optimizer.h"  // defines: make_optimizer, learning_rate_at, set_learning_rate
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
@@ -54,16 +53,6 @@ class CudaAutocast {
   bool was_enabled_ = false;
   at::ScalarType was_dtype_ = at::kBFloat16;
 };
-
-// AdamW's moments follow the parameters to their device after a resume (they load on the host).
-void move_optimizer_state(torch::optim::AdamW& optimizer, torch::Device device) {
-  for (auto& [key, state] : optimizer.state()) {
-    auto& s = static_cast<torch::optim::AdamWParamState&>(*state);
-    s.exp_avg(s.exp_avg().to(device));
-    s.exp_avg_sq(s.exp_avg_sq().to(device));
-    if (s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(s.max_exp_avg_sq().to(device));
-  }
-}
 
 class Stage {
  public:
@@ -120,15 +109,11 @@ void Stage::start() {
   sources_ = train::checkpoint_sources(in_.policy);
   optimizer_ = train::make_optimizer(*in_.policy.model, recipe_.optim);
   if (options_.resume) {
-    if (auto latest = train::latest_checkpoint(run_.path())) {
-      model::load_module(*in_.policy.model, *latest + "/model.safetensors");
-      train::load_optimizer(*latest, *optimizer_);
-      if (!device.is_cpu()) move_optimizer_state(*optimizer_, device);
-      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
-      start_step_ = trainer.at("step").get<int>();
-      bad_in_row_ = trainer.value("bad_steps_in_row", 0);
-      bad_total_ = trainer.value("bad_steps", 0);
-      log::info(recipe_.run.name + ": resuming from " + *latest + " at step " +
+    if (auto point = train::resume_latest(run_, *in_.policy.model, *optimizer_)) {
+      start_step_ = point->step;
+      bad_in_row_ = point->trainer.value("bad_steps_in_row", 0);
+      bad_total_ = point->trainer.value("bad_steps", 0);
+      log::info(recipe_.run.name + ": resuming from " + point->checkpoint + " at step " +
                 std::to_string(start_step_));
     } else {
       log::warn(recipe_.run.name + ": --resume given but " + run_.path() +

@@ -8,9 +8,9 @@
 #include <set>
 #include <stdexcept>
 
-#include "corl/model/safetensors.h"  // defines: load_safetensors, save_safetensors
 #include "corl/util/error.h"
-#include "corl/util/fs.h"  // defines: read_file, write_file_atomic
+#include "corl/util/fs.h"           // defines: read_file, write_file_atomic
+#include "corl/util/safetensors.h"  // defines: load_safetensors, save_safetensors
 
 namespace corl::model {
 namespace fs = std::filesystem;
@@ -319,7 +319,7 @@ std::map<std::string, torch::Tensor> read_weights(const std::string& dir) {
   }
   std::map<std::string, torch::Tensor> weights;
   for (const auto& file : files) {
-    for (auto& [name, tensor] : load_safetensors(file).tensors) {
+    for (auto& [name, tensor] : util::load_safetensors(file).tensors) {
       if (!weights.emplace(name, tensor).second) {
         throw DataError(file + ": tensor " + name + " is also in another shard");
       }
@@ -400,14 +400,15 @@ void save_janus_hf(const std::string& dir, UnifiedModel& model, tokenize::VQMode
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) throw DataError(dir + ": cannot create folder: " + error.message());
-  NamedTensors tensors;
+  util::NamedTensors tensors;
   for (const auto& p : model->named_parameters()) {
     tensors.emplace_back(janus_hf_name(p.key()), p.value().detach().to(torch::kFloat32));
   }
   for (const auto& p : vq->named_parameters()) {
     tensors.emplace_back(janus_hf_vq_name(p.key()), p.value().detach().to(torch::kFloat32));
   }
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  util::save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors,
+                         {{"format", "pt"}});
   util::write_file_atomic((fs::path(dir) / "config.json").string(), config_json.dump(2) + "\n");
 }
 

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "corl/model/safetensors.h"  // defines: model::save_module, load_module, read_metadata
 #include "corl/util/error.h"
+#include "corl/util/safetensors.h"  // defines: util::save_module, load_module, read_metadata
 
 namespace corl::tokenize {
 namespace {
@@ -377,11 +377,11 @@ std::vector<cv::Mat> tensor_to_images(const torch::Tensor& images) {
 }
 
 void save_vq(VQModel& model, const std::string& path) {
-  model::save_module(*model, path, {{"vq_config", to_json(model->config).dump()}});
+  util::save_module(*model, path, {{"vq_config", to_json(model->config).dump()}});
 }
 
 VQModel load_vq(const std::string& path) {
-  const auto metadata = model::read_metadata(path);
+  const auto metadata = util::read_metadata(path);
   const auto it = metadata.find("vq_config");
   if (it == metadata.end()) throw DataError(path + ": no 'vq_config' in the metadata");
   nlohmann::json json;
@@ -391,7 +391,7 @@ VQModel load_vq(const std::string& path) {
     throw DataError(path + ": 'vq_config' is not JSON: " + e.what());
   }
   VQModel model(vq_config_from_json(json, path));
-  model::load_module(*model, path);
+  util::load_module(*model, path);
   return model;
 }
 

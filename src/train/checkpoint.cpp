@@ -6,10 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "corl/model/janus_hf.h"  // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
-#include "corl/model/safetensors.h"
+#include "corl/model/janus_hf.h"   // defines: load_janus_hf, save_janus_hf, is_janus_hf_folder
+#include "corl/train/optimizer.h"  // defines: move_optimizer_state
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::train {
 namespace fs = std::filesystem;
@@ -73,6 +74,27 @@ Policy load_hf_policy(const std::string& dir) {
   return policy;
 }
 
+// A stage started from a Hugging Face folder checkpoints in that layout, under transformers'
+// names; read back through the model they describe, its weights land in `model` by ours.
+void load_hf_weights(const std::string& dir, torch::nn::Module& model) {
+  const auto hf = model::load_janus_hf(dir);
+  const auto from = hf.model->named_parameters();
+  const auto from_buffers = hf.model->named_buffers();
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const torch::OrderedDict<std::string, torch::Tensor>& source,
+                  torch::OrderedDict<std::string, torch::Tensor> target) {
+    for (auto& item : target) {
+      const torch::Tensor* value = source.find(item.key());
+      if (value == nullptr || value->sizes() != item.value().sizes()) {
+        throw DataError(dir + ": does not hold the policy's " + item.key());
+      }
+      item.value().copy_(*value);
+    }
+  };
+  copy(from, model.named_parameters());
+  copy(from_buffers, model.named_buffers());
+}
+
 }  // namespace
 
 CheckpointSources checkpoint_sources(const Policy& policy) {
@@ -108,7 +130,7 @@ void save_checkpoint(const std::string& dir, model::UnifiedModel& model,
       if (fs::is_regular_file(from)) copy_file(from.string(), temp / name);
     }
   } else {
-    model::save_module(
+    util::save_module(
         *model, (temp / "model.safetensors").string(),
         {{"format", "corl-ulm"}, {"model_config", model::to_json(model->config).dump()}});
     copy_file(sources.text_model, temp / "text.model");
@@ -168,7 +190,7 @@ Policy load_policy(const std::string& path) {
   for (const char* name : {"model.safetensors", "text.model", "vq.safetensors", "trainer.json"}) {
     require_file(dir / name);
   }
-  const auto metadata = model::read_metadata((dir / "model.safetensors").string());
+  const auto metadata = util::read_metadata((dir / "model.safetensors").string());
   auto it = metadata.find("model_config");
   if (it == metadata.end()) {
     throw DataError((dir / "model.safetensors").string() + ": no model_config in its metadata");
@@ -181,7 +203,7 @@ Policy load_policy(const std::string& path) {
   }
   policy.model = model::UnifiedModel(
       model::model_config_from_json(config_json, (dir / "model.safetensors").string()));
-  model::load_module(*policy.model, (dir / "model.safetensors").string());
+  util::load_module(*policy.model, (dir / "model.safetensors").string());
   policy.model->eval();
   policy.text = std::make_shared<tokenize::TextTokenizer>((dir / "text.model").string());
   if (policy.text->vocab_size() != policy.model->config.vocab_size) {
@@ -211,6 +233,35 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
     throw DataError(path.string() +
                     ": cannot restore optimizer state: " + e.what_without_backtrace());
   }
+}
+
+std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
+                                         torch::optim::Optimizer& optimizer) {
+  const auto latest = latest_checkpoint(run.path());
+  if (!latest) {
+    run.drop_metrics_after(0);
+    return std::nullopt;
+  }
+  ResumePoint point;
+  point.checkpoint = *latest;
+  const fs::path dir(*latest);
+  require_file(dir / "trainer.json");
+  try {
+    point.trainer = nlohmann::json::parse(util::read_file((dir / "trainer.json").string()));
+    point.step = point.trainer.at("step").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError((dir / "trainer.json").string() + ": no step to resume from: " + e.what());
+  }
+  if (model::is_janus_hf_folder(*latest)) {
+    load_hf_weights(*latest, model);
+  } else {
+    util::load_module(model, (dir / "model.safetensors").string());
+  }
+  load_optimizer(*latest, optimizer);
+  const auto parameters = model.parameters();
+  if (!parameters.empty()) move_optimizer_state(optimizer, parameters.front().device());
+  run.drop_metrics_after(point.step);
+  return point;
 }
 
 }  // namespace corl::train

@@ -9,7 +9,6 @@
 #include "corl/data/dataset.h"
 #include "corl/data/world.h"
 #include "corl/model/inputs.h"
-#include "corl/model/safetensors.h"
 #include "corl/model/ulm.h"
 #include "corl/tokenize/vq.h"
 #include "corl/train/checkpoint.h"
@@ -21,39 +20,6 @@
 
 namespace corl::train {
 namespace fs = std::filesystem;
-
-void bind(config::Schema& s, OptimizerSection& o) {
-  s.add("optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate").range(0.0, 1.0);
-  s.add("optim.warmup_steps", &o.warmup_steps, "Steps of linear warm-up").range(0, 10000000);
-  s.add("optim.min_lr_ratio", &o.min_lr_ratio, "Cosine decay ends at learning_rate * this")
-      .range(0.0, 1.0);
-  s.add("optim.weight_decay", &o.weight_decay, "AdamW weight decay of matrices").range(0.0, 1.0);
-  s.add("optim.adam_beta1", &o.adam_beta1, "AdamW beta1").range(0.0, 0.9999);
-  s.add("optim.adam_beta2", &o.adam_beta2, "AdamW beta2").range(0.0, 0.99999);
-  s.add("optim.max_grad_norm", &o.max_grad_norm, "Gradient clipping norm (0: none)")
-      .range(0.0, 1e6);
-  s.add("optim.gradient_accumulation_steps", &o.gradient_accumulation_steps,
-        "Micro-batches per optimizer step")
-      .range(1, 4096);
-}
-
-void bind(config::Schema& s, EvalSection& e) {
-  s.add("eval.prompts", &e.prompts, "Held-out prompts whose images are judged at the end")
-      .range(0, 1000000);
-  s.add("eval.questions", &e.questions, "Held-out questions answered at the end").range(0, 1000000);
-  s.add("eval.cfg_weight", &e.cfg_weight, "Classifier-free guidance weight of the judged images")
-      .range(0.0, 100.0);
-  s.add("eval.temperature", &e.temperature, "Sampling temperature of the judged images")
-      .range(0.0, 100.0);
-  s.add("eval.max_new_tokens", &e.max_new_tokens, "Longest answer").range(1, 100000);
-  s.add("eval.batch_size", &e.batch_size, "Prompts or questions sampled at once").range(1, 100000);
-  s.add("eval.position_margin", &e.position_margin,
-        "Centres must differ by more than this (image-relative) for a relation to hold")
-      .range(0.0, 1.0);
-  s.add("eval.exclusive", &e.exclusive,
-        "The judge also fails an image that shows objects the prompt did not ask for "
-        "(ShapeWorld captions describe the whole scene; GenEval itself does not check this)");
-}
 
 void bind(config::Schema& s, PretrainRecipe& r) {
   config::bind(s, r.run);
@@ -100,51 +66,13 @@ void validate(const PretrainRecipe& r) {
   }
 }
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model,
-                                                    const OptimizerSection& o) {
-  std::vector<torch::Tensor> decay;
-  std::vector<torch::Tensor> no_decay;
-  for (const auto& p : model.named_parameters()) {
-    if (!p.value().requires_grad()) continue;
-    // Matrices decay; norms, biases and embedding tables do not.
-    const bool embedding = p.key().find("embed") != std::string::npos;
-    (p.value().dim() >= 2 && !embedding ? decay : no_decay).push_back(p.value());
-  }
-  auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
-                                                            .betas({o.adam_beta1, o.adam_beta2})
-                                                            .weight_decay(wd));
-  };
-  return std::make_unique<torch::optim::AdamW>(
-      std::vector<torch::optim::OptimizerParamGroup>{
-          torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
-          torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
-      torch::optim::AdamWOptions(o.learning_rate));
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  }
-}
-
-double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
-  if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
-  const double progress =
-      total_steps > o.warmup_steps
-          ? static_cast<double>(step - o.warmup_steps) / std::max(1, total_steps - o.warmup_steps)
-          : 1.0;
-  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
-  return o.learning_rate * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
-}
-
 namespace {
 
 // Everything a step draws from, kept in memory: images once as uint8, their VQ codes once.
 struct TrainingSet {
   std::vector<data::Record> records;
-  torch::Tensor images;  // [N, 3, H, W] uint8 at the model's image size
-  torch::Tensor codes;   // [N, image_tokens] int64
+  torch::Tensor images;               // [N, 3, H, W] uint8 at the model's image size
+  torch::Tensor codes;                // [N, image_tokens] int64
   std::vector<std::string> captions;  // what each row's caption sequence teaches
 };
 
@@ -218,12 +146,10 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   const auto& o = recipe.optim;
   int start_step = 0;
   if (resume) {
-    if (auto latest = latest_checkpoint(run.path())) {
-      model::load_module(*model, *latest + "/model.safetensors");
-      load_optimizer(*latest, optimizer);
-      const auto trainer = nlohmann::json::parse(util::read_file(*latest + "/trainer.json"));
-      start_step = trainer.at("step").get<int>();
-      log::info("pretrain: resuming from " + *latest + " at step " + std::to_string(start_step));
+    if (auto point = resume_latest(run, *model, optimizer)) {
+      start_step = point->step;
+      log::info("pretrain: resuming from " + point->checkpoint + " at step " +
+                std::to_string(start_step));
     } else {
       log::warn("pretrain: --resume given but " + run.path() + " has no checkpoint; starting anew");
     }

@@ -1,6 +1,7 @@
 #include "corl/util/run_dir.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
@@ -29,6 +30,30 @@ void RunDir::metric(nlohmann::json row) {
   row["time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   metrics_ << row.dump() << '\n';
   metrics_.flush();
+}
+
+int RunDir::drop_metrics_after(int step) {
+  if (!writer_) return 0;
+  metrics_.close();
+  std::istringstream lines(read_file(file("metrics.jsonl")));
+  std::string kept;
+  int dropped = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = row.is_object() && row.contains("step") && row["step"].is_number() &&
+                       row["step"].get<double>() > step;
+    if (row.is_discarded() || later) {
+      ++dropped;
+    } else {
+      kept += line + '\n';
+    }
+  }
+  write_file_atomic(file("metrics.jsonl"), kept);
+  // The old stream still points at the file the rename replaced.
+  metrics_.open(file("metrics.jsonl"), std::ios::app);
+  if (!metrics_) throw DataError(file("metrics.jsonl") + ": cannot open for writing");
+  return dropped;
 }
 
 std::string run_path(const std::string& out, const std::string& name) {

@@ -23,6 +23,7 @@
 #include "corl/data/dataset.h"
 #include "corl/data/geneval.h"
 #include "corl/train/checkpoint.h"
+#include "corl/train/evaluate.h"
 
 namespace corl::eval {
 
@@ -53,18 +54,9 @@ struct EvalRecipe {
 void bind(config::Schema& schema, EvalRecipe& recipe);
 void validate(const EvalRecipe& recipe);
 
-// One suite's items, fixed before any model sees them.
-struct GenevalItem {
-  std::string prompt;
-  data::PromptSpec spec;
-};
-struct QuestionItem {
-  cv::Mat image;  // RGB uint8
-  std::string problem;
-  std::string solution;
-  std::string qa_type;  // "MC" | "OE"
-  std::string kind;     // count, color, shape, position, existence (may be empty for real data)
-};
+// One suite's items, fixed before any model sees them; judged as train::evaluate_tasks judges.
+using train::GenevalItem;
+using train::QuestionItem;
 struct Suites {
   std::vector<GenevalItem> geneval;
   std::vector<QuestionItem> mcq;
@@ -76,11 +68,7 @@ struct Suites {
 Suites build_suites(const EvalRecipe& recipe);
 
 // What a suite run keeps for the report besides its figures.
-struct JudgedImage {
-  cv::Mat image;
-  bool correct = false;
-  std::string reason;
-};
+using train::JudgedImage;
 struct GenevalShowcase {
   std::string category;
   std::string prompt;

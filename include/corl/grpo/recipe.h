@@ -16,7 +16,8 @@
 #include "corl/ops/group_advantages.h"
 #include "corl/reward/reward.h"
 #include "corl/rollout/rollout.h"
-#include "corl/train/pretrain.h"
+#include "corl/train/evaluate.h"
+#include "corl/train/optimizer.h"
 
 namespace corl::grpo {
 

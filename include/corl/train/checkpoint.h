@@ -24,6 +24,7 @@
 #include "corl/model/ulm.h"
 #include "corl/tokenize/text_tokenizer.h"
 #include "corl/tokenize/vq.h"
+#include "corl/util/run_dir.h"
 
 namespace corl::train {
 
@@ -66,5 +67,22 @@ std::string step_checkpoint(const std::string& run_dir, int step);
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // Restores optimizer state saved by save_checkpoint.
 void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& optimizer);
+
+// Where a resumed run goes on from.
+struct ResumePoint {
+  std::string checkpoint;  // RUN/checkpoints/step-N
+  int step = 0;            // N, the optimizer steps it holds
+  nlohmann::json trainer;  // its trainer.json, with the trainer's own figures
+};
+
+// The one resume of every trainer (pretraining and the GRPO stages): restores `model`'s weights
+// and `optimizer`'s state (on the device of the model's parameters) from the run's latest
+// checkpoints/step-N, and drops the metrics.jsonl lines of steps after N (RunDir::
+// drop_metrics_after), so that each step is logged once although a killed run logged some past
+// its checkpoint. Without a checkpoint it returns nullopt, having dropped every line of a step:
+// the run starts again from step 0. Throws corl::DataError naming the file that is missing or
+// does not match.
+std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
+                                         torch::optim::Optimizer& optimizer);
 
 }  // namespace corl::train

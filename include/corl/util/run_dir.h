@@ -24,6 +24,12 @@ class RunDir {
   // Appends one line to metrics.jsonl, with the seconds since the run began as "time";
   // flushed at once so that a killed run keeps every line it logged.
   void metric(nlohmann::json row);
+  // Drops the metrics.jsonl lines of steps after `step`, which a killed run logged past the
+  // checkpoint a resumed run goes on from and which the resumed run logs again. A line without a
+  // "step" (a command's own summary) is kept; one that is not JSON, a write a kill cut short, is
+  // dropped. The file is replaced atomically and appended to from then on. Returns the number of
+  // lines dropped (0 for a non-writing RunDir, which writes nothing).
+  int drop_metrics_after(int step);
 
  private:
   std::string path_;

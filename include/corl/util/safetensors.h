@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace corl::model {
+namespace corl::util {
 
 // Tensors in file order; names are dotted as torch::nn::Module gives them, e.g.
 // "language_model.model.layers.0.self_attn.q_proj.weight".
@@ -52,4 +52,4 @@ void save_module(const torch::nn::Module& module, const std::string& path,
 // device. Returns the file's metadata.
 std::map<std::string, std::string> load_module(torch::nn::Module& module, const std::string& path);
 
-}  // namespace corl::model
+}  // namespace corl::util

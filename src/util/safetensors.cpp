@@ -1,4 +1,4 @@
-#include "corl/model/safetensors.h"
+#include "corl/util/safetensors.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -21,7 +21,7 @@
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors I/O assumes a little-endian host");
 
-namespace corl::model {
+namespace corl::util {
 namespace {
 
 namespace fs = std::filesystem;
@@ -406,4 +406,4 @@ std::map<std::string, std::string> load_module(torch::nn::Module& module, const 
   return file.metadata;
 }
 
-}  // namespace corl::model
+}  // namespace corl::util

@@ -6,11 +6,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "corl/model/safetensors.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
+#include "corl/util/safetensors.h"
 
-namespace corl::model {
+namespace corl::util {
 namespace {
 
 namespace fs = std::filesystem;
@@ -336,4 +336,4 @@ TEST_F(SafetensorsTest, InteroperatesWithPythonSafetensors) {
 }
 
 }  // namespace
-}  // namespace corl::model
+}  // namespace corl::util

@@ -1,0 +1,74 @@
+#include "corl/train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace corl::train {
+
+void bind(config::Schema& s, OptimizerSection& o) {
+  s.add("optim.learning_rate", &o.learning_rate, "Peak AdamW learning rate").range(0.0, 1.0);
+  s.add("optim.warmup_steps", &o.warmup_steps, "Steps of linear warm-up").range(0, 10000000);
+  s.add("optim.min_lr_ratio", &o.min_lr_ratio, "Cosine decay ends at learning_rate * this")
+      .range(0.0, 1.0);
+  s.add("optim.weight_decay", &o.weight_decay, "AdamW weight decay of matrices").range(0.0, 1.0);
+  s.add("optim.adam_beta1", &o.adam_beta1, "AdamW beta1").range(0.0, 0.9999);
+  s.add("optim.adam_beta2", &o.adam_beta2, "AdamW beta2").range(0.0, 0.99999);
+  s.add("optim.max_grad_norm", &o.max_grad_norm, "Gradient clipping norm (0: none)")
+      .range(0.0, 1e6);
+  s.add("optim.gradient_accumulation_steps", &o.gradient_accumulation_steps,
+        "Micro-batches per optimizer step")
+      .range(1, 4096);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model,
+                                                    const OptimizerSection& o) {
+  std::vector<torch::Tensor> decay;
+  std::vector<torch::Tensor> no_decay;
+  for (const auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    // Decay pulls a weight towards zero; that regularises a matrix, but a norm's scale, a bias or
+    // an embedding row would only be dragged off the value it needs.
+    const bool embedding = p.key().find("embed") != std::string::npos;
+    (p.value().dim() >= 2 && !embedding ? decay : no_decay).push_back(p.value());
+  }
+  auto adamw = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
+                                                            .betas({o.adam_beta1, o.adam_beta2})
+                                                            .weight_decay(wd));
+  };
+  return std::make_unique<torch::optim::AdamW>(
+      std::vector<torch::optim::OptimizerParamGroup>{
+          torch::optim::OptimizerParamGroup(decay, adamw(o.weight_decay)),
+          torch::optim::OptimizerParamGroup(no_decay, adamw(0.0))},
+      torch::optim::AdamWOptions(o.learning_rate));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+}
+
+double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
+  if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
+  const double progress =
+      total_steps > o.warmup_steps
+          ? static_cast<double>(step - o.warmup_steps) / std::max(1, total_steps - o.warmup_steps)
+          : 1.0;
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  return o.learning_rate * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
+}
+
+void move_optimizer_state(torch::optim::Optimizer& optimizer, torch::Device device) {
+  for (auto& [key, state] : optimizer.state()) {
+    auto* s = dynamic_cast<torch::optim::AdamWParamState*>(state.get());
+    if (s == nullptr) continue;  // make_optimizer builds AdamW only
+    s->exp_avg(s->exp_avg().to(device));
+    s->exp_avg_sq(s->exp_avg_sq().to(device));
+    if (s->max_exp_avg_sq().defined()) s->max_exp_avg_sq(s->max_exp_avg_sq().to(device));
+  }
+}
+
+}  // namespace corl::train
