@@ -10,7 +10,7 @@ namespace corl::grpo {
 void bind(config::Schema& s, GrpoRecipe& r) {
   config::bind(s, r.run);
   s.add("run.device", &r.device,
-        "Where the policy and the KL reference run: cpu, or cuda (the first visible GPU); "
+        "Where the policy and the KL reference run: cpu, or cuda (the GPU LOCAL_RANK names); "
         "rewards and the detector stay on the CPU")
       .choices({"cpu", "cuda"});
   s.add("run.autocast", &r.autocast,
