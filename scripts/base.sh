@@ -42,5 +42,6 @@ curve+=(--ckpt "$OUT/pretrain/final")
 [[ -s $OUT/eval/results.json ]] ||
   "$CORL" eval --config configs/eval.yaml --suite all --set world="$OUT/data/recipe.yaml" \
     --ckpt "$OUT/pretrain/final" --out "$OUT/eval"
-.venv/bin/python scripts/results_table.py "$OUT/curve/results.json" --baseline step-00001000
+.venv/bin/python scripts/results_table.py "$OUT/curve/results.json" --baseline pretrain@step-00001000
 echo "base: $OUT/pretrain/final; curve in $OUT/curve, held-out figures in $OUT/eval"
+echo "base: scripts/release_base.py $OUT models/shapeworld-base packs the release"
