@@ -2,7 +2,7 @@
 # Paired controls for the quickstart's GRPO stages: each stage again from the same model with the
 # same seed at learning rate 1e-9, so it sees the same prompts, questions and rollout seeds and
 # does not learn. The difference from its control, step by step, is what the stage's training
-# bought, free of the prompts' own drift (docs/method.md, "What is known").
+# bought, free of the prompts' own drift (docs/experiments.md).
 #
 #   scripts/controls.sh [--threads N]   (after scripts/quickstart.sh; reuses finished controls)
 #
