@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "corl/data/render.h"
+#include "test_images.h"
 
 namespace corl::reward {
 namespace {
@@ -51,15 +52,8 @@ TEST(RewardRegistry, RewardOfTheOtherTaskIsNamedAsSuch) {
       << answer_error;
 }
 
-cv::Mat constant(int side, int value) {
-  return cv::Mat(side, side, CV_8UC3, cv::Scalar(value, value, value));
-}
-
-cv::Mat noise(int side, std::uint64_t seed) {
-  cv::Mat image(side, side, CV_8UC3);
-  cv::RNG(seed).fill(image, cv::RNG::UNIFORM, 0, 256);
-  return image;
-}
+using corl::testing::constant_image;
+using corl::testing::noise_image;
 
 ImageCase cycle_case(const std::string& prompt, const std::string& caption, cv::Mat real,
                      cv::Mat image) {
@@ -79,7 +73,7 @@ RewardOptions cycle_options(const std::string& text, const std::string& image) {
 }
 
 TEST(CycleReward, PerfectCaptionAndImageScoreTwo) {
-  const cv::Mat image = noise(16, 2);
+  const cv::Mat image = noise_image(16, 2);
   const auto c = cycle_case("a red circle", "A red circle.", image, image.clone());
   for (const std::string text : {"f1", "jaccard"}) {
     for (const std::string metric : {"rmse", "ssim"}) {
@@ -96,7 +90,8 @@ TEST(CycleReward, HandWorkedPartialCase) {
   // so F1 = 2/3; Jaccard = 2 / |{a, red, blue, circle}| = 1/2.
   // Generated black vs real grey 51: RMSE 0.2, image part 0.8; SSIM of flat images
   // C1 / (0.04 + C1) = 0.0001 / 0.0401.
-  const auto c = cycle_case("a red circle", "a blue circle", constant(16, 51), constant(16, 0));
+  const auto c =
+      cycle_case("a red circle", "a blue circle", constant_image(16, 51), constant_image(16, 0));
   EXPECT_NEAR(make_image_reward("cycle", cycle_options("f1", "rmse"))->score(c), 2.0 / 3.0 + 0.8,
               1e-9);
   EXPECT_NEAR(make_image_reward("cycle", cycle_options("jaccard", "rmse"))->score(c), 0.5 + 0.8,
@@ -106,7 +101,7 @@ TEST(CycleReward, HandWorkedPartialCase) {
 }
 
 TEST(CycleReward, AnticorrelatedImageEarnsNothing) {
-  const cv::Mat image = noise(32, 5);
+  const cv::Mat image = noise_image(32, 5);
   cv::Mat inverse;
   cv::bitwise_not(image, inverse);
   const auto c = cycle_case("a red circle", "a red circle", image, inverse);
@@ -115,12 +110,13 @@ TEST(CycleReward, AnticorrelatedImageEarnsNothing) {
 
 TEST(CycleReward, RealImageIsResizedToTheGeneratedOne) {
   // A flat 32 px real image stays flat at 16 px under area interpolation.
-  const auto c = cycle_case("a red circle", "a red circle", constant(32, 51), constant(16, 0));
+  const auto c =
+      cycle_case("a red circle", "a red circle", constant_image(32, 51), constant_image(16, 0));
   EXPECT_NEAR(make_image_reward("cycle", RewardOptions{})->score(c), 1.0 + 0.8, 1e-9);
 }
 
 TEST(CycleReward, NoRealImageMeansNoImageCredit) {
-  const auto c = cycle_case("a red circle", "a circle", cv::Mat(), constant(16, 0));
+  const auto c = cycle_case("a red circle", "a circle", cv::Mat(), constant_image(16, 0));
   // F1: common {a, circle} = 2; P = 2/2, R = 2/3, F1 = 2 (2/3) / (5/3) = 4/5.
   EXPECT_NEAR(make_image_reward("cycle", RewardOptions{})->score(c), 0.8, 1e-12);
 }
@@ -194,7 +190,7 @@ TEST(GenevalReward, RowWithoutSpecIsAnError) {
   EXPECT_FALSE(geneval->needs_caption());
   EXPECT_FALSE(geneval->needs_hidden());
   ImageCase c;
-  c.image = constant(kResolution, 0);
+  c.image = constant_image(kResolution, 0);
   try {
     geneval->score(c);
     FAIL() << "expected std::invalid_argument";
