@@ -164,7 +164,8 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
                                   gathered.data_ptr<int64_t>() + gathered.numel());
   batch.kept_groups = std::count(kept.begin(), kept.end(), 1);
   const auto cuts = dist::micro_batches(kept, recipe.optim.gradient_accumulation_steps);
-  auto counts = torch::zeros({static_cast<int64_t>(cuts.size()), 4}, torch::kDouble);
+  // Per micro-batch: image rollouts, image tokens, answer rollouts, answer tokens.
+  std::vector<double> counts(4 * cuts.size(), 0.0);
   for (size_t m = 0; m < cuts.size(); ++m) {
     MicroBatch micro;
     for (int64_t g : cuts[m]) {
@@ -174,17 +175,18 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
     }
     for (int64_t i : micro.rollouts) {
       if (makes_images(recipe)) {
-        counts[m][0] += 1.0;
-        counts[m][1] += static_cast<double>(image_tokens);
+        counts[4 * m] += 1.0;
+        counts[4 * m + 1] += static_cast<double>(image_tokens);
       }
       if (makes_answers(recipe)) {
-        counts[m][2] += 1.0;
-        counts[m][3] += static_cast<double>(batch.answers.lengths[i]);
+        counts[4 * m + 2] += 1.0;
+        counts[4 * m + 3] += static_cast<double>(batch.answers.lengths[i]);
       }
     }
     batch.micro.push_back(std::move(micro));
   }
-  std::vector<torch::Tensor> sums{counts};
+  std::vector<torch::Tensor> sums{
+      torch::tensor(counts, torch::kDouble).reshape({static_cast<int64_t>(cuts.size()), 4})};
   group.all_reduce_sum(sums);
   const auto c = sums[0].accessor<double, 2>();
   for (size_t m = 0; m < batch.micro.size(); ++m) {
