@@ -74,8 +74,9 @@ def card(run, results, curve):
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores (LibTorch threads as in base.yaml).",
         f"- Pretraining: {seconds(os.path.join(run, 'pretrain/metrics.jsonl')) / 3600:.2f} h; "
         f"tokenizers {seconds(os.path.join(run, 'tokenizer/metrics.jsonl')) / 60:.1f} min.",
-        "- Reproduce: `scripts/base.sh` (or `scripts/quickstart.sh --from-scratch`); the recipes "
-        "it resolved are world.yaml, tokenizers.yaml and base.yaml here.",
+        "- Reproduce: `scripts/base.sh`; the recipes it resolved (with the run's own paths) are "
+        "world.yaml, tokenizers.yaml and base.yaml here. The time above is wall time, including "
+        "any time the machine spent on other work beside the run.",
         "",
         "## What it scores (default held-out suites, configs/eval.yaml)",
         "",
