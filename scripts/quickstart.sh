@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The embedded default pipeline on a fresh machine: set-up and build, then
-#   data -> tokenizers -> pretrain (base) -> unified stage -> refined t2i, mcq and oe stages
-#   -> merge of mcq and oe -> corl eval --suite all on every model -> runs/eval/report.html
+#   data -> the released base (models/shapeworld-base, its SHA256SUMS checked) -> unified stage
+#   -> refined t2i, mcq and oe stages -> merge of mcq and oe -> corl eval --suite all on every
+#   model -> runs/eval/report.html
 #
-#   scripts/quickstart.sh           # reuses every stage already finished for the same recipe
-#   scripts/quickstart.sh --fresh   # redoes every stage
+#   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
+#   scripts/quickstart.sh --fresh         # redoes every stage
+#   scripts/quickstart.sh --from-scratch  # first reproduces the base (scripts/base.sh: hours)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   --fresh) export FRESH=1 ;;
+  --from-scratch) FROM_SCRATCH=1 ;;
   "") ;;
-  *) echo "usage: scripts/quickstart.sh [--fresh]" >&2; exit 2 ;;
+  *) echo "usage: scripts/quickstart.sh [--fresh | --from-scratch]" >&2; exit 2 ;;
 esac
 scripts/setup.sh
 CORL=${BUILD_DIR:-build}/corl
@@ -20,10 +23,18 @@ source scripts/lib/stages.sh
 STAGE_CHAIN=$(sha256sum "$CORL" | cut -d' ' -f1)
 
 stage runs/data configs/world.yaml "$CORL" data --config configs/world.yaml
-stage runs/tokenizer configs/tokenizers.yaml "$CORL" tokenizer --config configs/tokenizers.yaml
-stage runs/pretrain configs/pretrain.yaml "$CORL" pretrain --config configs/pretrain.yaml
+if [[ -n ${FROM_SCRATCH:-} ]]; then
+  scripts/base.sh
+  BASE=runs/base/pretrain/final BASE_NAME=pretrain
+else
+  BASE=models/shapeworld-base BASE_NAME=shapeworld-base
+  (cd "$BASE" && sha256sum --quiet -c SHA256SUMS) ||
+    { echo "quickstart: $BASE does not match its SHA256SUMS" >&2; exit 1; }
+fi
+# The base is part of every later stage's recipe.
+STAGE_CHAIN="$STAGE_CHAIN $(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1)"
 stage runs/unified configs/unified.yaml \
-  "$CORL" train --config configs/unified.yaml --init runs/pretrain
+  "$CORL" train --config configs/unified.yaml --init "$BASE"
 for task in t2i mcq oe; do
   stage "runs/refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified
@@ -32,12 +43,12 @@ stage runs/merged - \
   "$CORL" merge --inputs runs/refine_mcq runs/refine_oe --weights 0.5 0.5 --out runs/merged/final
 stage runs/eval configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
-  --ckpt runs/pretrain --ckpt runs/unified --ckpt runs/refine_t2i --ckpt runs/refine_mcq \
+  --ckpt "$BASE" --ckpt runs/unified --ckpt runs/refine_t2i --ckpt runs/refine_mcq \
   --ckpt runs/refine_oe --ckpt runs/merged/final
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
-.venv/bin/python scripts/results_table.py runs/eval/results.json --baseline pretrain \
-  --labels "pretrain=base,unified=unified,refine_t2i=unified + refined t2i,refine_mcq=unified + refined mcq,refine_oe=unified + refined oe,merged=unified + refined mcq+oe (merged)" \
+.venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
+  --labels "$BASE_NAME=base,unified=unified,refine_t2i=unified + refined t2i,refine_mcq=unified + refined mcq,refine_oe=unified + refined oe,merged=unified + refined mcq+oe (merged)" \
   | tee runs/eval/table.md
 echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"
