@@ -7,7 +7,6 @@
 #include "corl/dist/data_parallel.h"
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
-#include "corl/util/log.h"
 
 namespace corl::grpo {
 namespace {

@@ -17,7 +17,6 @@
 #include "corl/train/evaluate.h"
 #include "corl/train/optimizer.h"  // defines: make_optimizer, learning_rate_at, set_learning_rate
 #include "corl/util/error.h"
-#include "corl/util/fs.h"
 #include "corl/util/log.h"
 #include "corl/util/progress.h"
 

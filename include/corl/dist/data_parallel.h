@@ -5,9 +5,9 @@
 // process with that batch would draw them. Rank r rolls out groups r, r + W, r + 2W, ... (round
 // robin, W the world size): a group is never split, so its advantages need no communication.
 // The micro-batches of gradient accumulation are those of the single process, over the global
-// batch's kept groups; each rank trains on its members of each, and every loss normaliser
-// counts all ranks' members. Summing the ranks' gradients then gives exactly the gradient of
-// the single-process loss.
+// batch's kept groups; each rank trains on its members of each, and the loss divides by the
+// whole step's counts over every rank (grpo/loss.h). Summing the ranks' gradients then gives
+// the single-process gradient, up to float reassociation.
 #pragma once
 
 #include <cstdint>
