@@ -1,48 +1,63 @@
 #!/usr/bin/env bash
-# The paper's ablation on ShapeWorld: which stages buy which gains, and whether training one task
-# moves the other. Every model is evaluated on the same held-out suites; the table goes to
-# runs/ablation/table.md (and, by hand, into docs/results.md).
+# The paper's ablation on ShapeWorld: which stages buy which gains, whether training one task
+# moves the other, and what this project's extra rewards add to the paper's own. Every model is
+# evaluated on the same held-out suites; the table goes to runs/ablation/table.md (and, by hand,
+# into docs/results.md).
 #
-#   base                 the pretrained model (shared with the quickstart: runs/pretrain)
+#   base                 the quickstart's base (models/shapeworld-base, or runs/base's with
+#                        --from-scratch)
 #   unified              CoRL stage 1 only (runs/unified)
 #   refined              stage 2 only, from the base: t2i, and the merge of mcq and oe
 #   unified + refined    stage 1 then stage 2 (the quickstart's models)
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
+#   paper's rewards      the unified recipe with the paper's rewards alone: cycle and tim for
+#                        images, accuracy and format for answers (no geneval, no perception)
 #
-#   scripts/ablation.sh [--fresh]     (runs the quickstart's stages first; reuses finished ones)
+#   scripts/ablation.sh [--fresh | --from-scratch]   (runs the quickstart first; reuses what is
+#                                                      finished)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/quickstart.sh "$@"
 [[ ${1:-} == --fresh ]] && export FRESH=1
+if [[ ${1:-} == --from-scratch ]]; then
+  BASE=runs/base/pretrain/final BASE_NAME=pretrain
+else
+  BASE=models/shapeworld-base BASE_NAME=shapeworld-base
+fi
 CORL=${BUILD_DIR:-build}/corl
 source scripts/lib/stages.sh
 A=runs/ablation
 start=$SECONDS
 
-# The quickstart's stamps lead the chain: a changed base or unified model redoes what follows.
-STAGE_CHAIN="$(cat runs/pretrain/.stage runs/unified/.stage)"
+# The base's weights and the quickstart's unified stamp lead the chain: a changed base or unified
+# model redoes what follows.
+STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/unified/.stage)"
 for task in t2i mcq oe; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
-    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/pretrain \
+    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
     --out "$A/base_refine_$task"
 done
 stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
   --weights 0.5 0.5 --out "$A/base_merged/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe).
 stage "$A/only_t2i" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init runs/pretrain --set task=t2i --set "grpo.reward_funcs=[geneval]" \
+  --init "$BASE" --set task=t2i --set "grpo.reward_funcs=[geneval]" \
   --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i"
 stage "$A/only_mm2t" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init runs/pretrain --set task=mm2t \
+  --init "$BASE" --set task=mm2t \
   --set "grpo.reward_funcs=[accuracy, format, perception]" \
   --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t"
+# The paper's rewards alone (its Eq. for T2I: cycle + tim; for MM2T: accuracy + format).
+stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+  --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
+  --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards"
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
-  --out "$A/eval" --ckpt runs/pretrain --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
+  --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \
-  --ckpt "$A/only_t2i" --ckpt "$A/only_mm2t"
+  --ckpt "$A/only_t2i" --ckpt "$A/only_mm2t" --ckpt "$A/paper_rewards"
 
-.venv/bin/python scripts/results_table.py "$A/eval/results.json" --baseline pretrain \
-  --labels "pretrain=base,unified=unified,base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base),refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged,only_t2i=t2i-only RL,only_mm2t=mm2t-only RL" \
+.venv/bin/python scripts/results_table.py "$A/eval/results.json" --baseline "$BASE_NAME" \
+  --labels "$BASE_NAME=base,unified=unified,base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base),refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged,only_t2i=t2i-only RL,only_mm2t=mm2t-only RL,paper_rewards=unified with the paper's rewards" \
   | tee "$A/table.md"
 echo "ablation: $((SECONDS - start)) s after the quickstart; table in $A/table.md, report in $A/eval/report.html"

@@ -17,6 +17,8 @@
 #   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 8 files,
 #                                      # within what the device tool brings back (8)
 #   STEPS="build tests" scripts/device_check.sh    # a subset, in this order
+#   BUILD=.devbin STEPS="tests bench dist train" scripts/device_check.sh
+#                                      # programs built on a CPU machine (scripts/device_build.sh)
 #
 # On a CPU machine, its non-GPU parts can be checked: STEPS=configure (with CMAKE_ARGS, e.g.
 # -DCMAKE_IGNORE_PREFIX_PATH=/usr to make sure only .device is used), and the train step's
@@ -49,6 +51,10 @@ wants() { [[ " $STEPS " == *" $1 "* ]]; }
 # The carried libraries (OpenCV's BLAS and LAPACK, GLX, ...) for the build's test discovery and
 # for every program below; the image's own C/C++ runtimes and zlib are not among them.
 export LD_LIBRARY_PATH=$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Programs built on another machine against the same torch (BUILD=DIR, STEPS without configure
+# and build) find this machine's LibTorch through the path, not through their own run path.
+TORCH_LIB=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null) &&
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$TORCH_LIB
 
 say "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 |

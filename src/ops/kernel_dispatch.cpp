@@ -141,7 +141,7 @@ kernels::GrpoLossInputs kernel_inputs(const torch::Tensor& logp, const torch::Te
                                       const torch::Tensor& weight) {
   return {logp.data_ptr<float>(),
           old_logp.data_ptr<float>(),
-          ref_logp.defined() ? ref_logp.data_ptr<float>() : nullptr,
+          ref_logp.numel() > 0 ? ref_logp.data_ptr<float>() : nullptr,
           advantages.data_ptr<float>(),
           weight.data_ptr<float>(),
           logp.size(0),
@@ -180,8 +180,7 @@ struct GrpoLossFunction : public torch::autograd::Function<GrpoLossFunction> {
         "grpo_loss");
     side->per_token = per_token;
     side->stats = stats;
-    ctx->save_for_backward({logp, old_logp, ref_logp.defined() ? ref_logp : torch::Tensor(),
-                            advantages, weight, row_weight, denominator});
+    ctx->save_for_backward({logp, old_logp, ref_logp, advantages, weight, row_weight, denominator});
     ctx->saved_data["epsilon_low"] = options.epsilon_low;
     ctx->saved_data["epsilon_high"] = options.epsilon_high;
     ctx->saved_data["beta"] = options.beta;
@@ -237,7 +236,11 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
   const auto f32 = [&](const torch::Tensor& t) {
     return t.defined() ? t.detach().to(logp.device(), torch::kFloat32).contiguous() : t;
   };
-  const torch::Tensor ref = options.beta > 0.0 ? f32(ref_logp) : torch::Tensor();
+  // Without a KL term the reference is an empty tensor, never an undefined one: autograd's
+  // Function::apply records every tensor argument's device, and an undefined tensor has none.
+  const torch::Tensor ref = options.beta > 0.0
+                                ? f32(ref_logp)
+                                : torch::empty({0}, logp.options().dtype(torch::kFloat32));
   GrpoLossSideOutputs side;
   GrpoLoss out;
   out.loss = GrpoLossFunction::apply(logp.contiguous(), f32(old_logp), ref, f32(advantages),

@@ -189,7 +189,9 @@ void check_grpo_loss(Aggregation aggregation, double beta, double normaliser) {
   options.normaliser = normaliser;
 
   auto run = [&](torch::ScalarType dtype, torch::Device device, torch::Tensor& grad) {
-    torch::Tensor x = logp.to(device, dtype).requires_grad_(true);
+    // A copy even where device and dtype match: a leaf of its own, never logp itself.
+    torch::Tensor x =
+        logp.to(device, dtype, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
     GrpoLoss out = grpo_loss(x, old_logp.to(device, dtype), ref_logp.to(device, dtype),
                              advantages.to(device, dtype), mask.to(device, dtype), options);
     out.loss.backward();
