@@ -14,6 +14,7 @@
 #endif
 
 #include "corl/util/error.h"
+#include "corl/util/log.h"
 
 namespace corl::dist {
 namespace {
@@ -158,7 +159,17 @@ ProcessGroup::ProcessGroup(const RankEnv& env, const std::string& backend,
   }
 }
 
-ProcessGroup::~ProcessGroup() = default;
+ProcessGroup::~ProcessGroup() {
+  // A normal exit shuts the backend down (NCCL's communicators; a no-op for Gloo) rather than
+  // leaving it to the destructor, which warns and may hang on a communicator still in use.
+  if (!impl_ || !impl_->backend) return;
+  try {
+    impl_->backend->shutdown();
+  } catch (const std::exception& e) {
+    log::warn("dist: rank " + std::to_string(rank_) + ": shutting the " + backend_name_ +
+              " backend down failed: " + e.what());
+  }
+}
 
 namespace {
 
