@@ -293,15 +293,16 @@ TEST(GenevalMetadata, ReadsGenevalsOwnLinesAsShapeWorldSpecs) {
   EXPECT_EQ(specs[4].include.at(1).color, Color::kYellow);
 
   // Judged: the circle at x = 0.2 is left of the square at 0.8; swapped, it is not.
-  const Scene left{{at(Shape::kCircle, Color::kRed, 0.2, 0.5), at(Shape::kSquare, Color::kBlue,
-                                                                   0.8, 0.5)}};
-  const Scene right{{at(Shape::kCircle, Color::kRed, 0.8, 0.5), at(Shape::kSquare, Color::kBlue,
-                                                                    0.2, 0.5)}};
+  const Scene left{
+      {at(Shape::kCircle, Color::kRed, 0.2, 0.5), at(Shape::kSquare, Color::kBlue, 0.8, 0.5)}};
+  const Scene right{
+      {at(Shape::kCircle, Color::kRed, 0.8, 0.5), at(Shape::kSquare, Color::kBlue, 0.2, 0.5)}};
   EXPECT_TRUE(judge(specs[3], left).correct);
   EXPECT_FALSE(judge(specs[3], right).correct);
   // Four triangles fail "exactly three"; three pass.
   Scene triangles;
-  for (double x : {0.2, 0.4, 0.6}) triangles.objects.push_back(at(Shape::kTriangle, Color::kRed, x, 0.5));
+  for (double x : {0.2, 0.4, 0.6})
+    triangles.objects.push_back(at(Shape::kTriangle, Color::kRed, x, 0.5));
   EXPECT_TRUE(judge(specs[1], triangles).correct);
   triangles.objects.push_back(at(Shape::kTriangle, Color::kRed, 0.8, 0.5));
   EXPECT_FALSE(judge(specs[1], triangles).correct);
@@ -327,8 +328,8 @@ TEST(GenevalMetadata, CocoClassesAreNotJudgedAndMalformedLinesNameWhere) {
       R"({"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"})");
   EXPECT_FALSE(spec_from_geneval(coco, "m.jsonl:1", why));
   EXPECT_NE(why.find("bench"), std::string::npos);
-  const auto no_count =
-      nlohmann::json::parse(R"({"tag": "colors", "include": [{"class": "circle"}], "prompt": "x"})");
+  const auto no_count = nlohmann::json::parse(
+      R"({"tag": "colors", "include": [{"class": "circle"}], "prompt": "x"})");
   try {
     spec_from_geneval(no_count, "m.jsonl:2", why);
     FAIL() << "a requirement without a count was accepted";

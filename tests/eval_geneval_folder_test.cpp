@@ -73,13 +73,13 @@ TEST(GenevalLayout, FiveDigitNamesAndMakeGridsLayout) {
   const cv::Mat grid = image_grid(images, 2);
   EXPECT_EQ(grid.rows, 14);
   EXPECT_EQ(grid.cols, 16);
-  EXPECT_EQ(grid.at<cv::Vec3b>(2, 2)[0], 10);    // image 0 at (2, 2)
-  EXPECT_EQ(grid.at<cv::Vec3b>(2, 9)[0], 20);    // image 1 at (2, 2 + 7)
-  EXPECT_EQ(grid.at<cv::Vec3b>(8, 2)[0], 30);    // image 2 at (2 + 6, 2)
-  EXPECT_EQ(grid.at<cv::Vec3b>(8, 9)[0], 0);     // no image 3
-  EXPECT_EQ(grid.at<cv::Vec3b>(1, 2)[0], 0);     // padding
-  EXPECT_EQ(grid.at<cv::Vec3b>(2, 7)[0], 0);     // padding between columns
-  const cv::Mat row = image_grid(images, 0);     // all in one row
+  EXPECT_EQ(grid.at<cv::Vec3b>(2, 2)[0], 10);  // image 0 at (2, 2)
+  EXPECT_EQ(grid.at<cv::Vec3b>(2, 9)[0], 20);  // image 1 at (2, 2 + 7)
+  EXPECT_EQ(grid.at<cv::Vec3b>(8, 2)[0], 30);  // image 2 at (2 + 6, 2)
+  EXPECT_EQ(grid.at<cv::Vec3b>(8, 9)[0], 0);   // no image 3
+  EXPECT_EQ(grid.at<cv::Vec3b>(1, 2)[0], 0);   // padding
+  EXPECT_EQ(grid.at<cv::Vec3b>(2, 7)[0], 0);   // padding between columns
+  const cv::Mat row = image_grid(images, 0);   // all in one row
   EXPECT_EQ(row.rows, 8);
   EXPECT_EQ(row.cols, 3 * 7 + 2);
 }
@@ -108,8 +108,10 @@ TEST_F(GenevalFolder, JudgedByPromptAndCategory) {
          object(Shape::kTriangle, Color::kGreen, 0.8, 0.3)}}},
       {{{object(Shape::kSquare, Color::kBlue, 0.3, 0.4)}},
        {{object(Shape::kSquare, Color::kBlue, 0.6, 0.6)}}},
-      {{{object(Shape::kCircle, Color::kRed, 0.2, 0.5), object(Shape::kSquare, Color::kRed, 0.8, 0.5)}},
-       {{object(Shape::kCircle, Color::kRed, 0.8, 0.5), object(Shape::kSquare, Color::kRed, 0.2, 0.5)}}},
+      {{{object(Shape::kCircle, Color::kRed, 0.2, 0.5),
+         object(Shape::kSquare, Color::kRed, 0.8, 0.5)}},
+       {{object(Shape::kCircle, Color::kRed, 0.8, 0.5),
+         object(Shape::kSquare, Color::kRed, 0.2, 0.5)}}},
       {none, none},
   };
   const auto lines = read_prompt_file(kMetadata);
@@ -142,8 +144,9 @@ TEST_F(GenevalFolder, JudgedByPromptAndCategory) {
 }
 
 TEST_F(GenevalFolder, PromptsCorlCannotJudgeAreNamed) {
-  write("images/00000/metadata.jsonl",
-        R"({"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"})");
+  write(
+      "images/00000/metadata.jsonl",
+      R"({"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"})");
   fs::create_directories(dir_ / "images/00000/samples");
   data::write_png(data::render({}, 64), (dir_ / "images/00000/samples/00000.png").string());
   try {

@@ -52,10 +52,9 @@ TEST(QuestionSuite, ImagesOfAnySizeAreResizedToTheModels) {
 #ifdef CORL_PNG_ONLY
   // This build reads PNG only: leave the JPEG rows out.
   auto& q = suite.questions;
-  q.erase(std::remove_if(q.begin(), q.end(),
-                         [](const SuiteQuestion& s) {
-                           return fs::path(s.image_path).extension() == ".jpg";
-                         }),
+  q.erase(std::remove_if(
+              q.begin(), q.end(),
+              [](const SuiteQuestion& s) { return fs::path(s.image_path).extension() == ".jpg"; }),
           q.end());
 #endif
   const auto items = load_questions(suite, 64);
@@ -79,12 +78,12 @@ TEST(QuestionSuite, FiguresByTypeAndGroupFromGradedAnswers) {
   for (const auto& q : suite.questions) items.push_back({{}, q.problem, q.solution, q.qa_type, ""});
   // Graded as the accuracy reward grades: the MC letter, OE numbers as numbers.
   const std::vector<std::string> completions = {
-      "<think>It is yellow.</think><answer>B</answer>",  // right
+      "<think>It is yellow.</think><answer>B</answer>",      // right
       "<think>I count them.</think><answer>three</answer>",  // right: 3 = three
-      "<answer>B</answer>",                               // wrong, and not well formed
-      "<think>Gray.</think><answer>(A) yes</answer>",     // right
-      "<think>Corners.</think><answer>square</answer>",   // wrong
-      "<think>One sun.</think><answer>1.</answer>",       // right: 1 = one
+      "<answer>B</answer>",                                  // wrong, and not well formed
+      "<think>Gray.</think><answer>(A) yes</answer>",        // right
+      "<think>Corners.</think><answer>square</answer>",      // wrong
+      "<think>One sun.</think><answer>1.</answer>",          // right: 1 = one
   };
   const std::vector<bool> right = {true, true, false, true, false, true};
   std::vector<train::GradedAnswer> graded;
@@ -158,12 +157,17 @@ TEST_F(BadSuite, ErrorsNameTheFileAndLine) {
             at + "missing field 'answer' (or 'qa_solution')");
   EXPECT_EQ(error_of(R"({"image": "images/none.png", "question": "?", "answer": "a"})"),
             at + "image not found: " + (dir_ / "images/none.png").string());
-  EXPECT_EQ(error_of(R"({"image": "images/gray.png", "question": "?", "options": ["a", "b"], "answer": "c"})"),
-            at + "answer 'c' is neither an option's letter nor its text");
-  EXPECT_EQ(error_of(R"({"image": "images/gray.png", "question": "?", "answer": "a", "qa_type": "YN"})"),
-            at + "field 'qa_type' must be \"MC\" or \"OE\", got \"YN\"");
-  EXPECT_EQ(error_of(R"({"image": "images/gray.png", "question": "?", "answer": "apple", "qa_type": "MC"})"),
-            at + "the multiple-choice answer 'apple' is not an option letter");
+  EXPECT_EQ(
+      error_of(
+          R"({"image": "images/gray.png", "question": "?", "options": ["a", "b"], "answer": "c"})"),
+      at + "answer 'c' is neither an option's letter nor its text");
+  EXPECT_EQ(
+      error_of(R"({"image": "images/gray.png", "question": "?", "answer": "a", "qa_type": "YN"})"),
+      at + "field 'qa_type' must be \"MC\" or \"OE\", got \"YN\"");
+  EXPECT_EQ(
+      error_of(
+          R"({"image": "images/gray.png", "question": "?", "answer": "apple", "qa_type": "MC"})"),
+      at + "the multiple-choice answer 'apple' is not an option letter");
   EXPECT_NE(error_of("{not json").find(at + "malformed JSON"), std::string::npos);
 }
 

@@ -169,14 +169,16 @@ nlohmann::ordered_json to_geneval_metadata(const PromptSpec& spec, const std::st
     include.push_back(requirement(spec.include.at(1)));
     include.push_back(requirement(spec.include.at(0)));
     include.back()["position"] = {name(*spec.relation), 0};
-    for (size_t i = 2; i < spec.include.size(); ++i) include.push_back(requirement(spec.include[i]));
+    for (size_t i = 2; i < spec.include.size(); ++i)
+      include.push_back(requirement(spec.include[i]));
   } else {
     for (const auto& r : spec.include) include.push_back(requirement(r));
   }
   nlohmann::ordered_json metadata = {{"tag", name(spec.category)}, {"include", include}};
   if (spec.exact_count) {
     nlohmann::ordered_json exclude = nlohmann::ordered_json::array();
-    for (const auto& r : include) exclude.push_back({{"class", r["class"]}, {"count", r["count"].get<int>() + 1}});
+    for (const auto& r : include)
+      exclude.push_back({{"class", r["class"]}, {"count", r["count"].get<int>() + 1}});
     metadata["exclude"] = exclude;
   }
   metadata["prompt"] = prompt;

@@ -28,8 +28,8 @@ std::vector<fs::path> numbered(const fs::path& dir, const std::string& suffix, b
   std::vector<std::pair<unsigned long long, fs::path>> found;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(),
-                                                     suffix) != 0) {
+    if (name.size() <= suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
     }
     const std::string stem = name.substr(0, name.size() - suffix.size());
@@ -122,8 +122,7 @@ size_t write_geneval_folder(train::Policy& policy, const std::vector<PromptLine>
           ++written;
         }
         if (options.grid) {
-          data::write_png(image_grid(images, options.grid_columns),
-                          (folder / "grid.png").string());
+          data::write_png(image_grid(images, options.grid_columns), (folder / "grid.png").string());
         }
       },
       progress);

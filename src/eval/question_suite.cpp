@@ -238,7 +238,8 @@ SuiteResult grade_question_suite(const QuestionSuite& suite,
   const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
   const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
   nlohmann::json types = nlohmann::json::object();
-  for (const auto& [type, counts] : by_type) types[type] = accuracy_entry(counts.first, counts.second);
+  for (const auto& [type, counts] : by_type)
+    types[type] = accuracy_entry(counts.first, counts.second);
   nlohmann::json groups = nlohmann::json::object();
   for (const auto& [field, values] : by_field) {
     for (const auto& [value, counts] : values) {

@@ -83,7 +83,8 @@ std::string quoted(const std::string& s) {
 // A JSON pointer's token for a field or value of a user's rows (RFC 6901: ~ and / escaped).
 std::string token(const std::string& text) {
   std::string out;
-  for (char c : text) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  for (char c : text)
+    out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
   return out;
 }
 

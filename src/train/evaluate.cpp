@@ -27,8 +27,9 @@ void sample_images(model::UnifiedModel& model, const model::SequenceBuilder& bui
         model::generate_images(model, builder, texts, options.sampling, generator).codes;
     const auto images = tokenize::tensor_to_images(vq->decode(codes));
     for (size_t i = start; i < end; ++i) {
-      std::vector<cv::Mat> of_prompt(images.begin() + static_cast<std::ptrdiff_t>((i - start) * n),
-                                     images.begin() + static_cast<std::ptrdiff_t>((i - start + 1) * n));
+      std::vector<cv::Mat> of_prompt(
+          images.begin() + static_cast<std::ptrdiff_t>((i - start) * n),
+          images.begin() + static_cast<std::ptrdiff_t>((i - start + 1) * n));
       sampled(i, of_prompt);
     }
     if (progress) progress->advance(static_cast<int64_t>(end - start));

@@ -24,11 +24,13 @@ void add_eval_command(CLI::App& app) {
   auto folders = std::make_shared<std::vector<std::string>>();
   auto prompts_out = std::make_shared<std::string>();
   CLI::App* command = app.add_subcommand(
-      "eval", "Benchmark suites (geneval, mcq, oe, one's own) on checkpoints: results.json and "
-              "report.html");
+      "eval",
+      "Benchmark suites (geneval, mcq, oe, one's own) on checkpoints: results.json and "
+      "report.html");
   add_recipe_options(*command, *options);
-  command->add_option("--suite", *suite,
-                      "geneval, mcq, oe, all, or a question suite of one's own (FILE.jsonl)")
+  command
+      ->add_option("--suite", *suite,
+                   "geneval, mcq, oe, all, or a question suite of one's own (FILE.jsonl)")
       ->check([](const std::string& value) -> std::string {
         for (const char* name : {"geneval", "mcq", "oe", "all"}) {
           if (value == name) return "";
@@ -41,8 +43,9 @@ void add_eval_command(CLI::App& app) {
   command->add_option("--images", *folders,
                       "Judge this folder of images in GenEval's layout (corl generate --prompts) "
                       "instead of sampling; repeat for several");
-  command->add_option("--write-prompts", *prompts_out,
-                      "Write the geneval suite's prompts as GenEval metadata (JSON lines) and stop");
+  command->add_option(
+      "--write-prompts", *prompts_out,
+      "Write the geneval suite's prompts as GenEval metadata (JSON lines) and stop");
   command->callback([options, suite, checkpoints, data, folders, prompts_out] {
     eval::EvalRecipe recipe;
     config::Schema schema;

@@ -25,8 +25,9 @@ void add_generate_command(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* command = app.add_subcommand(
-      "generate", "Sample images for a prompt (PNG files), or for a file of prompts in GenEval's "
-                  "folder layout");
+      "generate",
+      "Sample images for a prompt (PNG files), or for a file of prompts in GenEval's "
+      "folder layout");
   command->add_option("--ckpt", o->checkpoint, "Checkpoint folder, or a run folder")->required();
   auto* prompt = command->add_option("--prompt,-p", o->prompt, "What to draw");
   auto* prompts = command->add_option(
@@ -36,8 +37,9 @@ void add_generate_command(CLI::App& app) {
       "`corl eval` draws with run.seed = --seed");
   prompt->excludes(prompts);
   command->add_option("--n", o->n, "Images to sample (per prompt)")->check(CLI::Range(1, 4096));
-  command->add_option("--batch-size", o->batch_size,
-                      "With --prompts: images sampled at once (as eval's decode.batch_size)")
+  command
+      ->add_option("--batch-size", o->batch_size,
+                   "With --prompts: images sampled at once (as eval's decode.batch_size)")
       ->check(CLI::Range(1, 100000));
   command->add_flag("--grid", o->grid, "With --prompts: also write OUT/<index>/grid.png");
   command->add_option("--grid-columns", o->grid_columns, "Images per row of grid.png (0: all)")
@@ -63,8 +65,9 @@ void add_generate_command(CLI::App& app) {
     options.top_k = o->top_k;
     options.top_p = o->top_p;
     if (!o->prompts.empty()) {
-      const auto prompts = eval::read_prompt_file(o->prompts);  // before the model: a bad row
-      auto policy = train::load_policy(o->checkpoint);           // costs nothing
+      // Read before the model loads, so that a bad row costs nothing.
+      const auto prompts = eval::read_prompt_file(o->prompts);
+      auto policy = train::load_policy(o->checkpoint);
       eval::FolderOptions folder;
       folder.sampling.sampling = options;
       folder.sampling.images_per_prompt = o->n;

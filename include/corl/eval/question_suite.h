@@ -27,10 +27,10 @@ namespace corl::eval {
 
 struct SuiteQuestion {
   std::string id;
-  std::string image_path;  // resolved against the suite file's folder
-  std::string problem;     // as shown to the model, options included
-  std::string solution;    // the gold answer: bare ("B", "4") or <answer>...</answer>
-  std::string qa_type;     // "MC" | "OE"
+  std::string image_path;         // resolved against the suite file's folder
+  std::string problem;            // as shown to the model, options included
+  std::string solution;           // the gold answer: bare ("B", "4") or <answer>...</answer>
+  std::string qa_type;            // "MC" | "OE"
   nlohmann::ordered_json fields;  // the row's other fields, as given
   int line = 0;
 };
