@@ -330,6 +330,14 @@ folder = json.load(open('$WORK/eval_images/results.json'))['images']['geneval']
 sampled = json.load(open('$WORK/eval_geneval/results.json'))['pre']['geneval']
 assert folder == sampled, (folder, sampled)
 assert folder['images'] == 24
+# Not only the scores: the eval's report shows every judged image (2x, nearest), in suite order,
+# and each is the folder's image of that prompt and number, pixel for pixel.
+from PIL import Image
+for i in range(12):
+    for n in range(2):
+        shown = Image.open('$WORK/eval_geneval/images/pre/%d.png' % (2 * i + n)).convert('RGB')
+        written = Image.open('$WORK/geneval/images/%05d/samples/%05d.png' % (i, n)).convert('RGB')
+        assert shown.tobytes() == written.resize(shown.size, Image.NEAREST).tobytes(), (i, n)
 "
 printf 'a photo of a red circle\n\na photo of two squares\n' >"$WORK/prompts.txt"
 check generate-text-prompts 0 "wrote 2 images of 2 prompts" -- "$CORL" generate --ckpt "$WORK/pre" \

@@ -94,7 +94,7 @@ TEST(QuestionSuite, FiguresByTypeAndGroupFromGradedAnswers) {
     EXPECT_EQ(graded.back().correct, right[i]) << completions[i];
   }
   EvalRecipe recipe;
-  recipe.questions.group_by = {"subject", "difficulty", "absent"};
+  recipe.questions.group_by = {"subject", "difficulty", "meta.source", "absent", "meta.absent"};
   const auto result = grade_question_suite(suite, items, graded, recipe);
   const auto& f = result.figures;
   EXPECT_DOUBLE_EQ(f["accuracy"].get<double>(), 4.0 / 6.0);
@@ -116,6 +116,13 @@ TEST(QuestionSuite, FiguresByTypeAndGroupFromGradedAnswers) {
   EXPECT_DOUBLE_EQ(difficulty["(none)"]["se"].get<double>(), 0.25);  // sqrt(0.25 / 4)
   EXPECT_EQ(difficulty["easy"]["n"], 1);
   EXPECT_FALSE(f["groups"].contains("absent"));
+  EXPECT_FALSE(f["groups"].contains("meta.absent"));
+  // A dotted path reaches into a nested object: row 1 is a photo, row 2 a drawing, both right.
+  const auto& source = f["groups"]["meta.source"];
+  EXPECT_EQ(source["photo"]["n"], 1);
+  EXPECT_DOUBLE_EQ(source["drawing"]["accuracy"].get<double>(), 1.0);
+  EXPECT_EQ(source["(none)"]["n"], 4);
+  EXPECT_DOUBLE_EQ(source["(none)"]["accuracy"].get<double>(), 0.5);  // rows 3-6: 4 and 6 right
   ASSERT_EQ(result.records.size(), 6u);
   EXPECT_EQ(result.records[1]["fields"]["difficulty"], "easy");
   EXPECT_EQ(result.records[0]["id"], "sun-colour");

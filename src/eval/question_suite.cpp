@@ -136,10 +136,27 @@ SuiteQuestion parse_question(const std::string& text, const std::string& at,
   return q;
 }
 
+// A grouping field's value in a row: "subject", or a dotted path into nested objects
+// ("metadata.category", as MathVista nests it); nullptr when the row lacks it.
+const Row* field_at(const Row& fields, const std::string& field) {
+  const Row* at = &fields;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = field.find('.', start);
+    const std::string key = field.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (!at->is_object()) return nullptr;
+    const auto it = at->find(key);
+    if (it == at->end() || it->is_null()) return nullptr;
+    at = &*it;
+    if (dot == std::string::npos) return at;
+    start = dot + 1;
+  }
+}
+
 std::string group_value(const Row& fields, const std::string& field) {
-  const auto it = fields.find(field);
-  if (it == fields.end() || it->is_null()) return "(none)";
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  const Row* value = field_at(fields, field);
+  if (!value) return "(none)";
+  return value->is_string() ? value->get<std::string>() : value->dump();
 }
 
 }  // namespace
@@ -197,7 +214,7 @@ SuiteResult grade_question_suite(const QuestionSuite& suite,
   std::vector<std::string> fields;  // the grouping fields some row has
   for (const auto& field : recipe.questions.group_by) {
     for (const auto& q : suite.questions) {
-      if (q.fields.contains(field)) {
+      if (field_at(q.fields, field)) {
         fields.push_back(field);
         break;
       }

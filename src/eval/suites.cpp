@@ -39,7 +39,8 @@ void bind(config::Schema& s, EvalRecipe& r) {
         "A question suite of one's own (JSON lines: image, question, options, answer; "
         "docs/evaluation.md), evaluated beside the others; `--suite FILE` evaluates it alone");
   s.add("questions.group_by", &r.questions.group_by,
-        "Fields of the question suite's rows whose values split its accuracy (absent: ignored)");
+        "Fields of the question suite's rows whose values split its accuracy (a dotted path such "
+        "as metadata.category reaches into nested objects; fields no row has are ignored)");
   s.add("mcq.questions", &r.mcq_questions, "Held-out multiple-choice questions").range(0, 1000000);
   s.add("oe.questions", &r.oe_questions, "Held-out open-ended questions").range(0, 1000000);
   s.add("decode.max_new_tokens", &r.max_new_tokens, "Longest answer").range(1, 100000);

@@ -44,7 +44,8 @@ struct EvalRecipe {
   } geneval;
   struct Questions {
     std::string path;  // a question suite of one's own (JSON lines; question_suite.h)
-    std::vector<std::string> group_by = {"category", "subject"};  // fields accuracy is split by
+    // Fields whose values split the accuracy (a dotted path reaches into nested objects).
+    std::vector<std::string> group_by = {"category", "subject", "question_type", "question_kind"};
   } questions;
   int mcq_questions = 1200;
   int oe_questions = 1200;
