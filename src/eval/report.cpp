@@ -1,5 +1,6 @@
 #include "corl/eval/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
+#include "corl/util/strings.h"
 
 namespace corl::eval {
 namespace fs = std::filesystem;
@@ -189,24 +191,41 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
                                     : "")
        << "; overall = mean over categories. MCQ and OE: greedy answers. ± is one standard "
           "error.</p>\n";
+  if (!recipe.questions.path.empty()) {
+    html << "<p>Question suite of one's own: <code>" << escape(recipe.questions.path)
+         << "</code>, greedy answers graded as the accuracy reward grades them; split by "
+         << escape(util::join(recipe.questions.group_by, ", ")) << " where rows have them.</p>\n";
+  }
 
-  html << "<h2>Results</h2>\n"
-       << table(results, {{"GenEval overall", "geneval", "overall"},
-                          {"MCQ accuracy", "mcq", "accuracy"},
-                          {"OE accuracy", "oe", "accuracy"}});
-  std::vector<Column> categories;
-  for (const char* c :
-       {"single_object", "two_object", "counting", "colors", "position", "color_attr"}) {
-    categories.push_back({c, "geneval", c});
+  html << "<h2>Results</h2>\n";
+  // ShapeWorld's tables only where some checkpoint ran ShapeWorld's suites.
+  auto ran = [&](const char* suite) {
+    return std::any_of(results.begin(), results.end(),
+                       [&](const CheckpointResults& r) { return r.suites.count(suite) > 0; });
+  };
+  const bool shapeworld_questions = ran("mcq") || ran("oe");
+  if (ran("geneval") || shapeworld_questions) {
+    html << table(results, {{"GenEval overall", "geneval", "overall"},
+                            {"MCQ accuracy", "mcq", "accuracy"},
+                            {"OE accuracy", "oe", "accuracy"}});
   }
-  html << "<h3>GenEval by category</h3>\n" << table(results, categories);
-  std::vector<Column> kinds;
-  for (const char* suite : {"mcq", "oe"}) {
-    for (const char* k : {"count", "color", "shape", "position", "existence"}) {
-      kinds.push_back({std::string(suite) + " " + k, suite, k});
+  if (ran("geneval")) {
+    std::vector<Column> categories;
+    for (const char* c :
+         {"single_object", "two_object", "counting", "colors", "position", "color_attr"}) {
+      categories.push_back({c, "geneval", c});
     }
+    html << "<h3>GenEval by category</h3>\n" << table(results, categories);
   }
-  html << "<h3>Questions by type</h3>\n" << table(results, kinds);
+  if (shapeworld_questions) {
+    std::vector<Column> kinds;
+    for (const char* suite : {"mcq", "oe"}) {
+      for (const char* k : {"count", "color", "shape", "position", "existence"}) {
+        kinds.push_back({std::string(suite) + " " + k, suite, k});
+      }
+    }
+    html << "<h3>Questions by type</h3>\n" << table(results, kinds);
+  }
   // Question suites of one's own: accuracy by type and by each grouping field.
   std::set<std::string> own;
   for (const auto& r : results) {
@@ -239,9 +258,11 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
            << table(results, by_value);
     }
   }
-  html << "<h3>Well-formed answers</h3>\n"
-       << table(results, {{"MCQ format rate", "mcq", "format_rate"},
-                          {"OE format rate", "oe", "format_rate"}});
+  if (shapeworld_questions) {
+    html << "<h3>Well-formed answers</h3>\n"
+         << table(results, {{"MCQ format rate", "mcq", "format_rate"},
+                            {"OE format rate", "oe", "format_rate"}});
+  }
 
   // Training curves.
   html << "<h2>Training curves</h2>\n";
