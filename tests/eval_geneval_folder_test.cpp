@@ -69,6 +69,7 @@ TEST(GenevalLayout, FiveDigitNamesAndMakeGridsLayout) {
   // torchvision's make_grid(nrow=2, padding=2) of three 4x5 images: 2 across, 2 down, cells of
   // (4 + 2) x (5 + 2), plus 2 on the far edges: 14 x 16, black between.
   std::vector<cv::Mat> images;
+  images.reserve(3);
   for (int k = 0; k < 3; ++k) images.emplace_back(4, 5, CV_8UC3, cv::Scalar(10 * (k + 1), 0, 0));
   const cv::Mat grid = image_grid(images, 2);
   EXPECT_EQ(grid.rows, 14);

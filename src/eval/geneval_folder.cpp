@@ -38,8 +38,16 @@ std::vector<fs::path> numbered(const fs::path& dir, const std::string& suffix, b
   }
   std::sort(found.begin(), found.end());
   std::vector<fs::path> paths;
+  paths.reserve(found.size());
   for (auto& [index, path] : found) paths.push_back(std::move(path));
   return paths;
+}
+
+// Why a folder's prompt is refused, and where to take it instead.
+DataError refused(const std::string& metadata_path, const std::string& why) {
+  return DataError(metadata_path + ": " + why +
+                   "; corl's judge reads ShapeWorld prompts only (score this folder with "
+                   "GenEval's evaluation/evaluate_images.py)");
 }
 
 }  // namespace
@@ -108,6 +116,7 @@ size_t write_geneval_folder(train::Policy& policy, const std::vector<PromptLine>
                             const std::string& out, util::Progress* progress) {
   const model::SequenceBuilder builder(*policy.text, policy.model->config);
   std::vector<std::string> texts;
+  texts.reserve(prompts.size());
   for (const auto& p : prompts) texts.push_back(p.prompt);
   size_t written = 0;
   train::sample_images(
@@ -164,9 +173,7 @@ SuiteResult judge_geneval_folder(const std::string& dir, const data::JudgeRules&
     std::string why;
     const auto spec = data::spec_from_geneval(metadata, metadata_path, why);
     if (!spec) {
-      throw DataError(metadata_path + ": " + why +
-                      "; corl's judge reads ShapeWorld prompts only (score this folder with "
-                      "GenEval's evaluation/evaluate_images.py)");
+      throw refused(metadata_path, why);
     }
     const auto prompt = metadata.find("prompt");
     if (prompt == metadata.end() || !prompt->is_string()) {

@@ -39,6 +39,12 @@ std::string text_of(const Row& value, const std::string& field, const std::strin
   throw DataError(at + ": field '" + field + "' must be a string");
 }
 
+void check_letter(const std::string& key, const std::string& at) {
+  if (key.size() != 1 || !std::isalpha(static_cast<unsigned char>(key[0]))) {
+    throw DataError(at + ": field 'options': key '" + key + "' is not an option letter");
+  }
+}
+
 // The options' letters and texts, from ["3", "4"] or {"A": "3", "B": "4"}.
 std::vector<std::pair<std::string, std::string>> read_options(const Row& options,
                                                               const std::string& at) {
@@ -51,9 +57,7 @@ std::vector<std::pair<std::string, std::string>> read_options(const Row& options
     }
   } else if (options.is_object()) {
     for (const auto& [letter, text] : options.items()) {
-      if (letter.size() != 1 || !std::isalpha(static_cast<unsigned char>(letter[0]))) {
-        throw DataError(at + ": field 'options': key '" + letter + "' is not an option letter");
-      }
+      check_letter(letter, at);
       read.emplace_back(letter, text_of(text, "options", at));
     }
   } else {
@@ -127,7 +131,8 @@ SuiteQuestion parse_question(const std::string& text, const std::string& at,
       }
       q.solution = letter;
       q.problem += " Options:";
-      for (const auto& [l, option] : listed) q.problem += " " + l + ". " + option;
+      for (const auto& [l, option] : listed)
+        q.problem.append(" ").append(l).append(". ").append(option);
     } else if (!data::answers_match(*gold, *gold, true)) {
       throw DataError(at + ": the multiple-choice answer '" + *gold + "' is not an option letter");
     }

@@ -42,6 +42,7 @@ void generate_and_judge(model::UnifiedModel& model, const model::SequenceBuilder
                         const std::function<void(size_t, std::vector<JudgedImage>&)>& judged,
                         util::Progress* progress) {
   std::vector<std::string> texts;
+  texts.reserve(prompts.size());
   for (const auto& item : prompts) texts.push_back(item.prompt);
   sample_images(
       model, builder, vq, texts, options, generator,
