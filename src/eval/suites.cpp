@@ -220,8 +220,9 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
   const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
   const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
   nlohmann::json types;
-  for (const auto& [kind, counts] : by_kind)
+  for (const auto& [kind, counts] : by_kind) {
     types[kind] = accuracy_entry(counts.first, counts.second);
+  }
   result.figures = {
       {"accuracy", accuracy},
       {"se",
