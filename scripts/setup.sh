@@ -43,9 +43,10 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 fi
 # Python packages for interoperability checks (safetensors, and transformers for the Janus
-# parity tests) and the eval report's plots.
-if ! .venv/bin/python -c "import safetensors, matplotlib, transformers, tokenizers" 2>/dev/null; then
-  .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib transformers tokenizers
+# parity tests), the eval report's plots and TensorBoard (scripts/tensorboard_events.py).
+if ! .venv/bin/python -c "import safetensors, matplotlib, transformers, tokenizers, tensorboard" 2>/dev/null; then
+  .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib transformers tokenizers \
+    tensorboard
 fi
 
 TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')

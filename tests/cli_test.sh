@@ -291,6 +291,92 @@ check eval-bad-ckpt 1 "$WORK/missing: not a checkpoint" -- "$CORL" eval --suite 
 check eval-bad-ckpt-kept 0 "" -- test "$(cat "$WORK/eval/results.json" "$WORK/eval/recipe.yaml" \
   "$WORK/eval/log.txt" | sha256sum)" == "$kept"
 
+# GenEval's layout: the geneval suite written as GenEval metadata, sampled by `corl generate
+# --prompts` into GenEval's folders (4 batches of 3 prompts), and judged there by corl: the same
+# figures, item by item, as `corl eval` sampling and judging the suite itself.
+SUITE=(--set world="$WORK/data/recipe.yaml" --set geneval.prompts_per_category=2
+       --set geneval.images_per_prompt=2 --set geneval.cfg_weight=3 --set geneval.temperature=0.7
+       --set decode.batch_size=6 --set run.seed=77 --set report.plotter=none)
+check eval-write-prompts 0 "wrote the geneval suite" -- "$CORL" eval "${SUITE[@]}" \
+  --write-prompts "$WORK/geneval/prompts.jsonl"
+check generate-prompts 0 "wrote 24 images of 12 prompts" -- "$CORL" generate --ckpt "$WORK/pre" \
+  --prompts "$WORK/geneval/prompts.jsonl" --n 2 --batch-size 6 --cfg-weight 3 --temperature 0.7 \
+  --seed 77 --grid --out "$WORK/geneval/images"
+# What GenEval's evaluation/evaluate_images.py reads: numbered folders, each with metadata.jsonl
+# (json.load: the prompt's line) and samples/<digits>.png.
+check generate-geneval-layout 0 "" -- "$SRC/.venv/bin/python" -c "
+import json, os, re
+from PIL import Image
+root = '$WORK/geneval/images'
+lines = [json.loads(l) for l in open('$WORK/geneval/prompts.jsonl')]
+folders = sorted(f for f in os.listdir(root) if f.isdigit())
+assert folders == ['%05d' % i for i in range(12)], folders
+for i, folder in enumerate(folders):
+    metadata = json.load(open(os.path.join(root, folder, 'metadata.jsonl')))
+    assert metadata == lines[i] and {'tag', 'include', 'prompt'} <= set(metadata), metadata
+    samples = sorted(os.listdir(os.path.join(root, folder, 'samples')))
+    assert samples == ['00000.png', '00001.png'], samples
+    assert all(re.match(r'\d+\.png', s) for s in samples)
+    w, h = Image.open(os.path.join(root, folder, 'samples', '00000.png')).size
+    assert Image.open(os.path.join(root, folder, 'grid.png')).size == (2 * (w + 2) + 2, h + 4)
+"
+check eval-images 0 "wrote" -- "$CORL" eval --images "$WORK/geneval/images" "${SUITE[@]}" \
+  --out "$WORK/eval_images"
+check eval-geneval-seed 0 "wrote" -- "$CORL" eval --suite geneval --ckpt "$WORK/pre" "${SUITE[@]}" \
+  --out "$WORK/eval_geneval"
+check eval-images-equal-eval 0 "" -- "$SRC/.venv/bin/python" -c "
+import json
+folder = json.load(open('$WORK/eval_images/results.json'))['images']['geneval']
+sampled = json.load(open('$WORK/eval_geneval/results.json'))['pre']['geneval']
+assert folder == sampled, (folder, sampled)
+assert folder['images'] == 24
+# Not only the scores: the eval's report shows every judged image (2x, nearest), in suite order,
+# and each is the folder's image of that prompt and number, pixel for pixel.
+from PIL import Image
+for i in range(12):
+    for n in range(2):
+        shown = Image.open('$WORK/eval_geneval/images/pre/%d.png' % (2 * i + n)).convert('RGB')
+        written = Image.open('$WORK/geneval/images/%05d/samples/%05d.png' % (i, n)).convert('RGB')
+        assert shown.tobytes() == written.resize(shown.size, Image.NEAREST).tobytes(), (i, n)
+"
+printf 'a photo of a red circle\n\na photo of two squares\n' >"$WORK/prompts.txt"
+check generate-text-prompts 0 "wrote 2 images of 2 prompts" -- "$CORL" generate --ckpt "$WORK/pre" \
+  --prompts "$WORK/prompts.txt" --n 1 --out "$WORK/gen_text"
+check generate-text-layout 0 '"a photo of two squares"' -- cat "$WORK/gen_text/00001/metadata.jsonl"
+printf '{"prompt": "a"}\n{"tag": "colors"}\n' >"$WORK/bad_prompts.jsonl"
+check generate-bad-prompt 1 "bad_prompts.jsonl:2: field 'prompt' must be a string" -- \
+  "$CORL" generate --ckpt "$WORK/pre" --prompts "$WORK/bad_prompts.jsonl" --out "$WORK/x"
+check generate-no-prompt 2 "--prompt" -- "$CORL" generate --ckpt "$WORK/pre"
+check eval-images-coco 1 "class 'bench'" -- bash -c "mkdir -p '$WORK/coco/00000/samples' &&
+  cp '$WORK/gen/image_0.png' '$WORK/coco/00000/samples/00000.png' &&
+  echo '{\"tag\": \"single_object\", \"include\": [{\"class\": \"bench\", \"count\": 1}], \"prompt\": \"a photo of a bench\"}' >'$WORK/coco/00000/metadata.jsonl' &&
+  '$CORL' eval --images '$WORK/coco' --out '$WORK/x'"
+
+# A question suite of one's own: real images of five sizes and two formats, either naming.
+check eval-own-suite 0 "eval: pre suite accuracy" -- "$CORL" eval \
+  --suite "$SRC/tests/data/questions/suite.jsonl" --ckpt "$WORK/pre" \
+  --set decode.max_new_tokens=6 --set report.plotter=none --out "$WORK/eval_own"
+check eval-own-suite-results 0 "" -- "$SRC/.venv/bin/python" -c "
+import json
+r = json.load(open('$WORK/eval_own/results.json'))['pre']
+assert set(r) == {'suite', 'checkpoint'}, r.keys()
+s = r['suite']
+assert s['questions'] == 6 and len(s['items']) == 6
+assert abs(sum(s['items']) / 6 - s['accuracy']) < 1e-9
+assert s['by_type']['MC']['n'] == 3 and s['by_type']['OE']['n'] == 3, s['by_type']
+subjects = s['groups']['subject']
+assert {k: v['n'] for k, v in subjects.items()} == {'colour': 2, 'count': 2, 'position': 1, 'shape': 1}
+lines = [json.loads(l) for l in open('$WORK/eval_own/answers/pre/suite.jsonl')]
+assert [l['id'] for l in lines][:2] == ['sun-colour', 'circles'], lines
+assert lines[1]['fields']['difficulty'] == 'easy' and [int(l['right']) for l in lines] == s['items']
+page = open('$WORK/eval_own/report.html').read()
+assert 'suite by subject' in page and 'colour' in page
+"
+printf '{"image": "images/gray_50x50.png", "question": "?", "answer": "a"}\n{"image": "images/gray_50x50.png", "question": "?"}\n' \
+  >"$WORK/bad_suite.jsonl"
+check eval-own-suite-bad-row 1 "bad_suite.jsonl:1: image not found" -- "$CORL" eval \
+  --suite "$WORK/bad_suite.jsonl" --ckpt "$WORK/pre" --out "$WORK/x"
+
 head -3 "$WORK/data/train.jsonl" >"$WORK/bad.jsonl"
 echo '{"prompt": "x"}' >>"$WORK/bad.jsonl"
 check tokenizer-bad-row 1 "bad.jsonl:4: missing field 'real_image'" -- \

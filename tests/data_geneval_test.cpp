@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <opencv2/imgproc.hpp>
 
 #include "corl/data/detect.h"
 #include "corl/data/geneval.h"
 #include "corl/data/render.h"
+#include "corl/data/world.h"
+#include "corl/util/error.h"
 
 namespace corl::data {
 namespace {
@@ -255,6 +258,85 @@ TEST(Judge, RenderedScenesPassTheirOwnSpecs) {
       judge(spec_of(Category::kColors, {{Shape::kTriangle, 1, Color::kBlue}}), seen);
   EXPECT_FALSE(wrong.correct);
   EXPECT_EQ(wrong.reason, "expected 1 blue triangle, found 0");
+}
+
+// The five lines of tests/data/geneval/evaluation_metadata.jsonl, written in GenEval's own form.
+std::vector<nlohmann::json> geneval_lines() {
+  std::ifstream in(std::string(CORL_SOURCE_DIR) + "/tests/data/geneval/evaluation_metadata.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string text; std::getline(in, text);) lines.push_back(nlohmann::json::parse(text));
+  return lines;
+}
+
+TEST(GenevalMetadata, ReadsGenevalsOwnLinesAsShapeWorldSpecs) {
+  const auto lines = geneval_lines();
+  ASSERT_EQ(lines.size(), 5u);
+  std::string why;
+  std::vector<PromptSpec> specs;
+  for (const auto& line : lines) {
+    const auto spec = spec_from_geneval(line, "metadata", why);
+    ASSERT_TRUE(spec) << why;
+    specs.push_back(*spec);
+  }
+  EXPECT_EQ(specs[0].category, Category::kSingleObject);
+  EXPECT_EQ(specs[0].include.at(0).shape, Shape::kCircle);
+  // "three triangles", excluding four: exactly three.
+  EXPECT_EQ(specs[1].category, Category::kCounting);
+  EXPECT_EQ(specs[1].include.at(0).count, 3);
+  EXPECT_TRUE(specs[1].exact_count);
+  EXPECT_EQ(specs[2].include.at(0).color, Color::kBlue);
+  EXPECT_FALSE(specs[2].exact_count);
+  // "a circle left of a square": GenEval lists the square first; corl's subject is the circle.
+  EXPECT_EQ(specs[3].include.at(0).shape, Shape::kCircle);
+  EXPECT_EQ(specs[3].include.at(1).shape, Shape::kSquare);
+  EXPECT_EQ(specs[3].relation, Relation::kLeftOf);
+  EXPECT_EQ(specs[4].include.at(1).color, Color::kYellow);
+
+  // Judged: the circle at x = 0.2 is left of the square at 0.8; swapped, it is not.
+  const Scene left{
+      {at(Shape::kCircle, Color::kRed, 0.2, 0.5), at(Shape::kSquare, Color::kBlue, 0.8, 0.5)}};
+  const Scene right{
+      {at(Shape::kCircle, Color::kRed, 0.8, 0.5), at(Shape::kSquare, Color::kBlue, 0.2, 0.5)}};
+  EXPECT_TRUE(judge(specs[3], left).correct);
+  EXPECT_FALSE(judge(specs[3], right).correct);
+  // Four triangles fail "exactly three"; three pass.
+  Scene triangles;
+  for (double x : {0.2, 0.4, 0.6})
+    triangles.objects.push_back(at(Shape::kTriangle, Color::kRed, x, 0.5));
+  EXPECT_TRUE(judge(specs[1], triangles).correct);
+  triangles.objects.push_back(at(Shape::kTriangle, Color::kRed, 0.8, 0.5));
+  EXPECT_FALSE(judge(specs[1], triangles).correct);
+}
+
+TEST(GenevalMetadata, WorldSpecsRoundTripThroughGenevalsForm) {
+  WorldSampler sampler(WorldSpec::from_recipe(config::WorldRecipe{}), 7);
+  std::string why;
+  for (int i = 0; i < 120; ++i) {
+    const Sample sample = sampler.next();
+    const auto metadata = to_geneval_metadata(sample.spec, sample.prompt);
+    EXPECT_EQ(metadata["tag"], name(sample.spec.category));
+    EXPECT_EQ(metadata["prompt"], sample.prompt);
+    const auto back = spec_from_geneval(nlohmann::json::parse(metadata.dump()), "line", why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(to_json(*back), to_json(sample.spec)) << metadata.dump();
+  }
+}
+
+TEST(GenevalMetadata, CocoClassesAreNotJudgedAndMalformedLinesNameWhere) {
+  std::string why;
+  const auto coco = nlohmann::json::parse(
+      R"({"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"})");
+  EXPECT_FALSE(spec_from_geneval(coco, "m.jsonl:1", why));
+  EXPECT_NE(why.find("bench"), std::string::npos);
+  const auto no_count = nlohmann::json::parse(
+      R"({"tag": "colors", "include": [{"class": "circle"}], "prompt": "x"})");
+  try {
+    spec_from_geneval(no_count, "m.jsonl:2", why);
+    FAIL() << "a requirement without a count was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.jsonl:2: field 'include[0].count'"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

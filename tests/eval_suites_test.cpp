@@ -61,6 +61,24 @@ TEST(EvalSuites, BinomialStandardError) {
   EXPECT_LE(binomial_se(0.5, per_category) / std::sqrt(6.0), 0.015);
 }
 
+TEST(EvalSuites, GenevalFiguresClusterByPrompt) {
+  // Category a: prompts right 1/1 and 0/1 of their images -> mean 0.5, the error of a mean over
+  // two prompts sqrt(((0.5^2 + 0.5^2) / 1) / 2) = 0.5; b: one prompt at 0.5 -> error 0.
+  // Overall: (0.5 + 0.5) / 2, error sqrt(0.5^2 + 0) / 2 = 0.25.
+  const auto f = geneval_figures({{"a", {1.0, 0.0}}, {"b", {0.5}}}, 5);
+  EXPECT_DOUBLE_EQ(f["a"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(f["se"]["a"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(f["se"]["b"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(f["overall"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(f["se"]["overall"].get<double>(), 0.25);
+  EXPECT_EQ(f["prompts"], 3);
+  EXPECT_EQ(f["images"], 5);
+  const auto entry = accuracy_entry(3, 4);
+  EXPECT_DOUBLE_EQ(entry["accuracy"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(entry["se"].get<double>(), std::sqrt(0.75 * 0.25 / 4));
+  EXPECT_EQ(entry["n"], 4);
+}
+
 TEST(EvalReport, CheckpointNamesComeFromTheirRuns) {
   EXPECT_EQ(checkpoint_name("runs/unified/final"), "unified");
   EXPECT_EQ(checkpoint_name("runs/unified/final/"), "unified");

@@ -5,6 +5,8 @@
 #include <set>
 #include <vector>
 
+#include "corl/util/error.h"
+
 namespace corl::data {
 
 namespace {
@@ -154,4 +156,118 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules&
   }
   return judgement;
 }
+
+nlohmann::ordered_json to_geneval_metadata(const PromptSpec& spec, const std::string& prompt) {
+  auto requirement = [](const Requirement& r) {
+    nlohmann::ordered_json out = {{"class", name(r.shape)}, {"count", r.count}};
+    if (r.color) out["color"] = name(*r.color);
+    return out;
+  };
+  nlohmann::ordered_json include = nlohmann::ordered_json::array();
+  if (spec.relation) {
+    // GenEval: the reference first, then the subject "position"ed relative to include[0].
+    include.push_back(requirement(spec.include.at(1)));
+    include.push_back(requirement(spec.include.at(0)));
+    include.back()["position"] = {name(*spec.relation), 0};
+    for (size_t i = 2; i < spec.include.size(); ++i)
+      include.push_back(requirement(spec.include[i]));
+  } else {
+    for (const auto& r : spec.include) include.push_back(requirement(r));
+  }
+  nlohmann::ordered_json metadata = {{"tag", name(spec.category)}, {"include", include}};
+  if (spec.exact_count) {
+    nlohmann::ordered_json exclude = nlohmann::ordered_json::array();
+    for (const auto& r : include)
+      exclude.push_back({{"class", r["class"]}, {"count", r["count"].get<int>() + 1}});
+    metadata["exclude"] = exclude;
+  }
+  metadata["prompt"] = prompt;
+  return metadata;
+}
+
+std::optional<PromptSpec> spec_from_geneval(const nlohmann::json& metadata,
+                                            const std::string& where, std::string& unjudgeable) {
+  auto fail = [&](const std::string& what) -> void { throw DataError(where + ": " + what); };
+  auto count_of = [&](const nlohmann::json& row, const std::string& path) {
+    const auto it = row.find("count");
+    if (it == row.end() || !it->is_number_integer() || it->get<int>() < 1) {
+      fail("field '" + path + ".count' must be a positive integer");
+    }
+    return it->get<int>();
+  };
+  auto class_of = [&](const nlohmann::json& row, const std::string& path) {
+    const auto it = row.find("class");
+    if (it == row.end() || !it->is_string()) fail("field '" + path + ".class' must be a string");
+    return it->get<std::string>();
+  };
+  if (!metadata.is_object()) fail("GenEval metadata is a JSON object");
+  const auto tag = metadata.find("tag");
+  if (tag == metadata.end() || !tag->is_string()) fail("field 'tag' must be a string");
+  const auto include = metadata.find("include");
+  if (include == metadata.end() || !include->is_array() || include->empty()) {
+    fail("field 'include' must be a non-empty array");
+  }
+  unjudgeable.clear();
+  auto refuse = [&](const std::string& why) {
+    unjudgeable = why;
+    return std::nullopt;
+  };
+  PromptSpec spec;
+  const auto category = category_from_name(tag->get<std::string>());
+  if (!category) return refuse("tag '" + tag->get<std::string>() + "' is not a GenEval category");
+  spec.category = *category;
+  std::optional<size_t> subject;
+  for (size_t i = 0; i < include->size(); ++i) {
+    const auto& row = (*include)[i];
+    const std::string path = "include[" + std::to_string(i) + "]";
+    if (!row.is_object()) fail("field '" + path + "' must be an object");
+    Requirement r;
+    r.count = count_of(row, path);
+    const std::string shape = class_of(row, path);
+    const auto known = shape_from_name(shape);
+    if (!known) return refuse("class '" + shape + "' is not a ShapeWorld shape");
+    r.shape = *known;
+    if (const auto color = row.find("color"); color != row.end()) {
+      if (!color->is_string()) fail("field '" + path + ".color' must be a string");
+      const auto known_color = color_from_name(color->get<std::string>());
+      if (!known_color) {
+        return refuse("colour '" + color->get<std::string>() + "' is not a ShapeWorld colour");
+      }
+      r.color = *known_color;
+    }
+    if (const auto position = row.find("position"); position != row.end()) {
+      if (!position->is_array() || position->size() != 2 || !(*position)[0].is_string() ||
+          !(*position)[1].is_number_integer()) {
+        fail("field '" + path + ".position' must be [relation, index]");
+      }
+      const auto relation = relation_from_name((*position)[0].get<std::string>());
+      if (!relation) fail("field '" + path + ".position': unknown relation");
+      if (subject || i != 1 || (*position)[1].get<int>() != 0) {
+        return refuse("a relation other than include[1] to include[0]");
+      }
+      spec.relation = *relation;
+      subject = i;
+    }
+    spec.include.push_back(r);
+  }
+  if (const auto exclude = metadata.find("exclude"); exclude != metadata.end()) {
+    if (!exclude->is_array()) fail("field 'exclude' must be an array");
+    // Only "exactly N" of each requirement, as counting prompts ask, is corl's to judge.
+    if (exclude->size() != spec.include.size()) return refuse("an exclusion of another form");
+    for (size_t i = 0; i < exclude->size(); ++i) {
+      const auto& row = (*exclude)[i];
+      const std::string path = "exclude[" + std::to_string(i) + "]";
+      if (!row.is_object()) fail("field '" + path + "' must be an object");
+      const auto shape = shape_from_name(class_of(row, path));
+      if (!shape || *shape != spec.include[i].shape ||
+          count_of(row, path) != spec.include[i].count + 1) {
+        return refuse("an exclusion of another form");
+      }
+    }
+    spec.exact_count = true;
+  }
+  if (subject) std::swap(spec.include[0], spec.include[1]);  // corl: the subject first
+  return spec;
+}
+
 }  // namespace corl::data

@@ -1,15 +1,18 @@
 #include "corl/eval/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <opencv2/imgproc.hpp>
+#include <set>
 #include <sstream>
 
 #include "corl/data/render.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
+#include "corl/util/strings.h"
 
 namespace corl::eval {
 namespace fs = std::filesystem;
@@ -79,6 +82,14 @@ std::string quoted(const std::string& s) {
   return out + "'";
 }
 
+// A JSON pointer's token for a field or value of a user's rows (RFC 6901: ~ and / escaped).
+std::string token(const std::string& text) {
+  std::string out;
+  for (char c : text)
+    out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  return out;
+}
+
 // (column title, suite, key in the suite's figures)
 struct Column {
   std::string title, suite, key;
@@ -101,9 +112,12 @@ std::string table(const std::vector<CheckpointResults>& results,
       se = f.contains("se") && f["se"].contains(c.key) ? f["se"][c.key].get<double>() : 0.0;
       return true;
     }
-    if (f.contains("by_type") && f["by_type"].contains(c.key)) {
-      v = f["by_type"][c.key]["accuracy"].get<double>();
-      se = f["by_type"][c.key]["se"].get<double>();
+    // "by_type/MC", "groups/subject/math": an {accuracy, se, n} entry.
+    const nlohmann::json::json_pointer entry(
+        "/" + (c.key.find('/') == std::string::npos ? "by_type/" + c.key : c.key));
+    if (f.contains(entry) && f[entry].is_object() && f[entry].contains("accuracy")) {
+      v = f[entry]["accuracy"].get<double>();
+      se = f[entry]["se"].get<double>();
       return true;
     }
     return false;
@@ -177,27 +191,78 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
                                     : "")
        << "; overall = mean over categories. MCQ and OE: greedy answers. ± is one standard "
           "error.</p>\n";
-
-  html << "<h2>Results</h2>\n"
-       << table(results, {{"GenEval overall", "geneval", "overall"},
-                          {"MCQ accuracy", "mcq", "accuracy"},
-                          {"OE accuracy", "oe", "accuracy"}});
-  std::vector<Column> categories;
-  for (const char* c :
-       {"single_object", "two_object", "counting", "colors", "position", "color_attr"}) {
-    categories.push_back({c, "geneval", c});
+  if (!recipe.questions.path.empty()) {
+    html << "<p>Question suite of one's own: <code>" << escape(recipe.questions.path)
+         << "</code>, greedy answers graded as the accuracy reward grades them; split by "
+         << escape(util::join(recipe.questions.group_by, ", ")) << " where rows have them.</p>\n";
   }
-  html << "<h3>GenEval by category</h3>\n" << table(results, categories);
-  std::vector<Column> kinds;
-  for (const char* suite : {"mcq", "oe"}) {
-    for (const char* k : {"count", "color", "shape", "position", "existence"}) {
-      kinds.push_back({std::string(suite) + " " + k, suite, k});
+
+  html << "<h2>Results</h2>\n";
+  // ShapeWorld's tables only where some checkpoint ran ShapeWorld's suites.
+  auto ran = [&](const char* suite) {
+    return std::any_of(results.begin(), results.end(),
+                       [&](const CheckpointResults& r) { return r.suites.count(suite) > 0; });
+  };
+  const bool shapeworld_questions = ran("mcq") || ran("oe");
+  if (ran("geneval") || shapeworld_questions) {
+    html << table(results, {{"GenEval overall", "geneval", "overall"},
+                            {"MCQ accuracy", "mcq", "accuracy"},
+                            {"OE accuracy", "oe", "accuracy"}});
+  }
+  if (ran("geneval")) {
+    std::vector<Column> categories;
+    for (const char* c :
+         {"single_object", "two_object", "counting", "colors", "position", "color_attr"}) {
+      categories.push_back({c, "geneval", c});
+    }
+    html << "<h3>GenEval by category</h3>\n" << table(results, categories);
+  }
+  if (shapeworld_questions) {
+    std::vector<Column> kinds;
+    for (const char* suite : {"mcq", "oe"}) {
+      for (const char* k : {"count", "color", "shape", "position", "existence"}) {
+        kinds.push_back({std::string(suite) + " " + k, suite, k});
+      }
+    }
+    html << "<h3>Questions by type</h3>\n" << table(results, kinds);
+  }
+  // Question suites of one's own: accuracy by type and by each grouping field.
+  std::set<std::string> own;
+  for (const auto& r : results) {
+    for (const auto& [suite, result] : r.suites) {
+      if (suite != "geneval" && suite != "mcq" && suite != "oe") own.insert(suite);
     }
   }
-  html << "<h3>Questions by type</h3>\n" << table(results, kinds);
-  html << "<h3>Well-formed answers</h3>\n"
-       << table(results, {{"MCQ format rate", "mcq", "format_rate"},
-                          {"OE format rate", "oe", "format_rate"}});
+  for (const auto& suite : own) {
+    std::vector<Column> columns = {{"accuracy", suite, "accuracy"},
+                                   {"format rate", suite, "format_rate"}};
+    std::set<std::string> types;
+    std::map<std::string, std::set<std::string>> groups;
+    for (const auto& r : results) {
+      const auto found = r.suites.find(suite);
+      if (found == r.suites.end()) continue;
+      const auto& f = found->second.figures;
+      for (const auto& [type, entry] : f["by_type"].items()) types.insert(type);
+      for (const auto& [field, values] : f["groups"].items()) {
+        for (const auto& [value, entry] : values.items()) groups[field].insert(value);
+      }
+    }
+    for (const auto& type : types) columns.push_back({type, suite, "by_type/" + token(type)});
+    html << "<h3>" << escape(suite) << "</h3>\n" << table(results, columns);
+    for (const auto& [field, values] : groups) {
+      std::vector<Column> by_value;
+      for (const auto& value : values) {
+        by_value.push_back({value, suite, "groups/" + token(field) + "/" + token(value)});
+      }
+      html << "<h4>" << escape(suite) << " by " << escape(field) << "</h4>\n"
+           << table(results, by_value);
+    }
+  }
+  if (shapeworld_questions) {
+    html << "<h3>Well-formed answers</h3>\n"
+         << table(results, {{"MCQ format rate", "mcq", "format_rate"},
+                            {"OE format rate", "oe", "format_rate"}});
+  }
 
   // Training curves.
   html << "<h2>Training curves</h2>\n";
@@ -249,13 +314,12 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
   // Sample answers.
   html << "<h2>Sample answers</h2>\n";
   for (const auto& r : results) {
-    for (const char* name : {"mcq", "oe"}) {
-      const auto suite = r.suites.find(name);
-      if (suite == r.suites.end() || suite->second.answers.empty()) continue;
+    for (const auto& [name, result] : r.suites) {
+      if (result.answers.empty()) continue;
       html << "<h3>" << escape(r.name) << " — " << name << "</h3>\n<table>"
            << "<tr><th>image</th><th>question</th><th>gold</th><th>answer</th></tr>\n";
       int index = 0;
-      for (const auto& a : suite->second.answers) {
+      for (const auto& a : result.answers) {
         const std::string file = save_image(
             a.image, out, "images/" + r.name + "/" + name + "_" + std::to_string(index++) + ".png");
         html << "<tr><td><img src=\"" << file << "\" width=\"96\" height=\"96\" alt=\"\"></td>"

@@ -35,6 +35,12 @@ void bind(config::Schema& s, EvalRecipe& r) {
   s.add("geneval.exclusive", &g.exclusive,
         "An image showing objects the prompt did not ask for fails (ShapeWorld captions describe "
         "the whole scene)");
+  s.add("questions.path", &r.questions.path,
+        "A question suite of one's own (JSON lines: image, question, options, answer; "
+        "docs/evaluation.md), evaluated beside the others; `--suite FILE` evaluates it alone");
+  s.add("questions.group_by", &r.questions.group_by,
+        "Fields of the question suite's rows whose values split its accuracy (a dotted path such "
+        "as metadata.category reaches into nested objects; fields no row has are ignored)");
   s.add("mcq.questions", &r.mcq_questions, "Held-out multiple-choice questions").range(0, 1000000);
   s.add("oe.questions", &r.oe_questions, "Held-out open-ended questions").range(0, 1000000);
   s.add("decode.max_new_tokens", &r.max_new_tokens, "Longest answer").range(1, 100000);
@@ -52,6 +58,40 @@ void bind(config::Schema& s, EvalRecipe& r) {
 void validate(const EvalRecipe&) {}
 
 double binomial_se(double p, int n) { return n > 0 ? std::sqrt(p * (1.0 - p) / n) : 0.0; }
+
+nlohmann::json accuracy_entry(int correct, int asked) {
+  const double p = asked > 0 ? static_cast<double>(correct) / asked : 0.0;
+  return {{"accuracy", p}, {"se", binomial_se(p, asked)}, {"n", asked}};
+}
+
+nlohmann::json geneval_figures(const std::map<std::string, std::vector<double>>& by_category,
+                               size_t images) {
+  nlohmann::json figures;
+  nlohmann::json errors;
+  double overall = 0.0;
+  double variance = 0.0;
+  size_t prompts = 0;
+  for (const auto& [category, accuracies] : by_category) {
+    const double n = static_cast<double>(accuracies.size());
+    double mean = 0.0;
+    for (double a : accuracies) mean += a / n;
+    double spread = 0.0;
+    for (double a : accuracies) spread += (a - mean) * (a - mean);
+    const double se = n > 1 ? std::sqrt(spread / (n - 1) / n) : 0.0;
+    figures[category] = mean;
+    errors[category] = se;
+    overall += mean / static_cast<double>(by_category.size());
+    variance += se * se;
+    prompts += accuracies.size();
+  }
+  const double categories = static_cast<double>(std::max<size_t>(1, by_category.size()));
+  figures["overall"] = overall;
+  errors["overall"] = std::sqrt(variance) / categories;
+  figures["se"] = errors;
+  figures["prompts"] = prompts;
+  figures["images"] = images;
+  return figures;
+}
 
 namespace {
 
@@ -139,29 +179,7 @@ SuiteResult run_geneval(train::Policy& policy, const std::vector<GenevalItem>& i
       &progress);
   progress.finish();
 
-  nlohmann::json figures;
-  nlohmann::json errors;
-  double overall = 0.0;
-  double variance = 0.0;
-  for (const auto& [category, accuracies] : by_category) {
-    const double n = static_cast<double>(accuracies.size());
-    double mean = 0.0;
-    for (double a : accuracies) mean += a / n;
-    double spread = 0.0;
-    for (double a : accuracies) spread += (a - mean) * (a - mean);
-    const double se = n > 1 ? std::sqrt(spread / (n - 1) / n) : 0.0;
-    figures[category] = mean;
-    errors[category] = se;
-    overall += mean / static_cast<double>(by_category.size());
-    variance += se * se;
-  }
-  const double categories = static_cast<double>(std::max<size_t>(1, by_category.size()));
-  figures["overall"] = overall;
-  errors["overall"] = std::sqrt(variance) / categories;
-  figures["se"] = errors;
-  figures["prompts"] = items.size();
-  figures["images"] = items.size() * g.images_per_prompt;
-  result.figures = figures;
+  result.figures = geneval_figures(by_category, items.size() * g.images_per_prompt);
   result.items = by_category;
   return result;
 }
@@ -203,8 +221,7 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
   const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
   nlohmann::json types;
   for (const auto& [kind, counts] : by_kind) {
-    const double p = static_cast<double>(counts.first) / counts.second;
-    types[kind] = {{"accuracy", p}, {"se", binomial_se(p, counts.second)}, {"n", counts.second}};
+    types[kind] = accuracy_entry(counts.first, counts.second);
   }
   result.figures = {
       {"accuracy", accuracy},

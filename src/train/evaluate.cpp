@@ -9,11 +9,11 @@
 
 namespace corl::train {
 
-void generate_and_judge(model::UnifiedModel& model, const model::SequenceBuilder& builder,
-                        tokenize::VQModel& vq, const std::vector<GenevalItem>& prompts,
-                        const ImageJudging& options, at::Generator& generator,
-                        const std::function<void(size_t, std::vector<JudgedImage>&)>& judged,
-                        util::Progress* progress) {
+void sample_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                   tokenize::VQModel& vq, const std::vector<std::string>& prompts,
+                   const ImageJudging& options, at::Generator& generator,
+                   const std::function<void(size_t, std::vector<cv::Mat>&)>& sampled,
+                   util::Progress* progress) {
   torch::NoGradGuard no_grad;
   model->eval();
   vq->eval();
@@ -22,21 +22,39 @@ void generate_and_judge(model::UnifiedModel& model, const model::SequenceBuilder
   for (size_t start = 0; start < prompts.size(); start += per_batch) {
     const size_t end = std::min(prompts.size(), start + per_batch);
     std::vector<std::string> texts;
-    for (size_t i = start; i < end; ++i) texts.insert(texts.end(), n, prompts[i].prompt);
+    for (size_t i = start; i < end; ++i) texts.insert(texts.end(), n, prompts[i]);
     const auto codes =
         model::generate_images(model, builder, texts, options.sampling, generator).codes;
     const auto images = tokenize::tensor_to_images(vq->decode(codes));
     for (size_t i = start; i < end; ++i) {
-      std::vector<JudgedImage> judgements;
-      for (int k = 0; k < n; ++k) {
-        const cv::Mat& image = images[(i - start) * n + k];
-        const auto judgement = data::judge(prompts[i].spec, data::detect(image), options.rules);
-        judgements.push_back({image, judgement.correct, judgement.reason});
-      }
-      judged(i, judgements);
+      std::vector<cv::Mat> of_prompt(
+          images.begin() + static_cast<std::ptrdiff_t>((i - start) * n),
+          images.begin() + static_cast<std::ptrdiff_t>((i - start + 1) * n));
+      sampled(i, of_prompt);
     }
     if (progress) progress->advance(static_cast<int64_t>(end - start));
   }
+}
+
+void generate_and_judge(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                        tokenize::VQModel& vq, const std::vector<GenevalItem>& prompts,
+                        const ImageJudging& options, at::Generator& generator,
+                        const std::function<void(size_t, std::vector<JudgedImage>&)>& judged,
+                        util::Progress* progress) {
+  std::vector<std::string> texts;
+  texts.reserve(prompts.size());
+  for (const auto& item : prompts) texts.push_back(item.prompt);
+  sample_images(
+      model, builder, vq, texts, options, generator,
+      [&](size_t i, std::vector<cv::Mat>& images) {
+        std::vector<JudgedImage> judgements;
+        for (const cv::Mat& image : images) {
+          const auto judgement = data::judge(prompts[i].spec, data::detect(image), options.rules);
+          judgements.push_back({image, judgement.correct, judgement.reason});
+        }
+        judged(i, judgements);
+      },
+      progress);
 }
 
 std::vector<GradedAnswer> answer_and_grade(model::UnifiedModel& model,

@@ -1,7 +1,11 @@
-// corl eval: the GenEval-style and understanding suites on one or more checkpoints, with a report.
+// corl eval: the GenEval-style and understanding suites on one or more checkpoints, a question
+// suite of one's own, or corl's judge on folders of images in GenEval's layout; with a report.
 #include <filesystem>
+#include <optional>
 
 #include "commands/commands.h"
+#include "corl/eval/geneval_folder.h"
+#include "corl/eval/question_suite.h"
 #include "corl/eval/report.h"
 #include "corl/eval/suites.h"
 #include "corl/train/checkpoint.h"
@@ -17,36 +21,98 @@ void add_eval_command(CLI::App& app) {
   auto suite = std::make_shared<std::string>("all");
   auto checkpoints = std::make_shared<std::vector<std::string>>();
   auto data = std::make_shared<std::string>();
+  auto folders = std::make_shared<std::vector<std::string>>();
+  auto prompts_out = std::make_shared<std::string>();
   CLI::App* command = app.add_subcommand(
-      "eval", "Benchmark suites (geneval, mcq, oe) on checkpoints: results.json and report.html");
+      "eval",
+      "Benchmark suites (geneval, mcq, oe, one's own) on checkpoints: results.json and "
+      "report.html");
   add_recipe_options(*command, *options);
-  command->add_option("--suite", *suite, "geneval, mcq, oe or all")
-      ->check(CLI::IsMember({"geneval", "mcq", "oe", "all"}));
-  command->add_option("--ckpt", *checkpoints, "Checkpoint or run folder (repeat for several)")
-      ->required();
+  command
+      ->add_option("--suite", *suite,
+                   "geneval, mcq, oe, all, or a question suite of one's own (FILE.jsonl)")
+      ->check([](const std::string& value) -> std::string {
+        for (const char* name : {"geneval", "mcq", "oe", "all"}) {
+          if (value == name) return "";
+        }
+        if (std::filesystem::path(value).extension() == ".jsonl") return "";
+        return "geneval, mcq, oe, all or a .jsonl question suite, got '" + value + "'";
+      });
+  command->add_option("--ckpt", *checkpoints, "Checkpoint or run folder (repeat for several)");
   command->add_option("--data", *data, "Evaluate this JSON-lines dataset instead of the suites");
-  command->callback([options, suite, checkpoints, data] {
+  command->add_option("--images", *folders,
+                      "Judge this folder of images in GenEval's layout (corl generate --prompts) "
+                      "instead of sampling; repeat for several");
+  command->add_option(
+      "--write-prompts", *prompts_out,
+      "Write the geneval suite's prompts as GenEval metadata (JSON lines) and stop");
+  command->callback([options, suite, checkpoints, data, folders, prompts_out] {
     eval::EvalRecipe recipe;
     config::Schema schema;
     auto overrides = options->overrides;
     if (!data->empty()) overrides.push_back("data=" + *data);
+    const bool own_suite = std::filesystem::path(*suite).extension() == ".jsonl";
+    if (own_suite) overrides.push_back("questions.path=" + *suite);
     config::load_recipe(options->config, overrides, recipe, schema);
     set_thread_count(recipe.run.threads);
-    // Every checkpoint is found before the run folder is opened or any model evaluated, so a
-    // mistyped path costs nothing and leaves an earlier report untouched.
+    if (!prompts_out->empty()) {
+      eval::write_geneval_prompts(eval::build_suites(recipe).geneval, *prompts_out);
+      log::info("eval: wrote the geneval suite's prompts to " + *prompts_out);
+      return;
+    }
+    if (checkpoints->empty() && folders->empty()) {
+      throw UsageError("eval: give --ckpt (a checkpoint to evaluate) or --images (a folder)");
+    }
+    // Every checkpoint and suite file is read before the run folder is opened or any model
+    // evaluated, so a mistyped path or a bad row costs nothing and leaves an earlier report
+    // untouched.
     for (const auto& path : *checkpoints) train::resolve_checkpoint(path);
+    std::optional<eval::QuestionSuite> questions;
+    if (!recipe.questions.path.empty() && (own_suite || *suite == "all")) {
+      questions = eval::read_question_suite(recipe.questions.path);
+      for (const char* taken : {"geneval", "mcq", "oe"}) {
+        if (questions->name == taken) questions->name = "questions_" + questions->name;
+      }
+    }
     util::RunDir run(util::run_path(options->out, recipe.run.name), schema.resolved_yaml());
 
-    const auto suites = eval::build_suites(recipe);
+    const bool builtin = !own_suite && !checkpoints->empty();
+    const auto suites = builtin ? eval::build_suites(recipe) : eval::Suites{};
     auto wanted = [&](const char* name) { return *suite == "all" || *suite == name; };
     std::vector<eval::CheckpointResults> results;
+    auto logged = [&](const eval::CheckpointResults& r) {
+      for (const auto& [name, result] : r.suites) {
+        const auto& f = result.figures;
+        const char* key = name == "geneval" ? "overall" : "accuracy";
+        char line[160];
+        std::snprintf(line, sizeof line, "eval: %s %s %s %.3f ± %.3f", r.name.c_str(), name.c_str(),
+                      key, f[key].get<double>(), f["se"][key].get<double>());
+        log::info(line);
+        run.metric({{"checkpoint", r.name}, {"suite", name}, {"figures", f}});
+      }
+    };
+    auto unique_name = [&](const std::string& name) {
+      std::string unique = name;
+      for (const auto& other : results) {
+        if (other.name == unique) unique += "_" + std::to_string(results.size());
+      }
+      return unique;
+    };
+    for (const auto& folder : *folders) {
+      eval::CheckpointResults r;
+      r.path = folder;
+      r.name = unique_name(eval::checkpoint_name(folder));
+      log::info("eval: judging the images of " + folder);
+      r.suites["geneval"] = eval::judge_geneval_folder(
+          folder, {recipe.geneval.position_margin, recipe.geneval.exclusive},
+          recipe.report.grid_prompts);
+      logged(r);
+      results.push_back(std::move(r));
+    }
     for (const auto& path : *checkpoints) {
       eval::CheckpointResults r;
       r.path = path;
-      r.name = eval::checkpoint_name(path);
-      for (const auto& other : results) {
-        if (other.name == r.name) r.name += "_" + std::to_string(results.size());
-      }
+      r.name = unique_name(eval::checkpoint_name(path));
       r.run_dir = eval::run_of(path);
       auto policy = train::load_policy(path);
       log::info("eval: " + r.name + " (" + policy.dir + ")");
@@ -59,18 +125,13 @@ void add_eval_command(CLI::App& app) {
       if (wanted("oe") && !suites.oe.empty()) {
         r.suites["oe"] = eval::run_questions(policy, suites.oe, recipe);
       }
-      for (const auto& [name, result] : r.suites) {
-        const auto& f = result.figures;
-        const char* key = name == "geneval" ? "overall" : "accuracy";
-        char line[160];
-        std::snprintf(line, sizeof line, "eval: %s %s %s %.3f ± %.3f", r.name.c_str(), name.c_str(),
-                      key, f[key].get<double>(), f["se"][key].get<double>());
-        log::info(line);
-        run.metric({{"checkpoint", r.name}, {"suite", name}, {"figures", f}});
+      if (questions) {
+        r.suites[questions->name] = eval::run_question_suite(policy, *questions, recipe);
       }
+      logged(r);
       results.push_back(std::move(r));
     }
-    if (results.empty() || results.front().suites.empty()) {
+    if (results.empty() || results.back().suites.empty()) {
       throw UsageError("eval: nothing to evaluate (no items for --suite " + *suite + ")");
     }
     eval::write_report(run.path(), results, recipe);

@@ -1,28 +1,49 @@
-// corl generate and corl answer: a checkpoint's two abilities, one prompt at a time.
+// corl generate and corl answer: a checkpoint's two abilities, one prompt at a time, or a file of
+// prompts into GenEval's folder layout (eval/geneval_folder.h).
 #include <filesystem>
 #include <iostream>
 
 #include "commands/commands.h"
+#include "corl/data/dataset.h"
 #include "corl/data/render.h"
+#include "corl/eval/geneval_folder.h"
 #include "corl/model/sampling.h"
 #include "corl/train/checkpoint.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
+#include "corl/util/progress.h"
 #include "corl/util/threads.h"
 
 namespace corl::tools {
 
 void add_generate_command(CLI::App& app) {
   struct Options {
-    std::string checkpoint, prompt, out = "runs/generate";
-    int n = 4, seed = 0, threads = 2, top_k = 0;
+    std::string checkpoint, prompt, prompts, out = "runs/generate";
+    int n = 4, seed = 0, threads = 2, top_k = 0, batch_size = 64, grid_columns = 0;
     double cfg_weight = 5.0, temperature = 1.0, top_p = 1.0;
+    bool grid = false;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* command = app.add_subcommand("generate", "Sample images for a prompt (PNG files)");
+  CLI::App* command = app.add_subcommand(
+      "generate",
+      "Sample images for a prompt (PNG files), or for a file of prompts in GenEval's "
+      "folder layout");
   command->add_option("--ckpt", o->checkpoint, "Checkpoint folder, or a run folder")->required();
-  command->add_option("--prompt,-p", o->prompt, "What to draw")->required();
-  command->add_option("--n", o->n, "Images to sample")->check(CLI::Range(1, 4096));
+  auto* prompt = command->add_option("--prompt,-p", o->prompt, "What to draw");
+  auto* prompts = command->add_option(
+      "--prompts", o->prompts,
+      "A file of prompts: GenEval's evaluation_metadata.jsonl, or plain text, one a line. Writes "
+      "OUT/<index>/metadata.jsonl and OUT/<index>/samples/<n>.png (GenEval's layout), drawing as "
+      "`corl eval` draws with run.seed = --seed");
+  prompt->excludes(prompts);
+  command->add_option("--n", o->n, "Images to sample (per prompt)")->check(CLI::Range(1, 4096));
+  command
+      ->add_option("--batch-size", o->batch_size,
+                   "With --prompts: images sampled at once (as eval's decode.batch_size)")
+      ->check(CLI::Range(1, 100000));
+  command->add_flag("--grid", o->grid, "With --prompts: also write OUT/<index>/grid.png");
+  command->add_option("--grid-columns", o->grid_columns, "Images per row of grid.png (0: all)")
+      ->check(CLI::Range(0, 4096));
   command->add_option("--out,-o", o->out, "Folder of the PNG files");
   command->add_option("--cfg-weight", o->cfg_weight, "Classifier-free guidance weight (1: none)")
       ->check(CLI::Range(0.0, 100.0));
@@ -34,14 +55,38 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--seed", o->seed, "Sampling seed");
   command->add_option("--threads", o->threads, "Intra-op threads")->check(CLI::Range(1, 256));
   command->callback([o] {
+    if (o->prompt.empty() && o->prompts.empty()) {
+      throw UsageError("generate: give --prompt TEXT or --prompts FILE");
+    }
     set_thread_count(o->threads);
-    auto policy = train::load_policy(o->checkpoint);
-    const model::SequenceBuilder builder(*policy.text, policy.model->config);
     model::ImageSamplingOptions options;
     options.cfg_weight = o->cfg_weight;
     options.temperature = o->temperature;
     options.top_k = o->top_k;
     options.top_p = o->top_p;
+    if (!o->prompts.empty()) {
+      // Read before the model loads, so that a bad row costs nothing.
+      const auto prompts = eval::read_prompt_file(o->prompts);
+      auto policy = train::load_policy(o->checkpoint);
+      eval::FolderOptions folder;
+      folder.sampling.sampling = options;
+      folder.sampling.images_per_prompt = o->n;
+      folder.sampling.prompts_per_batch = std::max(1, o->batch_size / o->n);
+      folder.grid = o->grid;
+      folder.grid_columns = o->grid_columns;
+      // The stream `corl eval` draws its geneval images from, given its run.seed.
+      auto generator =
+          at::make_generator<at::CPUGeneratorImpl>(data::split_seed(o->seed, "eval/images"));
+      util::Progress progress("generate", static_cast<int64_t>(prompts.size()), "prompts");
+      const size_t images =
+          eval::write_geneval_folder(policy, prompts, folder, generator, o->out, &progress);
+      progress.finish();
+      log::info("generate: wrote " + std::to_string(images) + " images of " +
+                std::to_string(prompts.size()) + " prompts to " + o->out);
+      return;
+    }
+    auto policy = train::load_policy(o->checkpoint);
+    const model::SequenceBuilder builder(*policy.text, policy.model->config);
     auto generator = at::make_generator<at::CPUGeneratorImpl>(o->seed);
     const auto samples = model::generate_images(
         policy.model, builder, std::vector<std::string>(o->n, o->prompt), options, generator);

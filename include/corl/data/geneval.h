@@ -1,6 +1,8 @@
 // GenEval's question, asked of ShapeWorld: does a detected scene show what the prompt asked for?
 #pragma once
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "corl/data/scene.h"
@@ -28,5 +30,22 @@ Judgement judge(const PromptSpec& spec, const Scene& detected, const JudgeRules&
 
 // Whether `relation` holds for subject `a` and reference `b`.
 bool holds(Relation relation, const Object& a, const Object& b, double position_margin);
+
+// GenEval's prompt metadata, a line of its evaluation_metadata.jsonl:
+//
+//   {"tag": category, "include": [{"class", "count", "color"?, "position"?: [relation, k]}],
+//    "exclude"?: [{"class", "count"}], "prompt"}
+//
+// A requirement with a position stands in that relation to the objects of include[k] (GenEval
+// lists the reference first); an exclude fails an image with `count` or more of a class (a
+// counting prompt for N excludes N + 1). ShapeWorld's specs map onto it one to one.
+nlohmann::ordered_json to_geneval_metadata(const PromptSpec& spec, const std::string& prompt);
+
+// The spec of a metadata line that asks only for ShapeWorld's shapes and colours, in the forms
+// to_geneval_metadata writes; nullopt with `unjudgeable` set to why when it asks for anything
+// else (a COCO class, a relation between other requirements, another exclusion). A line that is
+// not GenEval's form at all throws corl::DataError naming `where`.
+std::optional<PromptSpec> spec_from_geneval(const nlohmann::json& metadata,
+                                            const std::string& where, std::string& unjudgeable);
 
 }  // namespace corl::data

@@ -6,6 +6,9 @@
 //   mcq, oe  held-out questions answered greedily (as the paper evaluates); accuracy overall and
 //            per question type, and the rate of well-formed <think>/<answer> completions
 //
+// Beside them, a question suite of one's own (question_suite.h) and a folder of images in
+// GenEval's layout (geneval_folder.h).
+//
 // Every accuracy comes with its standard error. Images of one prompt are not independent, so a
 // geneval category's error is that of the mean over its prompts of their per-prompt accuracy
 // (the cluster estimate a bootstrap over prompts approximates); the overall error combines the
@@ -39,6 +42,11 @@ struct EvalRecipe {
     double position_margin = 0.1;
     bool exclusive = true;
   } geneval;
+  struct Questions {
+    std::string path;  // a question suite of one's own (JSON lines; question_suite.h)
+    // Fields whose values split the accuracy (a dotted path reaches into nested objects).
+    std::vector<std::string> group_by = {"category", "subject", "question_type", "question_kind"};
+  } questions;
   int mcq_questions = 1200;
   int oe_questions = 1200;
   int max_new_tokens = 96;
@@ -98,5 +106,14 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
 
 // Standard error of a mean of 0/1 outcomes.
 double binomial_se(double p, int n);
+
+// A GenEval suite's figures from each category's per-prompt accuracies (the share of a prompt's
+// images judged right): per category the mean and its error over prompts, overall the mean over
+// categories.
+nlohmann::json geneval_figures(const std::map<std::string, std::vector<double>>& by_category,
+                               size_t images);
+
+// {"accuracy", "se", "n"} of 0/1 outcomes.
+nlohmann::json accuracy_entry(int correct, int asked);
 
 }  // namespace corl::eval

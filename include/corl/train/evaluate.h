@@ -53,7 +53,16 @@ struct ImageJudging {
 };
 
 // Samples images_per_prompt images of each prompt, prompts_per_batch prompts at a time, drawing
-// from `generator`; decodes them and judges each against its prompt's spec. `judged(i, images)`
+// from `generator`, and decodes them (RGB uint8); `sampled(i, images)` receives prompt i's images
+// as soon as its batch is decoded. The draws depend only on the prompts, these options and the
+// generator's seed, so `corl generate --prompts` writes the very images `corl eval` judges.
+void sample_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                   tokenize::VQModel& vq, const std::vector<std::string>& prompts,
+                   const ImageJudging& options, at::Generator& generator,
+                   const std::function<void(size_t, std::vector<cv::Mat>&)>& sampled,
+                   util::Progress* progress = nullptr);
+
+// sample_images, then each image judged against its prompt's spec. `judged(i, images)`
 // receives prompt i's images as soon as its batch is judged, so that no more than one batch of
 // images is held at once. `progress`, when given, advances by each batch's prompts.
 void generate_and_judge(model::UnifiedModel& model, const model::SequenceBuilder& builder,
