@@ -86,12 +86,15 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
     if (!captions.empty()) batch.sample_caption = captions[0];
   }
   rollout::ImageScores scores;
-  if (in.need_hidden || recipe.grpo.num_iterations > 1) {
-    // One pass gives the hidden states tim reads and the old log-probs mu > 1 needs.
+  const bool old = needs_old_logprobs(recipe);
+  const bool entropy = recipe.grpo.top_entropy_quantile < 1.0;
+  if (in.need_hidden || old) {
+    // One pass gives the hidden states tim reads, the old log-probs and the entropies.
     torch::NoGradGuard no_grad;
     scores = rollout::score_images(model, *in.builder, im.prompts, im.codes,
-                                   rollout_options_of(recipe), {false, in.need_hidden});
-    if (recipe.grpo.num_iterations > 1) batch.old_images = scores.logp;
+                                   rollout_options_of(recipe), {entropy, in.need_hidden});
+    if (old) batch.old_images = scores.logp;
+    if (entropy) batch.entropy_images = scores.entropy.cpu();
   }
   batch.r_t2i = torch::zeros({n}, torch::kDouble);
   for (const auto& named : in.image_rewards) {
@@ -129,26 +132,141 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) 
     batch.by_reward[named.name] = values;
     batch.r_mm2t += named.weight * values;
   }
-  if (recipe.grpo.num_iterations > 1) {
+  if (needs_old_logprobs(recipe)) {
     torch::NoGradGuard no_grad;
-    batch.old_answers = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
-                                                   answer_temperature_of(recipe))
-                            .logp;
+    const bool entropy = recipe.grpo.top_entropy_quantile < 1.0;
+    auto scores = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
+                                             answer_temperature_of(recipe), {entropy, false});
+    batch.old_answers = scores.logp;
+    if (entropy) batch.entropy_answers = scores.entropy.cpu();
   }
 }
 
-StepAdvantages advantages_of(const GrpoRecipe& recipe, const StepBatch& batch) {
+// Advantages are formed from the whole step's rewards, every rank's (TRL gathers them first), so
+// that scale_rewards batch and normalize_then_sum see the step's spread; this rank keeps its own.
+StepAdvantages advantages_of(const GrpoRecipe& recipe, const StageInputs& in,
+                             dist::ProcessGroup& group, const StepBatch& batch) {
   const auto& g = recipe.grpo;
-  const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda};
+  const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda,
+                                   reward_aggregation_of(recipe)};
+  // [N] of this rank -> [W N], rank by rank: whole groups stay together.
+  const auto global = [&](const torch::Tensor& r) { return group.all_gather(r).reshape(-1); };
+  const auto reward_of = [&](const auto& rewards) {
+    std::vector<torch::Tensor> values;
+    std::vector<double> weights;
+    for (const auto& named : rewards) {
+      values.push_back(global(batch.by_reward.at(named.name)));
+      weights.push_back(named.weight);
+    }
+    return task_reward(values, weights, settings);
+  };
+  StepAdvantages all;
   switch (task_of(recipe)) {
     case Task::kT2I:
-      return task_advantages(batch.r_t2i, /*images=*/true, settings);
+      all = task_advantages(reward_of(in.image_rewards), /*images=*/true, settings);
+      break;
     case Task::kMM2T:
-      return task_advantages(batch.r_mm2t, /*images=*/false, settings);
+      all = task_advantages(reward_of(in.answer_rewards), /*images=*/false, settings);
+      break;
     case Task::kUnified:
+      all = unified_advantages(reward_of(in.image_rewards), reward_of(in.answer_rewards),
+                               unified_advantage_of(recipe), settings);
       break;
   }
-  return unified_advantages(batch.r_t2i, batch.r_mm2t, unified_advantage_of(recipe), settings);
+  const int world = group.world_size();
+  const auto mine = [&](const torch::Tensor& t) {
+    return t.defined() ? t.reshape({world, -1})[group.rank()].clone() : t;
+  };
+  StepAdvantages out;
+  out.images = mine(all.images);
+  out.answers = all.answers.is_same(all.images) ? out.images : mine(all.answers);
+  out.no_signal = mine(all.no_signal);
+  return out;
+}
+
+// Every rank's values [n_r] as one tensor (ragged: padded with a sentinel below them).
+torch::Tensor gather_ragged(dist::ProcessGroup& group, const torch::Tensor& values) {
+  auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
+  group.all_reduce_max(width);
+  const auto n = static_cast<int64_t>(width.item<double>());
+  constexpr double kSentinel = -1e300;
+  auto padded = torch::full({n}, kSentinel, torch::kDouble);
+  padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
+  const auto all = group.all_gather(padded).reshape(-1);
+  return all.masked_select(all.gt(kSentinel));
+}
+
+// {mean, min, max} of every rank's values; null when there are none.
+nlohmann::json spread(dist::ProcessGroup& group, const torch::Tensor& values) {
+  const auto all = gather_ragged(group, values);
+  if (all.numel() == 0) return nullptr;
+  return {{"mean", all.mean().item<double>()},
+          {"min", all.min().item<double>()},
+          {"max", all.max().item<double>()}};
+}
+
+// The entropy mask (Wang et al. 2025, "Beyond the 80/20 rule"; TRL's get_high_entropy_mask):
+// tokens whose entropy is >= the (1 - rho) quantile of the step's masked tokens, every rank's.
+torch::Tensor entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask, double rho,
+                           dist::ProcessGroup& group) {
+  const auto all = gather_ragged(group, entropy.masked_select(mask.gt(0)));
+  if (all.numel() == 0) return torch::zeros_like(mask, torch::kBool);
+  const double threshold = torch::quantile(all, 1.0 - rho).item<double>();
+  return entropy.to(torch::kDouble).ge(threshold) & mask.gt(0);
+}
+
+// The sampler/trainer correction (TRL's vllm_importance_sampling_*): with d = (old - sampler) m,
+// the ratio exp(d) per token, or exp(sum_t d) per rollout, truncated at the cap or zeroed above it.
+// Returns [N, T] or [N, 1].
+torch::Tensor sampler_correction(const torch::Tensor& old_logp, const torch::Tensor& sampler_logp,
+                                 const torch::Tensor& mask, const GrpoRecipe& recipe,
+                                 const std::string& task, dist::ProcessGroup& group,
+                                 nlohmann::json& metrics) {
+  const auto& mode = recipe.grpo.importance_sampling_mode;
+  const double cap = recipe.grpo.importance_sampling_cap;
+  const bool sequence = mode.rfind("sequence", 0) == 0;
+  const auto m = mask.to(torch::kFloat64);
+  const auto diff = (old_logp.to(torch::kFloat64) - sampler_logp.to(torch::kFloat64)) * m;
+  const auto ratio = torch::exp(sequence ? diff.sum(1, /*keepdim=*/true) : diff);
+  const auto over = ratio.gt(cap);
+  const auto weight = mode.find("truncate") != std::string::npos ? ratio.clamp_max(cap)
+                                                                 : ratio.masked_fill(over, 0.0);
+  // Per rollout for the sequence modes, per masked token for the token modes (as TRL logs them).
+  const auto counted = sequence ? torch::ones_like(ratio, torch::kBool) : m.gt(0);
+  metrics["importance_sampling_ratio_" + task] = spread(group, weight.masked_select(counted));
+  const auto clipped = gather_ragged(group, over.masked_select(counted));
+  if (clipped.numel() > 0) {
+    metrics["importance_sampling_clipped_" + task] = clipped.mean().item<double>();
+  }
+  metrics["sampling_logp_difference_" + task] = spread(group, diff.abs().masked_select(m.gt(0)));
+  return weight.to(torch::kFloat32);
+}
+
+// The policy term's weights of one task (StepBatch::weight_images/_answers); undefined when the
+// recipe asks for none.
+torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
+                             const torch::Tensor& mask, const torch::Tensor& old_logp,
+                             const torch::Tensor& sampler_logp, const torch::Tensor& entropy,
+                             dist::ProcessGroup& group, nlohmann::json& metrics) {
+  const auto& g = recipe.grpo;
+  torch::Tensor weight;
+  if (g.importance_sampling_correction) {
+    weight = sampler_correction(old_logp.cpu(), sampler_logp, mask, recipe, task, group, metrics)
+                 .expand_as(mask)
+                 .contiguous();
+  }
+  if (g.top_entropy_quantile < 1.0) {
+    const auto keep = entropy_mask(entropy, mask, g.top_entropy_quantile, group);
+    std::vector<torch::Tensor> counts{
+        torch::tensor({keep.sum().item<double>(), mask.sum().item<double>()}, torch::kDouble)};
+    group.all_reduce_sum(counts);
+    const auto c = counts[0];
+    metrics["entropy_mask_kept_" + task] =
+        c[1].item<double>() > 0.0 ? c[0].item<double>() / c[1].item<double>() : 0.0;
+    const auto kept = keep.to(torch::kFloat32);
+    weight = weight.defined() ? weight * kept : kept;
+  }
+  return weight;
 }
 
 }  // namespace
@@ -179,7 +297,9 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
       }
       if (makes_answers(recipe)) {
         counts[4 * m + 2] += 1.0;
-        counts[4 * m + 3] += static_cast<double>(batch.answers.lengths[i]);
+        if (!batch.answer_kept.defined() || batch.answer_kept[i].item<float>() > 0.0f) {
+          counts[4 * m + 3] += static_cast<double>(batch.answers.lengths[i]);
+        }
       }
     }
     batch.micro.push_back(std::move(micro));
@@ -293,9 +413,31 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   roll(in, recipe, group, batch);
   batch.rollout_seconds = seconds_since(began);
   const auto scored = Clock::now();
-  if (makes_images(recipe)) score_images(in, recipe, batch);
-  if (makes_answers(recipe)) score_answers(in, recipe, batch);
-  batch.advantages = advantages_of(recipe, batch);
+  if (makes_images(recipe)) {
+    score_images(in, recipe, batch);
+    const auto mask = torch::ones({batch.images.codes.size(0), batch.images.codes.size(1)});
+    batch.weight_images =
+        policy_weights(recipe, "t2i", mask, batch.old_images, batch.images.sampler_logp,
+                       batch.entropy_images, group, batch.weight_metrics);
+  }
+  if (makes_answers(recipe)) {
+    score_answers(in, recipe, batch);
+    const auto& an = batch.answers;
+    const auto n = static_cast<int64_t>(an.lengths.size());
+    const std::vector<double> cut(an.truncated.begin(), an.truncated.end());
+    batch.answer_kept = recipe.grpo.mask_truncated_completions
+                            ? 1.0 - torch::tensor(cut, torch::kDouble).to(torch::kFloat32)
+                            : torch::ones({n});
+    // The answers' loss mask over the batch's width: sampled tokens of the answers kept.
+    const int64_t width = n > 0 ? *std::max_element(an.lengths.begin(), an.lengths.end()) : 0;
+    const auto lengths = torch::tensor(an.lengths, torch::kInt64).unsqueeze(1);
+    const auto mask = torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
+                      batch.answer_kept.unsqueeze(1);
+    batch.weight_answers =
+        policy_weights(recipe, "mm2t", mask, batch.old_answers, an.sampler_logp,
+                       batch.entropy_answers, group, batch.weight_metrics);
+  }
+  batch.advantages = advantages_of(recipe, in, group, batch);
   batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()
                                             : torch::ones_like(batch.advantages.no_signal);
 
