@@ -5,6 +5,7 @@
 #include <random>
 
 #include "corl/dist/data_parallel.h"
+#include "corl/grpo/weights.h"  // defines: sampler_correction, high_entropy_mask
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
 
@@ -205,41 +206,22 @@ nlohmann::json spread(dist::ProcessGroup& group, const torch::Tensor& values) {
           {"max", all.max().item<double>()}};
 }
 
-// The entropy mask (Wang et al. 2025, "Beyond the 80/20 rule"; TRL's get_high_entropy_mask):
-// tokens whose entropy is >= the (1 - rho) quantile of the step's masked tokens, every rank's.
-torch::Tensor entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask, double rho,
-                           dist::ProcessGroup& group) {
-  const auto all = gather_ragged(group, entropy.masked_select(mask.gt(0)));
-  if (all.numel() == 0) return torch::zeros_like(mask, torch::kBool);
-  const double threshold = torch::quantile(all, 1.0 - rho).item<double>();
-  return entropy.to(torch::kDouble).ge(threshold) & mask.gt(0);
-}
-
-// The sampler/trainer correction (TRL's vllm_importance_sampling_*): with d = (old - sampler) m,
-// the ratio exp(d) per token, or exp(sum_t d) per rollout, truncated at the cap or zeroed above it.
-// Returns [N, T] or [N, 1].
-torch::Tensor sampler_correction(const torch::Tensor& old_logp, const torch::Tensor& sampler_logp,
-                                 const torch::Tensor& mask, const GrpoRecipe& recipe,
-                                 const std::string& task, dist::ProcessGroup& group,
-                                 nlohmann::json& metrics) {
-  const auto& mode = recipe.grpo.importance_sampling_mode;
-  const double cap = recipe.grpo.importance_sampling_cap;
-  const bool sequence = mode.rfind("sequence", 0) == 0;
-  const auto m = mask.to(torch::kFloat64);
-  const auto diff = (old_logp.to(torch::kFloat64) - sampler_logp.to(torch::kFloat64)) * m;
-  const auto ratio = torch::exp(sequence ? diff.sum(1, /*keepdim=*/true) : diff);
-  const auto over = ratio.gt(cap);
-  const auto weight = mode.find("truncate") != std::string::npos ? ratio.clamp_max(cap)
-                                                                 : ratio.masked_fill(over, 0.0);
-  // Per rollout for the sequence modes, per masked token for the token modes (as TRL logs them).
-  const auto counted = sequence ? torch::ones_like(ratio, torch::kBool) : m.gt(0);
-  metrics["importance_sampling_ratio_" + task] = spread(group, weight.masked_select(counted));
-  const auto clipped = gather_ragged(group, over.masked_select(counted));
-  if (clipped.numel() > 0) {
-    metrics["importance_sampling_clipped_" + task] = clipped.mean().item<double>();
-  }
-  metrics["sampling_logp_difference_" + task] = spread(group, diff.abs().masked_select(m.gt(0)));
-  return weight.to(torch::kFloat32);
+// The sampler/trainer correction of one task (grpo/weights.h) and its figures over every rank:
+// the weights' spread and the share over the cap, per rollout for the sequence modes and per
+// masked token for the token modes (as TRL logs them), and |old - sampler| per masked token.
+torch::Tensor sampler_weights(const torch::Tensor& old_logp, const torch::Tensor& sampler_logp,
+                              const torch::Tensor& mask, const GrpoRecipe& recipe,
+                              const std::string& task, dist::ProcessGroup& group,
+                              nlohmann::json& metrics) {
+  const auto c = sampler_correction(old_logp, sampler_logp, mask, recipe.grpo.importance_sampling_mode,
+                                    recipe.grpo.importance_sampling_cap);
+  const auto counted = c.sequence ? torch::ones_like(c.weight, torch::kBool) : mask.gt(0);
+  metrics["importance_sampling_ratio_" + task] = spread(group, c.weight.masked_select(counted));
+  const auto over = gather_ragged(group, c.over.masked_select(counted));
+  if (over.numel() > 0) metrics["importance_sampling_clipped_" + task] = over.mean().item<double>();
+  const auto diff = (old_logp.to(torch::kFloat64) - sampler_logp.to(torch::kFloat64)).abs();
+  metrics["sampling_logp_difference_" + task] = spread(group, diff.masked_select(mask.gt(0)));
+  return c.weight.to(torch::kFloat32);
 }
 
 // The policy term's weights of one task (StepBatch::weight_images/_answers); undefined when the
@@ -251,12 +233,17 @@ torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
   const auto& g = recipe.grpo;
   torch::Tensor weight;
   if (g.importance_sampling_correction) {
-    weight = sampler_correction(old_logp.cpu(), sampler_logp, mask, recipe, task, group, metrics)
+    weight = sampler_weights(old_logp.cpu(), sampler_logp, mask, recipe, task, group, metrics)
                  .expand_as(mask)
                  .contiguous();
   }
   if (g.top_entropy_quantile < 1.0) {
-    const auto keep = entropy_mask(entropy, mask, g.top_entropy_quantile, group);
+    // The quantile is over every rank's masked tokens; with none anywhere, nothing is kept.
+    const auto pooled = gather_ragged(group, entropy.masked_select(mask.gt(0)));
+    const auto keep = pooled.numel() == 0
+                          ? torch::zeros_like(mask, torch::kBool)
+                          : high_entropy_mask(entropy, mask,
+                                              entropy_threshold(pooled, g.top_entropy_quantile));
     std::vector<torch::Tensor> counts{
         torch::tensor({keep.sum().item<double>(), mask.sum().item<double>()}, torch::kDouble)};
     group.all_reduce_sum(counts);
