@@ -122,8 +122,8 @@ TEST(RewardAdvantages, BatchScaleHandWorked) {
 
 TEST(RewardAdvantages, GroupOfOneHasNoAdvantage) {
   // A lone rollout is its group's mean: 0 under every scale, and no signal.
-  for (const auto scale : {ops::RewardScale::kGroup, ops::RewardScale::kBatch,
-                           ops::RewardScale::kNone}) {
+  for (const auto scale :
+       {ops::RewardScale::kGroup, ops::RewardScale::kBatch, ops::RewardScale::kNone}) {
     const AdvantageSettings s{1, scale, 0.8};
     expect_near(reward_advantages(rewards({1, 3, 0}), s), {0, 0, 0});
     EXPECT_EQ(flags(task_advantages(rewards({1, 3, 0}), true, s).no_signal),
@@ -136,8 +136,7 @@ TEST(RewardAdvantages, GroupOfOneHasNoAdvantage) {
 // r2 -> {-1/(sqrt 2 + eps), +1/(sqrt 2 + eps) | -2/(sqrt 8 + eps), +2/(sqrt 8 + eps)}. Their
 // weighted sum is then centred and scaled by the step's mean and unbiased std.
 TEST(RewardAdvantages, NormalizeThenSumHandWorked) {
-  AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8,
-                      RewardAggregation::kNormalizeThenSum};
+  AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8, RewardAggregation::kNormalizeThenSum};
   const double b = 1.0 / (std::sqrt(2.0) + 1e-4);
   const double c = 2.0 / (std::sqrt(8.0) + 1e-4);
   const std::vector<double> sum{kPair - 0.5 * b, -kPair + 0.5 * b, -0.5 * c, 0.5 * c};

@@ -129,12 +129,12 @@ TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
 }
 
 TEST(GrpoRecipe, TrlOptionsParse) {
-  const auto r = load("", {"grpo.scale_rewards=batch", "grpo.importance_sampling_level=sequence",
-                           "grpo.multi_objective_aggregation=normalize_then_sum",
-                           "grpo.mask_truncated_completions=true", "grpo.top_entropy_quantile=0.2",
-                           "grpo.importance_sampling_correction=true",
-                           "grpo.importance_sampling_mode=token_truncate",
-                           "grpo.importance_sampling_cap=2"});
+  const auto r =
+      load("", {"grpo.scale_rewards=batch", "grpo.importance_sampling_level=sequence",
+                "grpo.multi_objective_aggregation=normalize_then_sum",
+                "grpo.mask_truncated_completions=true", "grpo.top_entropy_quantile=0.2",
+                "grpo.importance_sampling_correction=true",
+                "grpo.importance_sampling_mode=token_truncate", "grpo.importance_sampling_cap=2"});
   EXPECT_EQ(reward_scale_of(r), ops::RewardScale::kBatch);
   EXPECT_EQ(reward_aggregation_of(r), RewardAggregation::kNormalizeThenSum);
   EXPECT_TRUE(needs_old_logprobs(r));

@@ -213,8 +213,9 @@ torch::Tensor sampler_weights(const torch::Tensor& old_logp, const torch::Tensor
                               const torch::Tensor& mask, const GrpoRecipe& recipe,
                               const std::string& task, dist::ProcessGroup& group,
                               nlohmann::json& metrics) {
-  const auto c = sampler_correction(old_logp, sampler_logp, mask, recipe.grpo.importance_sampling_mode,
-                                    recipe.grpo.importance_sampling_cap);
+  const auto c =
+      sampler_correction(old_logp, sampler_logp, mask, recipe.grpo.importance_sampling_mode,
+                         recipe.grpo.importance_sampling_cap);
   const auto counted = c.sequence ? torch::ones_like(c.weight, torch::kBool) : mask.gt(0);
   metrics["importance_sampling_ratio_" + task] = spread(group, c.weight.masked_select(counted));
   const auto over = gather_ragged(group, c.over.masked_select(counted));
@@ -240,10 +241,10 @@ torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
   if (g.top_entropy_quantile < 1.0) {
     // The quantile is over every rank's masked tokens; with none anywhere, nothing is kept.
     const auto pooled = gather_ragged(group, entropy.masked_select(mask.gt(0)));
-    const auto keep = pooled.numel() == 0
-                          ? torch::zeros_like(mask, torch::kBool)
-                          : high_entropy_mask(entropy, mask,
-                                              entropy_threshold(pooled, g.top_entropy_quantile));
+    const auto keep =
+        pooled.numel() == 0
+            ? torch::zeros_like(mask, torch::kBool)
+            : high_entropy_mask(entropy, mask, entropy_threshold(pooled, g.top_entropy_quantile));
     std::vector<torch::Tensor> counts{
         torch::tensor({keep.sum().item<double>(), mask.sum().item<double>()}, torch::kDouble)};
     group.all_reduce_sum(counts);
@@ -418,11 +419,11 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
     // The answers' loss mask over the batch's width: sampled tokens of the answers kept.
     const int64_t width = n > 0 ? *std::max_element(an.lengths.begin(), an.lengths.end()) : 0;
     const auto lengths = torch::tensor(an.lengths, torch::kInt64).unsqueeze(1);
-    const auto mask = torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
-                      batch.answer_kept.unsqueeze(1);
-    batch.weight_answers =
-        policy_weights(recipe, "mm2t", mask, batch.old_answers, an.sampler_logp,
-                       batch.entropy_answers, group, batch.weight_metrics);
+    const auto mask =
+        torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
+        batch.answer_kept.unsqueeze(1);
+    batch.weight_answers = policy_weights(recipe, "mm2t", mask, batch.old_answers, an.sampler_logp,
+                                          batch.entropy_answers, group, batch.weight_metrics);
   }
   batch.advantages = advantages_of(recipe, in, group, batch);
   batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()

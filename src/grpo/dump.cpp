@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
-#include "corl/util/safetensors.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::grpo {
 nlohmann::json tensor_json(const torch::Tensor& t) {

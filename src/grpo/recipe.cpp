@@ -66,8 +66,9 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "token: one ratio per token; sequence: exp of the log-ratio's mean over the rollout's "
         "tokens, one per rollout (GSPO)")
       .choices({"token", "sequence"});
-  s.add("grpo.mask_truncated_completions", &g.mask_truncated_completions,
-        "Answers cut off at max_completion_length (no <eos>) leave the loss (images are never cut)");
+  s.add(
+      "grpo.mask_truncated_completions", &g.mask_truncated_completions,
+      "Answers cut off at max_completion_length (no <eos>) leave the loss (images are never cut)");
   s.add("grpo.top_entropy_quantile", &g.top_entropy_quantile,
         "rho: the policy term keeps only tokens whose entropy is >= the (1 - rho) quantile of the "
         "step's tokens, per task (1: all)")

@@ -152,8 +152,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       record(part, l, sums);
       if (dump) {
         micro_dump["t2i"] = part_dump(part, micro.rollouts, l);
-        dump_weight_sources(micro_dump["t2i"], index, part.logp.size(1),
-                            batch.images.sampler_logp, batch.entropy_images);
+        dump_weight_sources(micro_dump["t2i"], index, part.logp.size(1), batch.images.sampler_logp,
+                            batch.entropy_images);
       }
     }
     if (answers) {

@@ -108,7 +108,9 @@ torch::Tensor drawn_logp(const torch::Tensor& logits, const torch::Tensor& drawn
   if (!options.greedy && options.temperature > 0.0 && options.temperature != 1.0) {
     scaled = scaled / options.temperature;
   }
-  return torch::log_softmax(scaled, -1).gather(1, drawn.to(logits.device()).unsqueeze(1)).squeeze(1);
+  return torch::log_softmax(scaled, -1)
+      .gather(1, drawn.to(logits.device()).unsqueeze(1))
+      .squeeze(1);
 }
 
 }  // namespace

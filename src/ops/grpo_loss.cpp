@@ -89,8 +89,8 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
   if (options.sequence_level) {
     // GSPO: the log-ratio's mean over the rollout's own tokens (ragged lengths), one per row; a
     // row without tokens gets 0, which its zero weight then drops.
-    const torch::Tensor row_log_ratio =
-        (log_ratio * weight).sum(1, /*keepdim=*/true) / weight.sum(1, /*keepdim=*/true).clamp_min(1.0);
+    const torch::Tensor row_log_ratio = (log_ratio * weight).sum(1, /*keepdim=*/true) /
+                                        weight.sum(1, /*keepdim=*/true).clamp_min(1.0);
     log_ratio = row_log_ratio.expand_as(logp);
     out.sequence_ratio = torch::exp(row_log_ratio.detach()).squeeze(1);
   }

@@ -10,8 +10,8 @@
 #include <torch/torch.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -77,7 +77,8 @@ struct StepBatch {
   // times the sampler/trainer correction; undefined when neither is on.
   torch::Tensor weight_images, weight_answers;
   torch::Tensor entropy_images, entropy_answers;  // [N, T] before any update, for the mask
-  torch::Tensor answer_kept;   // [N] float: 0 for a truncated answer under mask_truncated_completions
+  torch::Tensor
+      answer_kept;  // [N] float: 0 for a truncated answer under mask_truncated_completions
   nlohmann::json weight_metrics = nlohmann::json::object();  // the weights' figures, whole step
   std::vector<MicroBatch> micro;
   std::string sample_caption;    // the cycle reward's caption of the first image, when made

@@ -58,8 +58,8 @@ struct GrpoRecipe {
     // sum_then_normalize | normalize_then_sum (GDPO), per task (grpo/advantages.h)
     std::string multi_objective_aggregation = "sum_then_normalize";
     std::string importance_sampling_level = "token";  // token | sequence (GSPO)
-    bool mask_truncated_completions = false;  // answers without <eos> leave the loss
-    double top_entropy_quantile = 1.0;        // rho: train on the top-rho tokens by entropy
+    bool mask_truncated_completions = false;          // answers without <eos> leave the loss
+    double top_entropy_quantile = 1.0;                // rho: train on the top-rho tokens by entropy
     // Sampler/trainer mismatch: weigh the policy term by the truncated or masked ratio of the
     // trainer's old log-probs to the ones recorded while sampling (TRL vllm_importance_sampling_*).
     bool importance_sampling_correction = false;

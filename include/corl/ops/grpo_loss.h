@@ -43,13 +43,13 @@ struct GrpoLossOptions {
 };
 
 struct GrpoLoss {
-  torch::Tensor loss;          // scalar, differentiable in logp
-  torch::Tensor per_token;     // [B, T] per-token loss, 0 where masked (detached)
-  double kl = 0.0;             // mean k3 KL over masked tokens (0 when beta == 0)
-  double clip_fraction = 0.0;  // share of masked tokens whose ratio was clipped in the gradient
-  double clip_low = 0.0;       // ... clipped below (rho < 1 - eps_low, A < 0)
-  double clip_high = 0.0;      // ... clipped above (rho > 1 + eps_high, A > 0)
-  int64_t tokens = 0;          // masked tokens
+  torch::Tensor loss;            // scalar, differentiable in logp
+  torch::Tensor per_token;       // [B, T] per-token loss, 0 where masked (detached)
+  double kl = 0.0;               // mean k3 KL over masked tokens (0 when beta == 0)
+  double clip_fraction = 0.0;    // share of masked tokens whose ratio was clipped in the gradient
+  double clip_low = 0.0;         // ... clipped below (rho < 1 - eps_low, A < 0)
+  double clip_high = 0.0;        // ... clipped above (rho > 1 + eps_high, A > 0)
+  int64_t tokens = 0;            // masked tokens
   torch::Tensor sequence_ratio;  // [B] rho_i under sequence_level (detached), else undefined
 };
 
