@@ -190,6 +190,7 @@ torch::Tensor gather_ragged(dist::ProcessGroup& group, const torch::Tensor& valu
   auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
   group.all_reduce_max(width);
   const auto n = static_cast<int64_t>(width.item<double>());
+  if (n == 0) return torch::zeros({0}, torch::kDouble);  // every rank sees the same n
   constexpr double kSentinel = -1e300;
   auto padded = torch::full({n}, kSentinel, torch::kDouble);
   padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
