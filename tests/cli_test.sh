@@ -109,22 +109,32 @@ check train-shared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/
   --dump-batch "$WORK/dump_shared" --out "$WORK/uni_shared"
 check train-shared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/grpo_dump_check.py" "$WORK/dump_shared/batch.json"
-# TRL's options all at once (GSPO's sequence-level ratio, truncated answers out of the loss, the
-# top half of the tokens by entropy, the sampler/trainer correction, the step's reward spread,
-# rewards normalised before their sum): the weights, advantages and losses recomputed.
+# TRL's options together (GSPO's sequence-level ratio, the top half of the tokens by entropy, the
+# sampler/trainer correction with a cap the cache's rounding crosses, the step's reward spread,
+# rewards normalised in group before their sum; tim gives every group a spread): the advantages,
+# policy weights and losses recomputed from the dump, and their figures in the metrics.
+TRL=(--set grpo.max_steps=1 --set grpo.num_iterations=2 --set optim.gradient_accumulation_steps=2
+     --set grpo.importance_sampling_level=sequence --set grpo.top_entropy_quantile=0.5
+     --set grpo.importance_sampling_correction=true --set "grpo.reward_funcs=[tim, accuracy]"
+     --set "grpo.reward_weights=[1, 1]")
 check train-trl-options 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
-  --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=1 --set grpo.num_iterations=2 \
-  --set grpo.loss_type=dapo --set optim.gradient_accumulation_steps=2 \
-  --set grpo.importance_sampling_level=sequence --set grpo.mask_truncated_completions=true \
-  --set grpo.top_entropy_quantile=0.5 --set grpo.importance_sampling_correction=true \
-  --set grpo.importance_sampling_mode=token_truncate --set grpo.importance_sampling_cap=1.0001 \
-  --set grpo.scale_rewards=batch --set grpo.multi_objective_aggregation=normalize_then_sum \
+  --init "$WORK/pre" "${GRPO[@]}" "${TRL[@]}" --set grpo.loss_type=dapo \
+  --set grpo.max_completion_length=40 --set grpo.importance_sampling_mode=token_truncate \
+  --set grpo.importance_sampling_cap=1.0000001 --set grpo.scale_rewards=batch \
+  --set grpo.multi_objective_aggregation=normalize_then_sum --set optim.learning_rate=1e-3 \
   --dump-batch "$WORK/dump_trl" --out "$WORK/uni_trl"
-check train-trl-options-dump 0 "t2i policy weights match; mm2t policy weights match" -- \
+check train-trl-options-dump 0 "sequence-level ratio.*t2i policy weights match; mm2t policy weights match" -- \
   "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" "$WORK/dump_trl/batch.json"
 check train-trl-options-metrics 0 \
   '"entropy_mask_kept_t2i".*"importance_sampling_clipped_mm2t".*"sequence_ratio_mm2t"' -- \
   head -1 "$WORK/uni_trl/metrics.jsonl"
+# Every answer cut at 6 tokens and masked out: no answer token anywhere in the loss.
+check train-trl-truncated 0 "held-out geneval" -- "$CORL" train \
+  --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" "${TRL[@]}" \
+  --set grpo.mask_truncated_completions=true --set grpo.importance_sampling_mode=sequence_mask \
+  --dump-batch "$WORK/dump_cut" --out "$WORK/uni_cut"
+check train-trl-truncated-dump 0 "mm2t policy weights match" -- \
+  "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" "$WORK/dump_cut/batch.json"
 check train-perception 0 '"reward/perception"' -- head -1 "$WORK/uni/metrics.jsonl"
 # Killed after step 2: its checkpoint is all that is left; resumed, it ends where the whole run did.
 cp -r "$WORK/uni" "$WORK/uni2"

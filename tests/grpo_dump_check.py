@@ -100,7 +100,7 @@ def task_losses(parts, batch, length):
     mean and divides it by the number of micro-batches (gradient accumulation)."""
     terms = [per_token_loss(p, batch) for p in parts]
     rollouts = sum(mask.shape[0] for _, mask in terms)
-    tokens = sum(mask.sum() for _, mask in terms)
+    tokens = max(1.0, sum(mask.sum() for _, mask in terms))  # TRL clamps it to >= 1
     kind = batch["loss_type"]
     out = []
     for per_token, mask in terms:
