@@ -183,6 +183,17 @@ check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" 
 check dp-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2"
 check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model.safetensors"
+# TRL's options whose figures are the whole step's (the reward spread, the entropy quantile, the
+# correction's figures) gathered over ranks: two ranks again match one process.
+DPT=(--set grpo.max_steps=1 --set grpo.scale_rewards=batch --set grpo.top_entropy_quantile=0.5
+     --set grpo.importance_sampling_level=sequence --set grpo.importance_sampling_correction=true
+     --set grpo.multi_objective_aggregation=normalize_then_sum)
+check dp-trl-one-process 0 "" -- "$CORL" train "${DP[@]}" "${DPT[@]}" \
+  --set grpo.per_device_train_batch_size=4 --dump-batch "$WORK/dpt1/dump" --out "$WORK/dpt1"
+check dp-trl-two-ranks 0 "" -- "$CORL" train --nproc 2 "${DP[@]}" "${DPT[@]}" \
+  --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/dpt2/dump" --out "$WORK/dpt2"
+check dp-trl-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
+  "$SRC/tests/dp_compare.py" "$WORK/dpt1" "$WORK/dpt2"
 # Dr.GRPO's constant normaliser, three micro-batches over 4 groups (uneven shares per rank),
 # dynamic sampling on (tim's continuous reward keeps every group, so the tiny model still
 # learns); then the 2-rank run killed after step 1 and resumed ends with the same bits as the
