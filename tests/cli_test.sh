@@ -109,6 +109,32 @@ check train-shared 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/
   --dump-batch "$WORK/dump_shared" --out "$WORK/uni_shared"
 check train-shared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/grpo_dump_check.py" "$WORK/dump_shared/batch.json"
+# TRL's options together (GSPO's sequence-level ratio, the top half of the tokens by entropy, the
+# sampler/trainer correction with a cap the cache's rounding crosses, the step's reward spread,
+# rewards normalised in group before their sum; tim gives every group a spread): the advantages,
+# policy weights and losses recomputed from the dump, and their figures in the metrics.
+TRL=(--set grpo.max_steps=1 --set grpo.num_iterations=2 --set optim.gradient_accumulation_steps=2
+     --set grpo.importance_sampling_level=sequence --set grpo.top_entropy_quantile=0.5
+     --set grpo.importance_sampling_correction=true --set "grpo.reward_funcs=[tim, accuracy]"
+     --set "grpo.reward_weights=[1, 1]")
+check train-trl-options 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
+  --init "$WORK/pre" "${GRPO[@]}" "${TRL[@]}" --set grpo.loss_type=dapo \
+  --set grpo.max_completion_length=40 --set grpo.importance_sampling_mode=token_truncate \
+  --set grpo.importance_sampling_cap=1.0000001 --set grpo.scale_rewards=batch \
+  --set grpo.multi_objective_aggregation=normalize_then_sum --set optim.learning_rate=1e-3 \
+  --dump-batch "$WORK/dump_trl" --out "$WORK/uni_trl"
+check train-trl-options-dump 0 "sequence-level ratio.*t2i policy weights match; mm2t policy weights match" -- \
+  "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" "$WORK/dump_trl/batch.json"
+check train-trl-options-metrics 0 \
+  '"entropy_mask_kept_t2i".*"importance_sampling_clipped_mm2t".*"sequence_ratio_mm2t"' -- \
+  head -1 "$WORK/uni_trl/metrics.jsonl"
+# Every answer cut at 6 tokens and masked out: no answer token anywhere in the loss.
+check train-trl-truncated 0 "held-out geneval" -- "$CORL" train \
+  --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" "${TRL[@]}" \
+  --set grpo.mask_truncated_completions=true --set grpo.importance_sampling_mode=sequence_mask \
+  --dump-batch "$WORK/dump_cut" --out "$WORK/uni_cut"
+check train-trl-truncated-dump 0 "mm2t policy weights match" -- \
+  "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" "$WORK/dump_cut/batch.json"
 check train-perception 0 '"reward/perception"' -- head -1 "$WORK/uni/metrics.jsonl"
 # Killed after step 2: its checkpoint is all that is left; resumed, it ends where the whole run did.
 cp -r "$WORK/uni" "$WORK/uni2"
@@ -157,6 +183,17 @@ check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" 
 check dp-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2"
 check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model.safetensors"
+# TRL's options whose figures are the whole step's (the reward spread, the entropy quantile, the
+# correction's figures) gathered over ranks: two ranks again match one process.
+DPT=(--set grpo.max_steps=1 --set grpo.scale_rewards=batch --set grpo.top_entropy_quantile=0.5
+     --set grpo.importance_sampling_level=sequence --set grpo.importance_sampling_correction=true
+     --set grpo.multi_objective_aggregation=normalize_then_sum)
+check dp-trl-one-process 0 "" -- "$CORL" train "${DP[@]}" "${DPT[@]}" \
+  --set grpo.per_device_train_batch_size=4 --dump-batch "$WORK/dpt1/dump" --out "$WORK/dpt1"
+check dp-trl-two-ranks 0 "" -- "$CORL" train --nproc 2 "${DP[@]}" "${DPT[@]}" \
+  --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/dpt2/dump" --out "$WORK/dpt2"
+check dp-trl-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
+  "$SRC/tests/dp_compare.py" "$WORK/dpt1" "$WORK/dpt2"
 # Dr.GRPO's constant normaliser, three micro-batches over 4 groups (uneven shares per rank),
 # dynamic sampling on (tim's continuous reward keeps every group, so the tiny model still
 # learns); then the 2-rank run killed after step 1 and resumed ends with the same bits as the

@@ -108,5 +108,55 @@ TEST(TaskAdvantages, OneTaskFillsItsSideOnly) {
   EXPECT_FALSE(answers.images.defined());
 }
 
+// scale_rewards batch (TRL; PPO Lite): mean per group, std over the whole step. G = 2, rewards
+// {1, 0 | 3, 3}: centred {0.5, -0.5, 0, 0}; the step's mean 1.75, squared deviations 0.5625 +
+// 3.0625 + 1.5625 + 1.5625 = 6.75, unbiased variance 2.25, std 1.5.
+TEST(RewardAdvantages, BatchScaleHandWorked) {
+  const AdvantageSettings s{2, ops::RewardScale::kBatch, 0.8};
+  const double a = 0.5 / (1.5 + 1e-4);
+  expect_near(reward_advantages(rewards({1, 0, 3, 3}), s), {a, -a, 0, 0});
+  // The group's own spread instead: the first group's +-kPair, the flat group 0.
+  const AdvantageSettings group{2, ops::RewardScale::kGroup, 0.8};
+  expect_near(reward_advantages(rewards({1, 0, 3, 3}), group), {kPair, -kPair, 0, 0});
+}
+
+TEST(RewardAdvantages, GroupOfOneHasNoAdvantage) {
+  // A lone rollout is its group's mean: 0 under every scale, and no signal.
+  for (const auto scale :
+       {ops::RewardScale::kGroup, ops::RewardScale::kBatch, ops::RewardScale::kNone}) {
+    const AdvantageSettings s{1, scale, 0.8};
+    expect_near(reward_advantages(rewards({1, 3, 0}), s), {0, 0, 0});
+    EXPECT_EQ(flags(task_advantages(rewards({1, 3, 0}), true, s).no_signal),
+              (std::vector<bool>{true, true, true}));
+  }
+}
+
+// multi_objective_aggregation normalize_then_sum (TRL, GDPO). G = 2, two rewards weighed 1 and
+// 0.5: r1 = {1, 0 | 1, 1}, r2 = {0, 2 | 0, 4}. In-group normalised: r1 -> {+kPair, -kPair | 0, 0};
+// r2 -> {-1/(sqrt 2 + eps), +1/(sqrt 2 + eps) | -2/(sqrt 8 + eps), +2/(sqrt 8 + eps)}. Their
+// weighted sum is then centred and scaled by the step's mean and unbiased std.
+TEST(RewardAdvantages, NormalizeThenSumHandWorked) {
+  AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8, RewardAggregation::kNormalizeThenSum};
+  const double b = 1.0 / (std::sqrt(2.0) + 1e-4);
+  const double c = 2.0 / (std::sqrt(8.0) + 1e-4);
+  const std::vector<double> sum{kPair - 0.5 * b, -kPair + 0.5 * b, -0.5 * c, 0.5 * c};
+  const auto r = task_reward({rewards({1, 0, 1, 1}), rewards({0, 2, 0, 4})}, {1.0, 0.5}, s);
+  expect_near(r, sum);
+  double mean = 0.0;
+  for (double v : sum) mean += v / 4.0;
+  double var = 0.0;
+  for (double v : sum) var += (v - mean) * (v - mean) / 3.0;
+  std::vector<double> want;
+  for (double v : sum) want.push_back((v - mean) / (std::sqrt(var) + 1e-4));
+  expect_near(reward_advantages(r, s), want, 1e-5);
+  // scale_rewards does not enter it (TRL ignores it there).
+  s.scale = ops::RewardScale::kNone;
+  expect_near(reward_advantages(r, s), want, 1e-5);
+  // sum_then_normalize: the plain weighted sum.
+  s.aggregation = RewardAggregation::kSumThenNormalize;
+  expect_near(task_reward({rewards({1, 0, 1, 1}), rewards({0, 2, 0, 4})}, {1.0, 0.5}, s),
+              {1, 1, 1, 3});
+}
+
 }  // namespace
 }  // namespace corl::grpo

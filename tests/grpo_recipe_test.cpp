@@ -128,6 +128,26 @@ TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
   EXPECT_EQ(message({"run.device=cuda", "run.autocast=bf16"}), "");
 }
 
+TEST(GrpoRecipe, TrlOptionsParse) {
+  const auto r =
+      load("", {"grpo.scale_rewards=batch", "grpo.importance_sampling_level=sequence",
+                "grpo.multi_objective_aggregation=normalize_then_sum",
+                "grpo.mask_truncated_completions=true", "grpo.top_entropy_quantile=0.2",
+                "grpo.importance_sampling_correction=true",
+                "grpo.importance_sampling_mode=token_truncate", "grpo.importance_sampling_cap=2"});
+  EXPECT_EQ(reward_scale_of(r), ops::RewardScale::kBatch);
+  EXPECT_EQ(reward_aggregation_of(r), RewardAggregation::kNormalizeThenSum);
+  EXPECT_TRUE(needs_old_logprobs(r));
+  EXPECT_TRUE(rollout_options_of(r).keep_logp);
+  const auto plain = load("", {});
+  EXPECT_FALSE(needs_old_logprobs(plain));
+  EXPECT_FALSE(rollout_options_of(plain).keep_logp);
+  EXPECT_EQ(plain.grpo.importance_sampling_level, "token");
+  EXPECT_THROW(load("", {"grpo.importance_sampling_mode=token"}), RecipeError);
+  EXPECT_THROW(load("", {"grpo.top_entropy_quantile=1.5"}), RecipeError);
+  EXPECT_THROW(load("", {"grpo.scale_rewards=rank"}), RecipeError);
+}
+
 TEST(RecipeDocs, GrpoKeysAreDocumented) {
   const std::string docs = util::read_file(kRoot + "/docs/recipes.md");
   GrpoRecipe recipe;

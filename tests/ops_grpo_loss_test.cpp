@@ -290,5 +290,111 @@ TEST(GrpoLoss, RejectsMismatchedShapes) {
   expect_message([&] { grpo_loss(x, x, torch::zeros({3, 2}), a, x, with_kl); }, "ref_logp");
 }
 
+// GSPO (TRL importance_sampling_level "sequence"): rho_i = exp(mean over row i's masked tokens of
+// logp - old_logp), the same for each of its tokens. Ragged rows, eps = 0.2:
+//   row 0, A = +1, 3 tokens, log-ratios {0.3, 0, -0.15}: mean 0.05, rho = e^0.05 = 1.051271,
+//          inside the clip range: -1.051271 per token; d(-rho)/d logp_t = -rho / 3
+//   row 1, A = -1, 2 tokens {-0.4, -0.2} (the third masked, its log-ratio 100): mean -0.3,
+//          rho = e^-0.3 = 0.740818 < 0.8 with A < 0: clipped, 0.8 per token, no gradient
+//   row 2, A = +1, no token: nothing
+struct SequenceCase {
+  torch::Tensor logp = matrix({{0.3, 0.0, -0.15}, {-0.4, -0.2, 50.0}, {1.0, 2.0, 3.0}});
+  torch::Tensor old_logp = matrix({{0, 0, 0}, {0, 0, -50.0}, {0, 0, 0}});
+  torch::Tensor advantages = torch::tensor({1.0, -1.0, 1.0}, torch::kFloat32);
+  torch::Tensor mask = matrix({{1, 1, 1}, {1, 1, 0}, {0, 0, 0}});
+  SequenceCase() { logp.requires_grad_(true); }
+  GrpoLoss run(Aggregation aggregation) {
+    GrpoLossOptions options;
+    options.aggregation = aggregation;
+    options.sequence_level = true;
+    return grpo_loss(logp, old_logp, torch::Tensor(), advantages, mask, options);
+  }
+};
+
+TEST(GrpoLoss, SequenceLevelRatioRaggedHandWorked) {
+  const double s0 = std::exp(0.05);
+  SequenceCase c;
+  GrpoLoss out = c.run(Aggregation::kSeqMeanTokenMean);
+  expect_matrix(out.sequence_ratio.unsqueeze(1), {{s0}, {std::exp(-0.3)}, {1.0}});
+  expect_matrix(out.per_token, {{-s0, -s0, -s0}, {0.8, 0.8, 0.0}, {0, 0, 0}});
+  EXPECT_NEAR(out.loss.item<double>(), (-s0 + 0.8) / 2.0, 1e-6);
+  EXPECT_NEAR(out.clip_low, 2.0 / 5.0, 1e-9);
+  out.loss.backward();
+  // Two rows with tokens; row 0's mean over its 3 tokens is -rho, whose derivative in each
+  // logp_t is -rho / 3.
+  expect_matrix(c.logp.grad(), {{-s0 / 6, -s0 / 6, -s0 / 6}, {0, 0, 0}, {0, 0, 0}});
+
+  SequenceCase d;  // token sum over the 5 tokens (DAPO)
+  out = d.run(Aggregation::kTokenMean);
+  EXPECT_NEAR(out.loss.item<double>(), (-3 * s0 + 1.6) / 5.0, 1e-6);
+  out.loss.backward();
+  expect_matrix(d.logp.grad(), {{-s0 / 5, -s0 / 5, -s0 / 5}, {0, 0, 0}, {0, 0, 0}});
+}
+
+TEST(GrpoLoss, SequenceLevelEqualsTokenLevelForOneTokenRows) {
+  HandCase c;
+  c.mask = torch::tensor({1, 0, 0, 1, 0, 0}, torch::kBool).reshape({2, 3});
+  const double token = c.run(Aggregation::kTokenMean).loss.item<double>();
+  GrpoLossOptions options;
+  options.aggregation = Aggregation::kTokenMean;
+  options.sequence_level = true;
+  EXPECT_NEAR(grpo_loss(c.logp, c.old_logp, torch::Tensor(), c.advantages, c.mask, options)
+                  .loss.item<double>(),
+              token, 1e-6);
+}
+
+TEST(GrpoLoss, AllTokensMaskedIsZeroAndFinite) {
+  for (const bool sequence : {false, true}) {
+    SequenceCase c;
+    c.mask = torch::zeros({3, 3});
+    GrpoLossOptions options;
+    options.aggregation = Aggregation::kTokenMean;
+    options.sequence_level = sequence;
+    options.policy_weight = torch::zeros({3, 3});
+    const GrpoLoss out =
+        grpo_loss(c.logp, c.old_logp, torch::Tensor(), c.advantages, c.mask, options);
+    EXPECT_EQ(out.loss.item<double>(), 0.0);
+    EXPECT_EQ(out.tokens, 0);
+    out.loss.backward();
+    EXPECT_TRUE(torch::isfinite(c.logp.grad()).all().item<bool>());
+    EXPECT_EQ(c.logp.grad().abs().sum().item<double>(), 0.0);
+  }
+}
+
+// The policy weight multiplies the clipped surrogate (TRL: per_token_loss x entropy_mask x
+// importance_sampling_ratio) but not the KL, and leaves the token counts alone. HandCase's
+// per-token losses {-1, -1.2, -0.5; 1.6, 3, -} weighed {1, 0, 2; 0.5, 1, 1}: sum 1.8 over the
+// same 5 tokens.
+TEST(GrpoLoss, PolicyWeightHandWorked) {
+  HandCase c;
+  GrpoLossOptions options;
+  options.aggregation = Aggregation::kTokenMean;
+  options.policy_weight = matrix({{1, 0, 2}, {0.5, 1, 1}});
+  GrpoLoss out = grpo_loss(c.logp, c.old_logp, torch::Tensor(), c.advantages, c.mask, options);
+  expect_matrix(out.per_token, {{-1.0, 0.0, -1.0}, {0.8, 3.0, 0.0}});
+  EXPECT_NEAR(out.loss.item<double>(), 1.8 / 5.0, 1e-6);
+  EXPECT_EQ(out.tokens, 5);
+  out.loss.backward();
+  expect_matrix(c.logp.grad(), {{-1.0 / 5, 0.0, -1.0 / 5}, {0.0, 3.0 / 5, 0.0}});
+
+  // A [B, 1] weight (a sequence-level correction) broadcasts over the row's tokens.
+  HandCase d;
+  options.policy_weight = matrix({{0.5}, {2.0}});
+  out = grpo_loss(d.logp, d.old_logp, torch::Tensor(), d.advantages, d.mask, options);
+  expect_matrix(out.per_token, {{-0.5, -0.6, -0.25}, {3.2, 6.0, 0.0}});
+
+  // KL stays whole where the policy term is weighed 0: logp = old, ref - logp = 0.5.
+  const auto logp = torch::zeros({1, 2});
+  options.beta = 0.1;
+  options.policy_weight = torch::zeros({1, 2});
+  out = grpo_loss(logp, logp, torch::full({1, 2}, 0.5), torch::ones({1}), torch::ones({1, 2}),
+                  options);
+  EXPECT_NEAR(out.loss.item<double>(), 0.1 * (std::exp(0.5) - 1.5), 1e-6);
+  options.policy_weight = torch::zeros({2, 2});
+  EXPECT_THROW(grpo_loss(logp, logp, torch::full({1, 2}, 0.5), torch::ones({1}),
+                         torch::ones({1, 2}), options),
+               std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace corl::ops

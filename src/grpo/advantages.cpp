@@ -1,11 +1,40 @@
 #include "corl/grpo/advantages.h"
 
 namespace corl::grpo {
+namespace {
+constexpr double kEps = 1e-4;  // TRL's and the paper's code's
+}  // namespace
+
+torch::Tensor task_reward(const std::vector<torch::Tensor>& rewards,
+                          const std::vector<double>& weights, const AdvantageSettings& s) {
+  TORCH_CHECK(!rewards.empty() && rewards.size() == weights.size(),
+              "task_reward: one weight per reward");
+  torch::Tensor sum = torch::zeros_like(rewards[0], torch::kFloat64);
+  for (size_t k = 0; k < rewards.size(); ++k) {
+    torch::Tensor r = rewards[k].to(torch::kFloat64);
+    if (s.aggregation == RewardAggregation::kNormalizeThenSum) {
+      // GDPO: each reward normalised within its group before the weighted sum.
+      r = ops::group_advantages(r, s.group_size, ops::RewardScale::kGroup, kEps)
+              .to(torch::kFloat64);
+    }
+    sum += weights[k] * r;
+  }
+  return sum;
+}
+
+torch::Tensor reward_advantages(const torch::Tensor& reward, const AdvantageSettings& s) {
+  if (s.aggregation == RewardAggregation::kSumThenNormalize) {
+    return ops::group_advantages(reward, s.group_size, s.scale, kEps);
+  }
+  const torch::Tensor r = reward.to(torch::kFloat64);
+  const double std = r.numel() > 1 ? r.std().item<double>() : 0.0;
+  return ((r - r.mean()) / (std + kEps)).to(torch::kFloat32);
+}
 
 StepAdvantages task_advantages(const torch::Tensor& rewards, bool images,
                                const AdvantageSettings& s) {
   StepAdvantages out;
-  (images ? out.images : out.answers) = ops::group_advantages(rewards, s.group_size, s.scale);
+  (images ? out.images : out.answers) = reward_advantages(rewards, s);
   out.no_signal = ops::zero_spread_groups(rewards, s.group_size);
   return out;
 }
@@ -16,13 +45,13 @@ StepAdvantages unified_advantages(const torch::Tensor& r_t2i, const torch::Tenso
   const int64_t G = s.group_size;
   if (mode == UnifiedAdvantage::kSharedReward) {
     const torch::Tensor r = r_t2i.to(torch::kFloat64) + s.lambda * r_mm2t.to(torch::kFloat64);
-    out.images = ops::group_advantages(r, G, s.scale);
+    out.images = reward_advantages(r, s);
     out.answers = out.images;
     out.no_signal = ops::zero_spread_groups(r, G);
     return out;
   }
-  const torch::Tensor a_t2i = ops::group_advantages(r_t2i, G, s.scale);
-  const torch::Tensor a_mm2t = s.lambda * ops::group_advantages(r_mm2t, G, s.scale);
+  const torch::Tensor a_t2i = reward_advantages(r_t2i, s);
+  const torch::Tensor a_mm2t = s.lambda * reward_advantages(r_mm2t, s);
   if (mode == UnifiedAdvantage::kSharedAdvantage) {
     out.images = a_t2i + a_mm2t;
     out.answers = out.images;

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "corl/dist/data_parallel.h"
+#include "corl/grpo/weights.h"  // defines: sampler_correction, high_entropy_mask
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
 
@@ -86,12 +87,15 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
     if (!captions.empty()) batch.sample_caption = captions[0];
   }
   rollout::ImageScores scores;
-  if (in.need_hidden || recipe.grpo.num_iterations > 1) {
-    // One pass gives the hidden states tim reads and the old log-probs mu > 1 needs.
+  const bool old = needs_old_logprobs(recipe);
+  const bool entropy = recipe.grpo.top_entropy_quantile < 1.0;
+  if (in.need_hidden || old) {
+    // One pass gives the hidden states tim reads, the old log-probs and the entropies.
     torch::NoGradGuard no_grad;
     scores = rollout::score_images(model, *in.builder, im.prompts, im.codes,
-                                   rollout_options_of(recipe), {false, in.need_hidden});
-    if (recipe.grpo.num_iterations > 1) batch.old_images = scores.logp;
+                                   rollout_options_of(recipe), {entropy, in.need_hidden});
+    if (old) batch.old_images = scores.logp;
+    if (entropy) batch.entropy_images = scores.entropy.cpu();
   }
   batch.r_t2i = torch::zeros({n}, torch::kDouble);
   for (const auto& named : in.image_rewards) {
@@ -129,26 +133,129 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) 
     batch.by_reward[named.name] = values;
     batch.r_mm2t += named.weight * values;
   }
-  if (recipe.grpo.num_iterations > 1) {
+  if (needs_old_logprobs(recipe)) {
     torch::NoGradGuard no_grad;
-    batch.old_answers = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
-                                                   answer_temperature_of(recipe))
-                            .logp;
+    const bool entropy = recipe.grpo.top_entropy_quantile < 1.0;
+    auto scores = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
+                                             answer_temperature_of(recipe), {entropy, false});
+    batch.old_answers = scores.logp;
+    if (entropy) batch.entropy_answers = scores.entropy.cpu();
   }
 }
 
-StepAdvantages advantages_of(const GrpoRecipe& recipe, const StepBatch& batch) {
+// Advantages are formed from the whole step's rewards, every rank's (TRL gathers them first), so
+// that scale_rewards batch and normalize_then_sum see the step's spread; this rank keeps its own.
+StepAdvantages advantages_of(const GrpoRecipe& recipe, const StageInputs& in,
+                             dist::ProcessGroup& group, const StepBatch& batch) {
   const auto& g = recipe.grpo;
-  const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda};
+  const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda,
+                                   reward_aggregation_of(recipe)};
+  // [N] of this rank -> [W N], rank by rank: whole groups stay together.
+  const auto global = [&](const torch::Tensor& r) { return group.all_gather(r).reshape(-1); };
+  const auto reward_of = [&](const auto& rewards) {
+    std::vector<torch::Tensor> values;
+    std::vector<double> weights;
+    for (const auto& named : rewards) {
+      values.push_back(global(batch.by_reward.at(named.name)));
+      weights.push_back(named.weight);
+    }
+    return task_reward(values, weights, settings);
+  };
+  StepAdvantages all;
   switch (task_of(recipe)) {
     case Task::kT2I:
-      return task_advantages(batch.r_t2i, /*images=*/true, settings);
+      all = task_advantages(reward_of(in.image_rewards), /*images=*/true, settings);
+      break;
     case Task::kMM2T:
-      return task_advantages(batch.r_mm2t, /*images=*/false, settings);
+      all = task_advantages(reward_of(in.answer_rewards), /*images=*/false, settings);
+      break;
     case Task::kUnified:
+      all = unified_advantages(reward_of(in.image_rewards), reward_of(in.answer_rewards),
+                               unified_advantage_of(recipe), settings);
       break;
   }
-  return unified_advantages(batch.r_t2i, batch.r_mm2t, unified_advantage_of(recipe), settings);
+  const int world = group.world_size();
+  const auto mine = [&](const torch::Tensor& t) {
+    return t.defined() ? t.reshape({world, -1})[group.rank()].clone() : t;
+  };
+  StepAdvantages out;
+  out.images = mine(all.images);
+  out.answers = all.answers.is_same(all.images) ? out.images : mine(all.answers);
+  out.no_signal = mine(all.no_signal);
+  return out;
+}
+
+// Every rank's values [n_r] as one tensor (ragged: padded with a sentinel below them).
+torch::Tensor gather_ragged(dist::ProcessGroup& group, const torch::Tensor& values) {
+  auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
+  group.all_reduce_max(width);
+  const auto n = static_cast<int64_t>(width.item<double>());
+  if (n == 0) return torch::zeros({0}, torch::kDouble);  // every rank sees the same n
+  constexpr double kSentinel = -1e300;
+  auto padded = torch::full({n}, kSentinel, torch::kDouble);
+  padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
+  const auto all = group.all_gather(padded).reshape(-1);
+  return all.masked_select(all.gt(kSentinel));
+}
+
+// {mean, min, max} of every rank's values; null when there are none.
+nlohmann::json spread(dist::ProcessGroup& group, const torch::Tensor& values) {
+  const auto all = gather_ragged(group, values);
+  if (all.numel() == 0) return nullptr;
+  return {{"mean", all.mean().item<double>()},
+          {"min", all.min().item<double>()},
+          {"max", all.max().item<double>()}};
+}
+
+// The sampler/trainer correction of one task (grpo/weights.h) and its figures over every rank:
+// the weights' spread and the share over the cap, per rollout for the sequence modes and per
+// masked token for the token modes (as TRL logs them), and |old - sampler| per masked token.
+torch::Tensor sampler_weights(const torch::Tensor& old_logp, const torch::Tensor& sampler_logp,
+                              const torch::Tensor& mask, const GrpoRecipe& recipe,
+                              const std::string& task, dist::ProcessGroup& group,
+                              nlohmann::json& metrics) {
+  const auto c =
+      sampler_correction(old_logp, sampler_logp, mask, recipe.grpo.importance_sampling_mode,
+                         recipe.grpo.importance_sampling_cap);
+  const auto counted = c.sequence ? torch::ones_like(c.weight, torch::kBool) : mask.gt(0);
+  metrics["importance_sampling_ratio_" + task] = spread(group, c.weight.masked_select(counted));
+  const auto over = gather_ragged(group, c.over.masked_select(counted));
+  if (over.numel() > 0) metrics["importance_sampling_clipped_" + task] = over.mean().item<double>();
+  const auto diff = (old_logp.to(torch::kFloat64) - sampler_logp.to(torch::kFloat64)).abs();
+  metrics["sampling_logp_difference_" + task] = spread(group, diff.masked_select(mask.gt(0)));
+  return c.weight.to(torch::kFloat32);
+}
+
+// The policy term's weights of one task (StepBatch::weight_images/_answers); undefined when the
+// recipe asks for none.
+torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
+                             const torch::Tensor& mask, const torch::Tensor& old_logp,
+                             const torch::Tensor& sampler_logp, const torch::Tensor& entropy,
+                             dist::ProcessGroup& group, nlohmann::json& metrics) {
+  const auto& g = recipe.grpo;
+  torch::Tensor weight;
+  if (g.importance_sampling_correction) {
+    weight = sampler_weights(old_logp.cpu(), sampler_logp, mask, recipe, task, group, metrics)
+                 .expand_as(mask)
+                 .contiguous();
+  }
+  if (g.top_entropy_quantile < 1.0) {
+    // The quantile is over every rank's masked tokens; with none anywhere, nothing is kept.
+    const auto pooled = gather_ragged(group, entropy.masked_select(mask.gt(0)));
+    const auto keep =
+        pooled.numel() == 0
+            ? torch::zeros_like(mask, torch::kBool)
+            : high_entropy_mask(entropy, mask, entropy_threshold(pooled, g.top_entropy_quantile));
+    std::vector<torch::Tensor> counts{
+        torch::tensor({keep.sum().item<double>(), mask.sum().item<double>()}, torch::kDouble)};
+    group.all_reduce_sum(counts);
+    const auto c = counts[0];
+    metrics["entropy_mask_kept_" + task] =
+        c[1].item<double>() > 0.0 ? c[0].item<double>() / c[1].item<double>() : 0.0;
+    const auto kept = keep.to(torch::kFloat32);
+    weight = weight.defined() ? weight * kept : kept;
+  }
+  return weight;
 }
 
 }  // namespace
@@ -179,7 +286,9 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
       }
       if (makes_answers(recipe)) {
         counts[4 * m + 2] += 1.0;
-        counts[4 * m + 3] += static_cast<double>(batch.answers.lengths[i]);
+        if (!batch.answer_kept.defined() || batch.answer_kept[i].item<float>() > 0.0f) {
+          counts[4 * m + 3] += static_cast<double>(batch.answers.lengths[i]);
+        }
       }
     }
     batch.micro.push_back(std::move(micro));
@@ -293,9 +402,31 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   roll(in, recipe, group, batch);
   batch.rollout_seconds = seconds_since(began);
   const auto scored = Clock::now();
-  if (makes_images(recipe)) score_images(in, recipe, batch);
-  if (makes_answers(recipe)) score_answers(in, recipe, batch);
-  batch.advantages = advantages_of(recipe, batch);
+  if (makes_images(recipe)) {
+    score_images(in, recipe, batch);
+    const auto mask = torch::ones({batch.images.codes.size(0), batch.images.codes.size(1)});
+    batch.weight_images =
+        policy_weights(recipe, "t2i", mask, batch.old_images, batch.images.sampler_logp,
+                       batch.entropy_images, group, batch.weight_metrics);
+  }
+  if (makes_answers(recipe)) {
+    score_answers(in, recipe, batch);
+    const auto& an = batch.answers;
+    const auto n = static_cast<int64_t>(an.lengths.size());
+    const std::vector<double> cut(an.truncated.begin(), an.truncated.end());
+    batch.answer_kept = recipe.grpo.mask_truncated_completions
+                            ? 1.0 - torch::tensor(cut, torch::kDouble).to(torch::kFloat32)
+                            : torch::ones({n});
+    // The answers' loss mask over the batch's width: sampled tokens of the answers kept.
+    const int64_t width = n > 0 ? *std::max_element(an.lengths.begin(), an.lengths.end()) : 0;
+    const auto lengths = torch::tensor(an.lengths, torch::kInt64).unsqueeze(1);
+    const auto mask =
+        torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
+        batch.answer_kept.unsqueeze(1);
+    batch.weight_answers = policy_weights(recipe, "mm2t", mask, batch.old_answers, an.sampler_logp,
+                                          batch.entropy_answers, group, batch.weight_metrics);
+  }
+  batch.advantages = advantages_of(recipe, in, group, batch);
   batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()
                                             : torch::ones_like(batch.advantages.no_signal);
 

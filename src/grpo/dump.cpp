@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
-#include "corl/util/safetensors.h"
 #include "corl/util/fs.h"
 #include "corl/util/log.h"
+#include "corl/util/safetensors.h"
 
 namespace corl::grpo {
 nlohmann::json tensor_json(const torch::Tensor& t) {
@@ -27,6 +27,15 @@ void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const St
                          {"max_completion_length", g.max_completion_length},
                          {"num_generations", g.num_generations},
                          {"scale_rewards", g.scale_rewards},
+                         {"multi_objective_aggregation", g.multi_objective_aggregation},
+                         {"reward_funcs", g.reward_funcs},
+                         {"reward_weights", g.reward_weights},
+                         {"importance_sampling_level", g.importance_sampling_level},
+                         {"mask_truncated_completions", g.mask_truncated_completions},
+                         {"top_entropy_quantile", g.top_entropy_quantile},
+                         {"importance_sampling_correction", g.importance_sampling_correction},
+                         {"importance_sampling_mode", g.importance_sampling_mode},
+                         {"importance_sampling_cap", g.importance_sampling_cap},
                          {"unify_lambda", g.unify_lambda},
                          {"unify_reward", g.unify_reward},
                          {"unify_advantage", g.unify_advantage},
@@ -42,7 +51,11 @@ void write_batch_dump(const std::string& dir, const GrpoRecipe& recipe, const St
   if (batch.advantages.answers.defined()) {
     dump["advantages_mm2t"] = tensor_json(batch.advantages.answers);
   }
-  if (makes_answers(recipe)) dump["completions"] = batch.answers.completions;
+  if (makes_answers(recipe)) {
+    dump["completions"] = batch.answers.completions;
+    dump["truncated"] = batch.answers.truncated;
+    dump["lengths"] = batch.answers.lengths;
+  }
   if (makes_images(recipe)) dump["prompts"] = batch.images.prompts;
   std::filesystem::create_directories(dir);
   util::write_file_atomic(dir + "/batch.json", dump.dump(1) + "\n");

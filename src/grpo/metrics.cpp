@@ -58,6 +58,10 @@ nlohmann::json batch_metrics(const StepBatch& batch, const GrpoRecipe& recipe,
     m["advantage_mm2t"] = advantage_stats(gather(group, a.answers));
   }
   m["groups_kept"] = batch.kept_groups;
+  // The entropy mask's kept share and the sampler/trainer correction's figures (grpo/batch.cpp).
+  for (const auto& [name, value] : batch.weight_metrics.items()) {
+    if (!value.is_null()) m[name] = value;
+  }
   return m;
 }
 

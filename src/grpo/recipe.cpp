@@ -54,8 +54,35 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "(rollouts x max_completion_length)), dapo (token sum / the step's tokens)")
       .choices({"grpo", "bnpo", "dr_grpo", "dapo"});
   s.add("grpo.scale_rewards", &g.scale_rewards,
-        "group: divide advantages by the group's std; none: mean-centred only (Dr.GRPO)")
-      .choices({"group", "none"});
+        "group: divide advantages by the group's std; batch: by the whole step's std (mean still "
+        "per group); none: mean-centred only (Dr.GRPO)")
+      .choices({"group", "batch", "none"});
+  s.add("grpo.multi_objective_aggregation", &g.multi_objective_aggregation,
+        "Each task's rewards: sum_then_normalize (weighted sum, then scale_rewards) or "
+        "normalize_then_sum (each reward normalised in its group, weighted sum, then normalised "
+        "over the step: GDPO)")
+      .choices({"sum_then_normalize", "normalize_then_sum"});
+  s.add("grpo.importance_sampling_level", &g.importance_sampling_level,
+        "token: one ratio per token; sequence: exp of the log-ratio's mean over the rollout's "
+        "tokens, one per rollout (GSPO)")
+      .choices({"token", "sequence"});
+  s.add(
+      "grpo.mask_truncated_completions", &g.mask_truncated_completions,
+      "Answers cut off at max_completion_length (no <eos>) leave the loss (images are never cut)");
+  s.add("grpo.top_entropy_quantile", &g.top_entropy_quantile,
+        "rho: the policy term keeps only tokens whose entropy is >= the (1 - rho) quantile of the "
+        "step's tokens, per task (1: all)")
+      .range(0.0, 1.0);
+  s.add("grpo.importance_sampling_correction", &g.importance_sampling_correction,
+        "Weigh the policy term by the ratio of the trainer's old log-probs to the sampler's "
+        "(truncated or masked at importance_sampling_cap)");
+  s.add("grpo.importance_sampling_mode", &g.importance_sampling_mode,
+        "token_truncate, token_mask, sequence_truncate or sequence_mask: per token or per "
+        "rollout (product of the token ratios), clipped to the cap or zeroed above it")
+      .choices({"token_truncate", "token_mask", "sequence_truncate", "sequence_mask"});
+  s.add("grpo.importance_sampling_cap", &g.importance_sampling_cap,
+        "C_max of the sampler/trainer correction")
+      .range(1e-6, 1e6);
   s.add("grpo.temperature", &g.temperature,
         "Sampling temperature of the rollouts; their log-probs are the tempered distribution's")
       .range(1e-3, 100.0);
@@ -190,7 +217,20 @@ double epsilon_high_of(const GrpoRecipe& r) {
 }
 
 ops::RewardScale reward_scale_of(const GrpoRecipe& r) {
-  return r.grpo.scale_rewards == "none" ? ops::RewardScale::kNone : ops::RewardScale::kGroup;
+  if (r.grpo.scale_rewards == "none") return ops::RewardScale::kNone;
+  if (r.grpo.scale_rewards == "batch") return ops::RewardScale::kBatch;
+  return ops::RewardScale::kGroup;
+}
+
+RewardAggregation reward_aggregation_of(const GrpoRecipe& r) {
+  return r.grpo.multi_objective_aggregation == "normalize_then_sum"
+             ? RewardAggregation::kNormalizeThenSum
+             : RewardAggregation::kSumThenNormalize;
+}
+
+bool needs_old_logprobs(const GrpoRecipe& r) {
+  return r.grpo.num_iterations > 1 || r.grpo.importance_sampling_correction ||
+         r.grpo.top_entropy_quantile < 1.0;
 }
 
 reward::RewardOptions reward_options_of(const GrpoRecipe& r) {
@@ -212,6 +252,7 @@ rollout::RolloutOptions rollout_options_of(const GrpoRecipe& r) {
   o.max_completion_length = g.max_completion_length;
   o.cfg_weight = g.cfg_weight;
   o.logprob_cfg = g.logprob_cfg;
+  o.keep_logp = g.importance_sampling_correction;
   return o;
 }
 

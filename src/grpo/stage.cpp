@@ -187,6 +187,11 @@ void Stage::run() {
         metrics.update(update.stats);
         metrics["grad_norm"] = grad_norm;
         metrics["lr"] = lr;
+      } else if (iteration + 1 == g.num_iterations) {
+        // GSPO's ratio is 1 at the first update by construction: its spread is the last one's.
+        for (const char* name : {"sequence_ratio_t2i", "sequence_ratio_mm2t"}) {
+          if (update.stats.contains(name)) metrics[name] = update.stats.at(name);
+        }
       }
     }
 

@@ -1,5 +1,6 @@
 #include "corl/grpo/update.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ struct TaskPart {
   torch::Tensor logp, mask, entropy;  // the current policy's, [R, T]
   torch::Tensor old_logp, ref_logp;   // [R, T]; ref only when beta > 0
   torch::Tensor advantages;           // [R]
+  torch::Tensor policy_weight;        // [R, T] (StepBatch::weight_*), or undefined
   double divisor = 1.0;               // grpo/loss.h
 };
 
@@ -28,6 +30,8 @@ ops::GrpoLoss task_loss(const TaskPart& part, const GrpoRecipe& recipe) {
   options.beta = recipe.grpo.beta;
   options.aggregation = numerator_of(loss_type_of(recipe));
   options.normaliser = part.divisor;
+  options.sequence_level = recipe.grpo.importance_sampling_level == "sequence";
+  options.policy_weight = part.policy_weight;
   return ops::grpo_loss(part.logp, part.old_logp, part.ref_logp, part.advantages, part.mask,
                         options);
 }
@@ -37,6 +41,14 @@ void record(const TaskPart& part, const ops::GrpoLoss& l, MetricSums& sums) {
   sums.total("loss_" + part.task, l.loss.item<double>());
   sums.mean("clip_fraction_" + part.task, l.clip_fraction * tokens, tokens);
   if (part.ref_logp.defined()) sums.mean("kl_" + part.task, l.kl * tokens, tokens);
+  if (l.sequence_ratio.defined()) {
+    // Over the rollouts with tokens in the loss: the spread of GSPO's ratio (mean and square).
+    const auto has = part.mask.sum(1).gt(0);
+    const auto s = l.sequence_ratio.masked_select(has).to(torch::kFloat64);
+    const double n = static_cast<double>(s.numel());
+    sums.mean("sequence_ratio_" + part.task, s.sum().item<double>(), n);
+    sums.mean("sequence_ratio_sq_" + part.task, s.pow(2).sum().item<double>(), n);
+  }
   if (part.entropy.defined()) {
     sums.mean("entropy_" + part.task, (part.entropy * part.mask).sum().item<double>(),
               part.mask.sum().item<double>());
@@ -53,7 +65,19 @@ nlohmann::json part_dump(const TaskPart& part, const std::vector<int64_t>& rollo
                       {"divisor", part.divisor},
                       {"loss", l.loss.item<double>()}};
   if (part.ref_logp.defined()) d["ref_logp"] = tensor_json(part.ref_logp);
+  if (part.policy_weight.defined()) d["policy_weight"] = tensor_json(part.policy_weight);
   return d;
+}
+
+// What the policy weights were made from, for recomputing them (tests/grpo_dump_check.py): the
+// batch's rows of the micro-batch, at the part's width.
+void dump_weight_sources(nlohmann::json& d, const torch::Tensor& index, int64_t width,
+                         const torch::Tensor& sampler_logp, const torch::Tensor& entropy) {
+  const auto rows = [&](const torch::Tensor& t) {
+    return tensor_json(t.index_select(0, index.to(t.device())).narrow(1, 0, width));
+  };
+  if (sampler_logp.defined()) d["sampler_logp"] = rows(sampler_logp);
+  if (entropy.defined()) d["old_entropy"] = rows(entropy);
 }
 
 std::vector<TokenCounts> counts_of(const StepBatch& batch, bool images) {
@@ -76,6 +100,9 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
   const auto image_counts = counts_of(batch, true);
   const auto answer_counts = counts_of(batch, false);
   const int64_t image_tokens = model->config.image_tokens;
+  const auto answer_kept = [&](int64_t i) {
+    return !batch.answer_kept.defined() || batch.answer_kept[i].item<float>() > 0.0f;
+  };
 
   // Every rank names every figure, whether or not it holds rollouts of its own.
   MetricSums sums;
@@ -87,6 +114,10 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
     sums.mean(std::string("clip_fraction_") + task, 0.0, 0.0);
     if (g.beta > 0.0) sums.mean(std::string("kl_") + task, 0.0, 0.0);
     if (entropy) sums.mean(std::string("entropy_") + task, 0.0, 0.0);
+    if (g.importance_sampling_level == "sequence") {
+      sums.mean(std::string("sequence_ratio_") + task, 0.0, 0.0);
+      sums.mean(std::string("sequence_ratio_sq_") + task, 0.0, 0.0);
+    }
   }
 
   for (size_t m = 0; m < batch.micro.size(); ++m) {
@@ -112,25 +143,38 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       part.ref_logp = micro.ref_images;
       part.advantages =
           batch.advantages.images.index_select(0, index).to(in.device, torch::kFloat32);
+      if (batch.weight_images.defined()) {
+        part.policy_weight = batch.weight_images.index_select(0, index).to(in.device);
+      }
       part.divisor = loss_divisor(type, image_counts, m, image_tokens);
       const auto l = task_loss(part, recipe);
       loss = loss + l.loss;
       record(part, l, sums);
-      if (dump) micro_dump["t2i"] = part_dump(part, micro.rollouts, l);
+      if (dump) {
+        micro_dump["t2i"] = part_dump(part, micro.rollouts, l);
+        dump_weight_sources(micro_dump["t2i"], index, part.logp.size(1), batch.images.sampler_logp,
+                            batch.entropy_images);
+      }
     }
     if (answers) {
       std::vector<model::Sequence> sequences;
       int64_t sampled = 0;
       for (int64_t i : micro.rollouts) {
         sequences.push_back(batch.answers.sequences[i]);
-        sampled += batch.answers.lengths[i];
+        if (answer_kept(i)) sampled += batch.answers.lengths[i];
       }
       auto scores = rollout::score_completions(model, *in.builder, sequences,
                                                answer_temperature_of(recipe), {entropy, false});
       TaskPart part;
       part.task = "mm2t";
       part.logp = scores.logp;
+      // mask_truncated_completions: a truncated answer's tokens leave the loss (TRL, DAPO).
       part.mask = scores.mask;
+      if (batch.answer_kept.defined()) {
+        part.mask = part.mask * batch.answer_kept.index_select(0, index)
+                                    .to(in.device, part.mask.scalar_type())
+                                    .unsqueeze(1);
+      }
       part.entropy = scores.entropy;
       // Old log-probs are stored at the whole batch's width; this micro-batch's may be narrower.
       part.old_logp =
@@ -140,6 +184,11 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       part.ref_logp = micro.ref_answers;
       part.advantages =
           batch.advantages.answers.index_select(0, index).to(in.device, torch::kFloat32);
+      if (batch.weight_answers.defined()) {
+        part.policy_weight = batch.weight_answers.index_select(0, index)
+                                 .narrow(1, 0, scores.logp.size(1))
+                                 .to(in.device);
+      }
       part.divisor = loss_divisor(type, answer_counts, m, g.max_completion_length);
       const auto l = task_loss(part, recipe);
       // The step's token counts came from the sampled lengths; the mask must agree.
@@ -147,7 +196,11 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
                   " answer tokens in the mask, ", sampled, " sampled");
       loss = loss + answer_weight * l.loss;
       record(part, l, sums);
-      if (dump) micro_dump["mm2t"] = part_dump(part, micro.rollouts, l);
+      if (dump) {
+        micro_dump["mm2t"] = part_dump(part, micro.rollouts, l);
+        dump_weight_sources(micro_dump["mm2t"], index, part.logp.size(1),
+                            batch.answers.sampler_logp, batch.entropy_answers);
+      }
     }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
@@ -166,6 +219,16 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
   result.stats = sums.reduce(group);
   result.finite = result.stats.at("nonfinite").get<double>() == 0.0;
   result.stats.erase("nonfinite");
+  for (const char* task : {"t2i", "mm2t"}) {
+    // GSPO's ratio as {mean, std} over the step's rollouts, from its [sum, count] and its square's.
+    const std::string name = std::string("sequence_ratio_") + task;
+    const std::string square = std::string("sequence_ratio_sq_") + task;
+    if (!result.stats.contains(name)) continue;
+    const double mean = result.stats.at(name).get<double>();
+    const double variance = result.stats.at(square).get<double>() - mean * mean;
+    result.stats[name] = {{"mean", mean}, {"std", std::sqrt(std::max(0.0, variance))}};
+    result.stats.erase(square);
+  }
   return result;
 }
 

@@ -98,6 +98,23 @@ torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& 
   return sample_tokens(logits, options, one);
 }
 
+namespace {
+
+// Log-prob of each row's drawn token under logits / temperature, in float32 whatever the logits'
+// type (the trainer's scorer works in float32 likewise).
+torch::Tensor drawn_logp(const torch::Tensor& logits, const torch::Tensor& drawn,
+                         const SamplingOptions& options) {
+  torch::Tensor scaled = logits.to(torch::kFloat32);
+  if (!options.greedy && options.temperature > 0.0 && options.temperature != 1.0) {
+    scaled = scaled / options.temperature;
+  }
+  return torch::log_softmax(scaled, -1)
+      .gather(1, drawn.to(logits.device()).unsqueeze(1))
+      .squeeze(1);
+}
+
+}  // namespace
+
 TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
                           const std::vector<Sequence>& prefixes, const SamplingOptions& options,
                           at::Generator& generator) {
@@ -116,11 +133,13 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
   TextSamples out;
   out.tokens.resize(rows);
   std::vector<torch::Tensor> kept;
+  std::vector<torch::Tensor> kept_logp;
   auto finished = torch::zeros({rows}, torch::kBool);
   for (int step = 0; step < options.max_new_tokens; ++step) {
     const auto logits = model->text_logits(hidden);
     if (options.keep_logits) kept.push_back(logits);
     auto next = sample_tokens(logits, options, generator);
+    if (options.keep_logp) kept_logp.push_back(drawn_logp(logits, next, options));
     next = next.masked_fill(finished.to(next.device()), builder.tokenizer().pad_id());
     const auto values = next.to(torch::kCPU);
     for (int64_t r = 0; r < rows; ++r) {
@@ -136,6 +155,7 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     out.texts.push_back(builder.tokenizer().decode(text));
   }
   if (options.keep_logits) out.logits = torch::stack(kept, 1);
+  if (options.keep_logp) out.logp = torch::stack(kept_logp, 1).cpu();
   return out;
 }
 
@@ -163,15 +183,20 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
   auto hidden = decoder.start();
   std::vector<torch::Tensor> codes;
   std::vector<torch::Tensor> kept;
+  std::vector<torch::Tensor> kept_logp;
   for (int64_t step = 0; step < steps; ++step) {
     auto logits = model->image_logits(hidden);
+    torch::Tensor conditional = logits;
     if (guided) {
-      const auto cond = logits.narrow(0, 0, rows);
+      conditional = logits.narrow(0, 0, rows);
       const auto uncond = logits.narrow(0, rows, rows);
-      logits = guided_logits(cond, uncond, options.cfg_weight);
+      logits = guided_logits(conditional, uncond, options.cfg_weight);
     }
     if (options.keep_logits) kept.push_back(logits);
     const auto next = sample_tokens(logits, options, generator);
+    if (options.keep_logp) {
+      kept_logp.push_back(drawn_logp(options.logp_guided ? logits : conditional, next, options));
+    }
     codes.push_back(next);
     if (step + 1 == steps) break;
     const auto fed = guided ? torch::cat({next, next}) : next;
@@ -180,6 +205,7 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
   ImageSamples out;
   out.codes = torch::stack(codes, 1).to(torch::kCPU);  // host data, like the text samples
   if (options.keep_logits) out.logits = torch::stack(kept, 1);
+  if (options.keep_logp) out.logp = torch::stack(kept_logp, 1).cpu();
   return out;
 }
 

@@ -40,10 +40,15 @@ torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t group_size,
   }
   const torch::Tensor r = grouped(rewards, group_size, "group_advantages");
 #ifdef CORL_WITH_KERNELS
-  if (r.is_cuda()) return cuda::group_advantages(r, scale, eps);
+  // The kernel knows the group's spread and none; the batch's takes the reference path.
+  if (r.is_cuda() && scale != RewardScale::kBatch) return cuda::group_advantages(r, scale, eps);
 #endif
   torch::Tensor advantages = r - r.mean(1, /*keepdim=*/true);
-  if (scale == RewardScale::kGroup) {
+  if (scale == RewardScale::kBatch) {
+    // PPO Lite / TRL scale_rewards "batch": unbiased std over every reward, mean still per group.
+    const double std = r.numel() > 1 ? r.std().item<double>() : 0.0;
+    advantages = advantages / (std + eps);
+  } else if (scale == RewardScale::kGroup) {
     // Unbiased (G - 1) std as in the reference implementation; a lone rollout has no spread.
     const torch::Tensor std = group_size > 1 ? r.std(1, /*unbiased=*/true, /*keepdim=*/true)
                                              : torch::zeros({r.size(0), 1}, r.options());

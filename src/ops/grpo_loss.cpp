@@ -47,6 +47,12 @@ void check_arguments(const torch::Tensor& logp, const torch::Tensor& old_logp,
     throw std::invalid_argument("grpo_loss: max_completion_length must be >= 0, got " +
                                 std::to_string(options.max_completion_length));
   }
+  const auto& w = options.policy_weight;
+  if (w.defined() && (w.dim() != 2 || w.size(0) != logp.size(0) ||
+                      (w.size(1) != 1 && w.size(1) != logp.size(1)))) {
+    throw std::invalid_argument("grpo_loss: policy_weight has shape " + shape_string(w) +
+                                ", expected [B, T] or [B, 1] (logp " + shape_string(logp) + ")");
+  }
   if (options.beta > 0.0) {
     if (!ref_logp.defined()) {
       throw std::invalid_argument("grpo_loss: beta > 0 needs ref_logp, which is undefined");
@@ -62,7 +68,10 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
                    const torch::Tensor& mask, const GrpoLossOptions& options) {
   check_arguments(logp, old_logp, ref_logp, advantages, mask, options);
 #ifdef CORL_WITH_KERNELS
-  if (logp.is_cuda() && logp.scalar_type() == torch::kFloat32) {
+  // The fused kernel has one ratio per token and no weights: GSPO and weighted policy terms take
+  // the reference path below on CUDA too.
+  const bool fused = !options.sequence_level && !options.policy_weight.defined();
+  if (fused && logp.is_cuda() && logp.scalar_type() == torch::kFloat32) {
     return cuda::grpo_loss(logp, old_logp, ref_logp, advantages, mask, options);
   }
 #endif
@@ -75,12 +84,23 @@ GrpoLoss grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
   // Positions outside the mask may hold anything (0 for ignored targets, stale old_logp); their
   // log-ratio is pinned to 0 before exp so that an overflow there cannot reach the sum as
   // inf * 0 = NaN, nor the gradient through the unselected branch of a where.
-  const torch::Tensor log_ratio = torch::where(active, logp - old_logp.detach().to(dtype), zero);
+  torch::Tensor log_ratio = torch::where(active, logp - old_logp.detach().to(dtype), zero);
+  GrpoLoss out;
+  if (options.sequence_level) {
+    // GSPO: the log-ratio's mean over the rollout's own tokens (ragged lengths), one per row; a
+    // row without tokens gets 0, which its zero weight then drops.
+    const torch::Tensor row_log_ratio = (log_ratio * weight).sum(1, /*keepdim=*/true) /
+                                        weight.sum(1, /*keepdim=*/true).clamp_min(1.0);
+    log_ratio = row_log_ratio.expand_as(logp);
+    out.sequence_ratio = torch::exp(row_log_ratio.detach()).squeeze(1);
+  }
   const torch::Tensor ratio = torch::exp(log_ratio);
   const torch::Tensor clipped = ratio.clamp(1.0 - options.epsilon_low, 1.0 + options.epsilon_high);
   torch::Tensor per_token = -torch::min(ratio * a, clipped * a);
+  if (options.policy_weight.defined()) {
+    per_token = per_token * options.policy_weight.detach().to(logp.device(), dtype);
+  }
 
-  GrpoLoss out;
   const torch::Tensor token_norm = weight.sum().clamp_min(1.0);
   // The statistics are reported in double, whatever precision the loss is computed in.
   const double token_count = std::max(1.0, weight.sum(torch::kFloat64).item<double>());

@@ -122,7 +122,11 @@ ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuild
   sampling.top_k = options.top_k;
   sampling.top_p = options.top_p;
   sampling.cfg_weight = options.cfg_weight;
-  out.codes = model::generate_images(model, builder, out.prompts, sampling, generator).codes;
+  sampling.keep_logp = options.keep_logp;
+  sampling.logp_guided = options.logprob_cfg;
+  auto samples = model::generate_images(model, builder, out.prompts, sampling, generator);
+  out.codes = samples.codes;
+  out.sampler_logp = samples.logp;
   out.images = tokenize::tensor_to_images(vq->decode(out.codes));
   return out;
 }
@@ -157,6 +161,7 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
   sampling.top_k = options.top_k;
   sampling.top_p = options.top_p;
   sampling.max_new_tokens = options.max_completion_length;
+  sampling.keep_logp = options.keep_logp;
   const auto samples = model::generate_text(model, builder, prefixes, sampling, generator);
   for (size_t i = 0; i < prefixes.size(); ++i) {
     const auto& tokens = samples.tokens[i];
@@ -164,6 +169,13 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
     out.completions.push_back(samples.texts[i]);
     out.lengths.push_back(static_cast<int64_t>(tokens.size()));
     out.truncated.push_back(tokens.empty() || tokens.back() != builder.eos_id());
+  }
+  if (options.keep_logp) {
+    // Draws after a row's <eos> are padding: 0 there, as the scorer leaves them.
+    const auto lengths = torch::tensor(out.lengths, torch::kInt64).unsqueeze(1);
+    const auto width = samples.logp.size(1);
+    const auto within = torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths);
+    out.sampler_logp = samples.logp.masked_fill(within.logical_not(), 0.0);
   }
   return out;
 }

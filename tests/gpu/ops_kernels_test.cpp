@@ -230,5 +230,50 @@ TEST(GrpoLossKernel, LossStatsAndGradientWithinTwiceLibTorchBf16) {
   }
 }
 
+// GSPO's sequence-level ratio and the policy term's weights are not in the fused kernel: on CUDA
+// they take the reference path, which must give the CPU's figures (float32 against float64).
+TEST(GrpoLossKernel, SequenceLevelAndPolicyWeightTakeTheReferencePathOnCuda) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(11);
+  const int64_t rows = 24;
+  const int64_t tokens = 200;
+  const torch::Tensor logp = -torch::rand({rows, tokens}, torch::kFloat64) * 5.0;
+  const torch::Tensor old_logp = logp + 0.05 * torch::randn({rows, tokens}, torch::kFloat64);
+  const torch::Tensor advantages = torch::randn({rows}, torch::kFloat64);
+  torch::Tensor mask = torch::rand({rows, tokens}).lt(0.7).to(torch::kFloat64);
+  mask[5].zero_();
+  const torch::Tensor weight = torch::rand({rows, tokens}, torch::kFloat64);
+  for (const bool sequence : {false, true}) {
+    GrpoLossOptions options;
+    options.aggregation = Aggregation::kSeqMeanTokenMean;
+    options.sequence_level = sequence;
+    options.policy_weight = sequence ? torch::Tensor() : weight;
+    auto run = [&](torch::ScalarType dtype, torch::Device device, torch::Tensor& grad) {
+      torch::Tensor x =
+          logp.to(device, dtype, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
+      if (options.policy_weight.defined()) options.policy_weight = weight.to(device, dtype);
+      GrpoLoss out = grpo_loss(x, old_logp.to(device, dtype), torch::Tensor(),
+                               advantages.to(device, dtype), mask.to(device, dtype), options);
+      out.loss.backward();
+      grad = x.grad();
+      return out;
+    };
+    torch::Tensor truth_grad, cuda_grad;
+    const GrpoLoss truth = run(torch::kFloat64, torch::kCPU, truth_grad);
+    const GrpoLoss cuda = run(torch::kFloat32, kCuda, cuda_grad);
+    EXPECT_LE(max_error(cuda.loss, truth.loss), 1e-5) << "sequence " << sequence;
+    EXPECT_LE(max_error(cuda_grad, truth_grad), 1e-6) << "sequence " << sequence;
+    if (sequence) EXPECT_LE(max_error(cuda.sequence_ratio, truth.sequence_ratio), 1e-5);
+  }
+}
+
+TEST(GroupAdvantagesKernel, BatchScaleTakesTheReferencePathOnCuda) {
+  SKIP_WITHOUT_CUDA();
+  const torch::Tensor rewards = torch::rand({24}, torch::kFloat64);
+  const torch::Tensor expected = group_advantages(rewards, 4, RewardScale::kBatch);
+  const torch::Tensor got = group_advantages(rewards.to(kCuda), 4, RewardScale::kBatch).cpu();
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-6, 1e-6));
+}
+
 }  // namespace
 }  // namespace corl::ops

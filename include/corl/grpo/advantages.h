@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "corl/ops/group_advantages.h"
 
@@ -19,11 +20,30 @@ enum class UnifiedAdvantage {
   kPerTask,          // image i takes A_t2i, answer i lambda A_mm2t
 };
 
+// How one task's rewards become the reward its advantages are formed from (TRL's
+// multi_objective_aggregation).
+enum class RewardAggregation {
+  // r = sum_k w_k r_k; A = (r - mean_g r) / (std r + eps), std as `scale` says
+  kSumThenNormalize,
+  // r = sum_k w_k (r_k - mean_g r_k) / (std_g r_k + eps); A = (r - mean r) / (std r + eps),
+  // mean and std over the whole step (GDPO), whatever `scale` says
+  kNormalizeThenSum,
+};
+
 struct AdvantageSettings {
   int64_t group_size = 8;  // G
   ops::RewardScale scale = ops::RewardScale::kGroup;
   double lambda = 0.8;  // the understanding task's weight (unified stage)
+  RewardAggregation aggregation = RewardAggregation::kSumThenNormalize;
 };
+
+// One task's reward from its rewards by name ([N] each, the whole step's) and their weights.
+torch::Tensor task_reward(const std::vector<torch::Tensor>& rewards,
+                          const std::vector<double>& weights, const AdvantageSettings& settings);
+
+// The advantages of one reward [N] (the whole step's: kBatch and kNormalizeThenSum read the
+// step's spread), float32.
+torch::Tensor reward_advantages(const torch::Tensor& reward, const AdvantageSettings& settings);
 
 struct StepAdvantages {
   torch::Tensor images;     // [N] float32: image i's advantage; undefined without images

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -70,8 +71,15 @@ struct StepBatch {
   torch::Tensor kept;          // [P] bool: this rank's groups that are trained on
   int64_t kept_groups = 0;     // over every rank
   bool rewards_finite = true;  // over every rank
-  torch::Tensor old_images;    // [N, image_tokens] at rollout time, when num_iterations > 1
+  torch::Tensor old_images;    // [N, image_tokens] before any update, when needs_old_logprobs
   torch::Tensor old_answers;   // [N, L] likewise
+  // [N, T] weights of the policy term (ops::GrpoLossOptions::policy_weight): the entropy mask
+  // times the sampler/trainer correction; undefined when neither is on.
+  torch::Tensor weight_images, weight_answers;
+  torch::Tensor entropy_images, entropy_answers;  // [N, T] before any update, for the mask
+  torch::Tensor
+      answer_kept;  // [N] float: 0 for a truncated answer under mask_truncated_completions
+  nlohmann::json weight_metrics = nlohmann::json::object();  // the weights' figures, whole step
   std::vector<MicroBatch> micro;
   std::string sample_caption;    // the cycle reward's caption of the first image, when made
   double rollout_seconds = 0.0;  // sampling the rollouts

@@ -13,7 +13,8 @@
 namespace corl::grpo {
 
 // Rewards (each by name, each task's sum, the unified reward), advantages, answer lengths,
-// truncation and zero-spread groups of the whole step's batch. Collective.
+// truncation and zero-spread groups of the whole step's batch, and the policy weights' figures
+// (entropy mask, sampler/trainer correction: StepBatch::weight_metrics). Collective.
 nlohmann::json batch_metrics(const StepBatch& batch, const GrpoRecipe& recipe,
                              dist::ProcessGroup& group);
 

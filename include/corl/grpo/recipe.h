@@ -54,7 +54,17 @@ struct GrpoRecipe {
     double epsilon = 0.2;
     double epsilon_high = -1.0;           // < 0: epsilon, as TRL's None
     std::string loss_type = "grpo";       // grpo | bnpo | dr_grpo | dapo (grpo/loss.h)
-    std::string scale_rewards = "group";  // group | none (Dr.GRPO)
+    std::string scale_rewards = "group";  // group | batch | none (Dr.GRPO)
+    // sum_then_normalize | normalize_then_sum (GDPO), per task (grpo/advantages.h)
+    std::string multi_objective_aggregation = "sum_then_normalize";
+    std::string importance_sampling_level = "token";  // token | sequence (GSPO)
+    bool mask_truncated_completions = false;          // answers without <eos> leave the loss
+    double top_entropy_quantile = 1.0;                // rho: train on the top-rho tokens by entropy
+    // Sampler/trainer mismatch: weigh the policy term by the truncated or masked ratio of the
+    // trainer's old log-probs to the ones recorded while sampling (TRL vllm_importance_sampling_*).
+    bool importance_sampling_correction = false;
+    std::string importance_sampling_mode = "sequence_mask";  // token_|sequence_ truncate|mask
+    double importance_sampling_cap = 3.0;                    // C_max
     double temperature = 1.0;
     double answer_temperature = 0.0;  // the answers' own; 0: temperature
     int top_k = 0;
@@ -97,6 +107,10 @@ const std::string& start_from(const GrpoRecipe& recipe);
 Task task_of(const GrpoRecipe& recipe);
 LossType loss_type_of(const GrpoRecipe& recipe);
 ops::RewardScale reward_scale_of(const GrpoRecipe& recipe);
+RewardAggregation reward_aggregation_of(const GrpoRecipe& recipe);
+// The trainer needs its old log-probs before the first update: mu > 1, the sampler/trainer
+// correction, or the entropy mask (whose entropies come from the same pass).
+bool needs_old_logprobs(const GrpoRecipe& recipe);
 // unify_reward wins over unify_advantage; both false: each task its own advantage.
 UnifiedAdvantage unified_advantage_of(const GrpoRecipe& recipe);
 // epsilon_high, or epsilon when the recipe leaves it unset (TRL's rule).

@@ -17,7 +17,8 @@ namespace corl::grpo {
 struct UpdateResult {
   bool finite = true;    // every rank's loss was finite; otherwise no gradient was kept
   nlohmann::json stats;  // loss, loss_t2i, loss_mm2t (the step's), kl_*, clip_fraction_*,
-                         // entropy_* (token means over the step; entropy when asked)
+                         // entropy_* (token means over the step; entropy when asked),
+                         // sequence_ratio_* ({mean, std} over rollouts; GSPO only)
 };
 
 // Accumulates this rank's share of the step's loss gradient (parameters' .grad). With `entropy`

@@ -24,23 +24,30 @@ struct SamplingOptions {
   bool use_cache = true;
   // Keep the logits each token was drawn from (after guidance, before temperature).
   bool keep_logits = false;
+  // Keep each drawn token's log-prob under the logits divided by the temperature (before top-k
+  // and top-p, as the trainer scores it): the sampler's side of the sampler/trainer ratio.
+  bool keep_logp = false;
 };
 
 struct ImageSamplingOptions : SamplingOptions {
   // Janus' guidance: logits = uncond + w * (cond - uncond); w = 1 samples without guidance and
   // skips the unconditional rows.
   double cfg_weight = 5.0;
+  // With keep_logp: the log-probs of the guided logits (else of the conditional ones).
+  bool logp_guided = true;
 };
 
 struct TextSamples {
   std::vector<std::vector<int64_t>> tokens;  // per row, up to and including <eos> when reached
   std::vector<std::string> texts;            // decoded, without <eos>
   torch::Tensor logits;                      // [B, steps, V] when kept
+  torch::Tensor logp;                        // [B, steps] float32 on the host, when kept
 };
 
 struct ImageSamples {
   torch::Tensor codes;   // [B, image_tokens]
   torch::Tensor logits;  // [B, image_tokens, V] when kept
+  torch::Tensor logp;    // [B, image_tokens] float32 on the host, when kept
 };
 
 // Janus' classifier-free guidance, uncond + weight * (cond - uncond), combined in float32 whatever

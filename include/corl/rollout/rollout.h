@@ -30,6 +30,9 @@ struct RolloutOptions {
   int max_completion_length = 64;
   double cfg_weight = 3.0;
   bool logprob_cfg = false;
+  // Record the sampler's log-prob of each drawn token, under the same rule the scorers use
+  // (temperature; guided logits for images only with logprob_cfg).
+  bool keep_logp = false;
 };
 
 // Log-probs of image codes, [N, image_tokens], differentiable when grad mode is on.
@@ -69,6 +72,7 @@ struct ImageRollouts {
   std::vector<std::string> prompts;
   torch::Tensor codes;          // [N, image_tokens]
   std::vector<cv::Mat> images;  // decoded, RGB uint8
+  torch::Tensor sampler_logp;   // [N, image_tokens] float32, with keep_logp
 };
 
 struct AnswerRollouts {
@@ -77,6 +81,7 @@ struct AnswerRollouts {
   std::vector<std::string> completions;    // decoded, without <eos>
   std::vector<int64_t> lengths;            // sampled tokens, <eos> included
   std::vector<uint8_t> truncated;          // 1 when max_completion_length cut it off
+  torch::Tensor sampler_logp;  // [N, L] float32, L the longest; 0 past each length; keep_logp
 };
 
 // G images for each prompt (no gradient). With one generator per prompt, prompt p's images are
