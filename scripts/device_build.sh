@@ -12,11 +12,9 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-device}
 DEST=${DEST:-.devbin}
 [[ -d .device/root ]] || { echo "device_build: run scripts/device_deps.sh first" >&2; exit 1; }
-TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$PWD/.device/root/usr" -DCMAKE_IGNORE_PREFIX_PATH=/usr \
-  -DCORL_WITH_IMGCODECS=OFF -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$PWD/.device/lib" >/dev/null
-cmake --build "$BUILD" -j "${JOBS:-$(nproc)}" --target corl torch_tests bench_kernels dist_check
+# The check's own configure and build steps, with this machine's Python and only .device's libraries.
+BUILD=$BUILD PYTHON=.venv/bin/python OUT=${OUT:-runs/device_build} STEPS="configure build" \
+  CMAKE_ARGS="-DCMAKE_IGNORE_PREFIX_PATH=/usr" JOBS=${JOBS:-$(nproc)} scripts/device_check.sh
 mkdir -p "$DEST/tests"
 cp "$BUILD/corl" "$BUILD/bench_kernels" "$BUILD/dist_check" "$DEST/"
 cp "$BUILD/tests/torch_tests" "$DEST/tests/"

@@ -256,9 +256,6 @@ SuiteResult grade_question_suite(const QuestionSuite& suite,
           {items[i].image, q.problem, q.solution, answer.completion, answer.correct});
     }
   }
-  const int n = static_cast<int>(items.size());
-  const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
-  const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
   nlohmann::json types = nlohmann::json::object();
   for (const auto& [type, counts] : by_type)
     types[type] = accuracy_entry(counts.first, counts.second);
@@ -268,15 +265,10 @@ SuiteResult grade_question_suite(const QuestionSuite& suite,
       groups[field][value] = accuracy_entry(counts.first, counts.second);
     }
   }
-  result.figures = {
-      {"accuracy", accuracy},
-      {"se",
-       {{"accuracy", binomial_se(accuracy, n)}, {"format_rate", binomial_se(format_rate, n)}}},
-      {"format_rate", format_rate},
-      {"questions", n},
-      {"file", suite.path},
-      {"by_type", types},
-      {"groups", groups}};
+  result.figures = answer_figures(correct, formed, static_cast<int>(items.size()));
+  result.figures["file"] = suite.path;
+  result.figures["by_type"] = types;
+  result.figures["groups"] = groups;
   return result;
 }
 

@@ -64,6 +64,17 @@ nlohmann::json accuracy_entry(int correct, int asked) {
   return {{"accuracy", p}, {"se", binomial_se(p, asked)}, {"n", asked}};
 }
 
+nlohmann::json answer_figures(int correct, int formed, int questions) {
+  const int n = questions;
+  const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
+  const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
+  return {{"accuracy", accuracy},
+          {"se",
+           {{"accuracy", binomial_se(accuracy, n)}, {"format_rate", binomial_se(format_rate, n)}}},
+          {"format_rate", format_rate},
+          {"questions", n}};
+}
+
 nlohmann::json geneval_figures(const std::map<std::string, std::vector<double>>& by_category,
                                size_t images) {
   nlohmann::json figures;
@@ -216,20 +227,12 @@ SuiteResult run_questions(train::Policy& policy, const std::vector<QuestionItem>
           {item.image, item.problem, item.solution, answer.completion, answer.correct});
     }
   }
-  const int n = static_cast<int>(items.size());
-  const double accuracy = n > 0 ? static_cast<double>(correct) / n : 0.0;
-  const double format_rate = n > 0 ? static_cast<double>(formed) / n : 0.0;
   nlohmann::json types;
   for (const auto& [kind, counts] : by_kind) {
     types[kind] = accuracy_entry(counts.first, counts.second);
   }
-  result.figures = {
-      {"accuracy", accuracy},
-      {"se",
-       {{"accuracy", binomial_se(accuracy, n)}, {"format_rate", binomial_se(format_rate, n)}}},
-      {"format_rate", format_rate},
-      {"questions", n},
-      {"by_type", types}};
+  result.figures = answer_figures(correct, formed, static_cast<int>(items.size()));
+  result.figures["by_type"] = types;
   return result;
 }
 

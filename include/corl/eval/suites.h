@@ -116,4 +116,8 @@ nlohmann::json geneval_figures(const std::map<std::string, std::vector<double>>&
 // {"accuracy", "se", "n"} of 0/1 outcomes.
 nlohmann::json accuracy_entry(int correct, int asked);
 
+// A question suite's headline figures: accuracy and well-formed rate with their errors, and the
+// number of questions.
+nlohmann::json answer_figures(int correct, int formed, int questions);
+
 }  // namespace corl::eval
