@@ -13,6 +13,12 @@
 #      reward is `cycle` (1 - RMSE to the real image, among others), whose spread within a group
 #      is never zero, so that the advantages, the loss and the gradients are not all 0 even for
 #      a base that has barely trained.
+#   6. two 2-step unified stages from that base (so `train` must run first): plain
+#      (dist.zero_stage 0) and with dist.zero_stage 2 + model.gradient_checkpointing; each one's
+#      peak GPU memory (nvidia-smi sampled every 100 ms, less the memory in use before it) is
+#      printed side by side. With one GPU the world is one rank, so ZeRO shards nothing: the
+#      difference is checkpointing's, and the run checks that the sharded optimizer works on
+#      CUDA tensors (its state gathered to the host for a checkpoint) with finite losses.
 #
 #   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 8 files,
 #                                      # within what the device tool brings back (8)
@@ -33,7 +39,7 @@ DEPS=$ROOT/.device
 BUILD=${BUILD:-$ROOT/build-device}
 PYTHON=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
-STEPS=${STEPS:-"configure build tests bench dist train"}
+STEPS=${STEPS:-"configure build tests bench dist train zero"}
 DEVICE=${DEVICE:-cuda}
 AUTOCAST=${AUTOCAST:-bf16}
 THREADS=${THREADS:-8}
@@ -155,4 +161,52 @@ assert os.path.getsize(final) > 0
 print("checkpoint", final, os.path.getsize(final), "bytes")
 PY
 fi
+if wants zero; then
+  CORL=$BUILD/corl
+  [[ -d $WORK/pre/final ]] || fail "the zero step needs the train step's base (STEPS=\"train zero\")"
+  GPU=${CUDA_VISIBLE_DEVICES:-0}
+  GPU=${GPU%%,*}
+  used() { nvidia-smi -i "$GPU" --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
+  # Peak MiB in use on the GPU while a 2-step stage runs, less what was in use before it.
+  peak_run() {  # peak_run NAME --set ...
+    local name=$1 before sampler status
+    shift
+    before=$(used)
+    nvidia-smi -i "$GPU" --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 \
+      >"$WORK/$name.mem" 2>/dev/null &
+    sampler=$!
+    "$CORL" train --config configs/unified.yaml --init "$WORK/pre" \
+      --set run.device="$DEVICE" --set run.autocast="$AUTOCAST" --set run.threads="$THREADS" \
+      --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
+      --set grpo.max_steps=2 --set grpo.per_device_train_batch_size=4 \
+      --set grpo.num_generations=4 --set grpo.max_completion_length=24 \
+      --set optim.gradient_accumulation_steps=1 --set train.checkpoint_every=1 \
+      --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
+      --set eval.prompts=0 --set eval.questions=0 "$@" --out "$WORK/$name" >>"$OUT/train.log" 2>&1
+    status=$?
+    kill "$sampler" 2>/dev/null
+    wait "$sampler" 2>/dev/null
+    PEAK=$(( $(sort -n "$WORK/$name.mem" | tail -1) - before ))
+    return $status
+  }
+  say "2-step stages: stage 0 against dist.zero_stage 2 + gradient checkpointing"
+  echo "== zero step: stage 0, then zero_stage 2 + checkpointing" >>"$OUT/train.log"
+  peak_run zero0 --set dist.zero_stage=0 || fail "2-step stage, zero_stage 0 (train.log)"
+  peak0=$PEAK
+  peak_run zero2 --set dist.zero_stage=2 --set model.gradient_checkpointing=true ||
+    fail "2-step stage, zero_stage 2 + checkpointing (train.log)"
+  peak2=$PEAK
+  grep -h "ZeRO stage" "$OUT/train.log" | tail -1
+  echo "peak GPU memory: zero_stage 0 ${peak0} MiB, zero_stage 2 + gradient_checkpointing ${peak2} MiB (1 rank)"
+  "$PYTHON" - "$WORK/zero0" "$WORK/zero2" <<'PY' || fail "zero step: losses or checkpoint"
+import json, math, os, sys
+for run in sys.argv[1:]:
+    rows = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if '"loss"' in l]
+    assert len(rows) == 2, f"{run}: {len(rows)} steps logged"
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in rows), run
+    assert os.path.getsize(os.path.join(run, "checkpoints", "step-00000001", "optimizer.pt")) > 0
+    print(os.path.basename(run), "losses", [round(r["loss"], 6) for r in rows])
+PY
+fi
+
 say "device_check: all steps passed ($STEPS)"

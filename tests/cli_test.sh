@@ -212,6 +212,31 @@ check dp-ds-two-ranks-resume 0 "resuming from .*step-00000001" -- "$CORL" train 
   "${DS[@]}" --set grpo.per_device_train_batch_size=2 --out "$WORK/ds3" --resume
 check dp-ds-resume-same-weights 0 "" -- cmp "$WORK/ds2/final/model.safetensors" \
   "$WORK/ds3/final/model.safetensors"
+# ZeRO (dist/zero.h) and activation checkpointing in the real stage. Stage 1 keeps the whole
+# summed gradient, so its first step's dump must match the one process's as plain data
+# parallelism does. Stage 2, with every part but the language model frozen, killed after step 1
+# and resumed from the gathered optimizer state, ends with the uninterrupted run's bits.
+check zero1-two-ranks 0 "ZeRO stage 1, this rank holds AdamW state of" -- "$CORL" train \
+  --nproc 2 "${DP[@]}" --set grpo.per_device_train_batch_size=2 --set dist.zero_stage=1 \
+  --set model.gradient_checkpointing=true --dump-batch "$WORK/z1/dump" --out "$WORK/z1"
+check zero1-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
+  "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/z1"
+ZS=("${DS[@]}" --set grpo.per_device_train_batch_size=2 --set dist.zero_stage=2
+    --set model.gradient_checkpointing=true
+    --set "model.freeze=[vision_model, aligner, gen_embed, gen_aligner, gen_head]")
+check zero2-two-ranks 0 "ZeRO stage 2" -- "$CORL" train --nproc 2 "${ZS[@]}" --out "$WORK/z2"
+cp -r "$WORK/z2" "$WORK/z3"
+rm -rf "$WORK/z3/final" "$WORK/z3/checkpoints/step-00000002"
+check zero2-resume 0 "resuming from .*step-00000001" -- "$CORL" train --nproc 2 "${ZS[@]}" \
+  --out "$WORK/z3" --resume
+check zero2-resume-same-weights 0 "" -- cmp "$WORK/z2/final/model.safetensors" \
+  "$WORK/z3/final/model.safetensors"
+check zero2-dump-refused 2 "dist.zero_stage 2 never holds" -- "$CORL" train "${ZS[@]}" \
+  --dump-batch "$WORK/x/dump" --out "$WORK/x"
+check zero3-refused 2 "dist.zero_stage: must be in \[0, 2\], got 3" -- "$CORL" train \
+  "${DP[@]}" --set dist.zero_stage=3 --out "$WORK/x"
+check freeze-unknown-part 2 "model.freeze: must be one of" -- "$CORL" train "${DP[@]}" \
+  --set "model.freeze=[vq]" --out "$WORK/x"
 check dp-nccl-on-cpu 2 "dist.backend nccl: NCCL moves GPU tensors" -- "$CORL" train --nproc 2 \
   "${DP[@]}" --set dist.backend=nccl --out "$WORK/x"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -47,7 +47,17 @@ TEST(GrpoRecipe, JanusProRecipesCarryThePaperHyperParameters) {
   EXPECT_DOUBLE_EQ(refine.optim.learning_rate, 1e-6);
   EXPECT_DOUBLE_EQ(refine.grpo.cfg_weight, 5.0);
   EXPECT_EQ(refine.grpo.reward_funcs, (std::vector<std::string>{"cycle", "tim"}));
-  for (const char* file : {"janus_pro_1b_unified.yaml", "janus_pro_1b_refine_t2i.yaml"}) {
+  // 7B: the same step as 1B's over 8 ranks (2 prompts each), with the memory settings of
+  // docs/janus.md.
+  const auto seven = load("janus_pro_7b_unified.yaml", {"model.path=/data/Janus-Pro-7B"});
+  EXPECT_EQ(seven.grpo.per_device_train_batch_size * 8, unified.grpo.per_device_train_batch_size);
+  EXPECT_DOUBLE_EQ(seven.optim.learning_rate, unified.optim.learning_rate);
+  EXPECT_EQ(seven.grpo.num_generations, unified.grpo.num_generations);
+  EXPECT_EQ(seven.dist.zero_stage, 2);
+  EXPECT_TRUE(seven.training.gradient_checkpointing);
+  EXPECT_EQ(seven.training.freeze.size(), 5u);
+  for (const char* file :
+       {"janus_pro_1b_unified.yaml", "janus_pro_1b_refine_t2i.yaml", "janus_pro_7b_unified.yaml"}) {
     try {
       load(file);
       ADD_FAILURE() << file << " loaded without model.path";
@@ -146,6 +156,26 @@ TEST(GrpoRecipe, TrlOptionsParse) {
   EXPECT_THROW(load("", {"grpo.importance_sampling_mode=token"}), RecipeError);
   EXPECT_THROW(load("", {"grpo.top_entropy_quantile=1.5"}), RecipeError);
   EXPECT_THROW(load("", {"grpo.scale_rewards=rank"}), RecipeError);
+}
+
+TEST(GrpoRecipe, ShardingFreezingAndCheckpointingKeys) {
+  const auto plain = load("", {});
+  EXPECT_EQ(plain.dist.zero_stage, 0);
+  EXPECT_FALSE(plain.training.gradient_checkpointing);
+  EXPECT_TRUE(plain.training.freeze.empty());
+  const auto r = load("", {"dist.zero_stage=2", "model.gradient_checkpointing=true",
+                           "model.freeze=[vision_model, gen_head]"});
+  EXPECT_EQ(r.dist.zero_stage, 2);
+  EXPECT_TRUE(r.training.gradient_checkpointing);
+  EXPECT_EQ(r.training.freeze, (std::vector<std::string>{"vision_model", "gen_head"}));
+  try {
+    load("", {"dist.zero_stage=3"});
+    ADD_FAILURE() << "zero_stage 3 accepted";
+  } catch (const RecipeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("dist.zero_stage: must be in [0, 2], got 3"), std::string::npos) << what;
+  }
+  EXPECT_THROW(load("", {"model.freeze=[vq]"}), RecipeError);
 }
 
 TEST(RecipeDocs, GrpoKeysAreDocumented) {

@@ -18,6 +18,11 @@ void bind(config::Schema& s, DistSection& d) {
   s.add("dist.check_weights", &d.check_weights,
         "After every update, check that each rank's weights are bitwise rank 0's (one small "
         "all-gather)");
+  s.add("dist.zero_stage", &d.zero_stage,
+        "ZeRO sharding over the ranks (dist/zero.h): 0 every rank holds the whole AdamW state; 1 "
+        "each rank keeps AdamW's moments of its 1/W of the parameters; 2 also only its 1/W of the "
+        "reduced gradients. Stage 3 (sharded weights) is not implemented")
+      .range(0, 2);
 }
 
 std::vector<int64_t> rank_groups(int64_t per_rank, int rank, int world) {

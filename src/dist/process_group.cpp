@@ -229,6 +229,27 @@ void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
   wait_all(works, "broadcast", rank_, timeout_);
 }
 
+void ProcessGroup::reduce_scatter_sum(torch::Tensor& input, torch::Tensor& output) {
+  if (world_size_ == 1) {
+    output.copy_(input);
+    return;
+  }
+  c10d::ReduceScatterOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works{
+      impl_->backend->_reduce_scatter_base(output, input, options)};
+  wait_all(works, "reduce-scatter", rank_, timeout_);
+}
+
+void ProcessGroup::all_gather_into(torch::Tensor& output, torch::Tensor& input) {
+  if (world_size_ == 1) {
+    output.copy_(input);
+    return;
+  }
+  std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->_allgather_base(output, input)};
+  wait_all(works, "all-gather", rank_, timeout_);
+}
+
 void ProcessGroup::barrier() {
   if (world_size_ == 1) return;
   std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->barrier()};

@@ -23,6 +23,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("model.path", &r.model.path,
         "Hugging Face Janus folder (config.json, safetensors, tokenizer.json) the policy starts "
         "from instead of init; its checkpoints keep that layout");
+  model::bind(s, r.training);
   s.add("data.train", &r.data.train, "Training rows (JSON lines, with images)");
   s.add("data.eval", &r.data.eval, "Held-out rows judged at the end");
   s.add("data.qa_types", &r.data.qa_types, "Question types the stage trains on")

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "corl/dist/process_group.h"
+#include "corl/dist/zero.h"  // defines: ShardedAdamW
 #include "corl/grpo/batch.h"    // defines: make_step_batch, StageInputs
 #include "corl/grpo/dump.h"     // defines: write_batch_dump, write_gradient_dump
 #include "corl/grpo/metrics.h"  // defines: batch_metrics
@@ -73,7 +74,10 @@ class Stage {
   StageOptions options_;
   std::unique_ptr<dist::ProcessGroup> group_;  // a world of one without a launcher
   StageInputs in_;
+  // The unsharded AdamW: it steps the policy when dist.zero_stage is 0; under ZeRO it keeps no
+  // state between checkpoints and is the layout optimizer.pt is written and read in.
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<dist::ShardedAdamW> sharded_;  // dist.zero_stage 1 or 2
   train::CheckpointSources sources_;
   int start_step_ = 0;
   int bad_in_row_ = 0;
@@ -106,9 +110,20 @@ void Stage::start() {
   log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device.str());
   in_ = load_stage_inputs(recipe_, device);
   sources_ = train::checkpoint_sources(in_.policy);
+  const int64_t trained = model::apply_training(in_.policy.model, recipe_.training);
+  log::info(recipe_.run.name + ": training " + std::to_string(trained) + " parameter values" +
+            (recipe_.training.gradient_checkpointing ? ", decoder layers checkpointed" : ""));
   optimizer_ = train::make_optimizer(*in_.policy.model, recipe_.optim);
+  const bool zero = recipe_.dist.zero_stage > 0;
+  if (zero && !options_.dump_batch.empty() && recipe_.dist.zero_stage == 2) {
+    throw UsageError(
+        "--dump-batch writes the whole summed gradient, which dist.zero_stage 2 never holds; "
+        "use zero_stage 0 or 1 for the dump");
+  }
   if (options_.resume) {
-    if (auto point = train::resume_latest(run_, *in_.policy.model, *optimizer_)) {
+    // Under ZeRO the state stays in host memory until each rank has taken its shard.
+    if (auto point = train::resume_latest(run_, *in_.policy.model, *optimizer_,
+                                          /*state_to_device=*/!zero)) {
       start_step_ = point->step;
       bad_in_row_ = point->trainer.value("bad_steps_in_row", 0);
       bad_total_ = point->trainer.value("bad_steps", 0);
@@ -123,6 +138,16 @@ void Stage::start() {
   // node with a stale copy of the starting checkpoint cannot make the ranks drift apart.
   torch::NoGradGuard no_grad;
   for (auto& p : in_.policy.model->parameters()) group_->broadcast(p, 0);
+  if (zero) {
+    sharded_ = std::make_unique<dist::ShardedAdamW>(
+        *group_, *optimizer_, recipe_.dist.zero_stage,
+        static_cast<int64_t>(recipe_.dist.bucket_mb * (1 << 20)));
+    sharded_->scatter_state();
+    optimizer_->state().clear();
+    log::info(recipe_.run.name + ": ZeRO stage " + std::to_string(recipe_.dist.zero_stage) +
+              ", this rank holds AdamW state of " + std::to_string(sharded_->shard_numel()) +
+              " parameter values");
+  }
 }
 
 void Stage::run() {
@@ -158,7 +183,10 @@ void Stage::run() {
       const UpdateResult update = accumulate_gradients(in_, recipe_, batch, first, *group_,
                                                        dumping && first ? &micro_dump : nullptr);
       double grad_norm = std::numeric_limits<double>::quiet_NaN();
-      if (update.finite) {
+      if (update.finite && sharded_) {
+        grad_norm = sharded_->reduce_gradients(o.max_grad_norm);
+        if (dumping && first && run_.writer()) write_gradient_dump(options_.dump_batch, *model);
+      } else if (update.finite) {
         // The sum of the ranks' gradients is the gradient of the step's loss.
         dist::all_reduce_gradients(*group_, parameters,
                                    static_cast<int64_t>(recipe_.dist.bucket_mb * (1 << 20)));
@@ -171,8 +199,12 @@ void Stage::run() {
         break;
       }
       const double lr = train::learning_rate_at(o, step, g.max_steps);
-      train::set_learning_rate(*optimizer_, lr);
-      optimizer_->step();
+      if (sharded_) {
+        sharded_->step(lr);
+      } else {
+        train::set_learning_rate(*optimizer_, lr);
+        optimizer_->step();
+      }
       ++updates;
       if (recipe_.dist.check_weights && group_->world_size() > 1) {
         const auto named = model->named_parameters();
@@ -206,9 +238,11 @@ void Stage::run() {
     }
     if (progress) progress->advance();
     const int done = step + 1;
-    if (run_.writer() && recipe_.train.checkpoint_every > 0 &&
-        done % recipe_.train.checkpoint_every == 0 && done < g.max_steps) {
-      save(train::step_checkpoint(run_.path(), done), done, true);
+    if (recipe_.train.checkpoint_every > 0 && done % recipe_.train.checkpoint_every == 0 &&
+        done < g.max_steps) {
+      if (sharded_) sharded_->gather_state();  // every rank takes part; rank 0 holds the result
+      if (run_.writer()) save(train::step_checkpoint(run_.path(), done), done, true);
+      if (sharded_) optimizer_->state().clear();
     }
   }
   if (!run_.writer()) return;  // rank 0 writes the model and judges it for every rank

@@ -1,5 +1,7 @@
 #include "corl/model/llama.h"
 
+#include <ATen/autocast_mode.h>  // defines: at::autocast::is_autocast_enabled, ..._dtype
+
 #include <stdexcept>
 
 namespace corl::model {
@@ -13,6 +15,74 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
   if (bias) torch::nn::init::zeros_(layer->bias);
   return layer;
 }
+
+// Activation checkpointing of one decoder layer (Chen et al. 2016, "Training Deep Nets with
+// Sublinear Memory Cost"): the forward pass keeps only the layer's input; the backward pass runs
+// the layer again with autograd on and differentiates that. The layer's parameters are inputs of
+// the function, so their gradients come back through the engine itself (no reentrant backward
+// into .grad), and a layer whose input needs no gradient still trains its weights.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& mask, int64_t layer,
+                               torch::TensorList parameters) {
+    auto* module = reinterpret_cast<LlamaDecoderLayerImpl*>(layer);
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
+    // Autocast is thread-local and the backward pass runs on the engine's threads: the recompute
+    // must see the forward's settings, or it would compute in another precision.
+    const bool autocast = at::autocast::is_autocast_enabled(at::kCUDA);
+    ctx->saved_data["autocast"] = autocast;
+    ctx->saved_data["autocast_dtype"] = at::autocast::get_autocast_dtype(at::kCUDA);
+    ctx->save_for_backward({x, cos, sin, mask});
+    return module->forward(x, cos, sin, mask, nullptr, 0);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto* module = reinterpret_cast<LlamaDecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    const int64_t count = ctx->saved_data["parameters"].toInt();
+    const auto saved = ctx->get_saved_variables();
+    const bool autocast = ctx->saved_data["autocast"].toBool();
+    const auto dtype = ctx->saved_data["autocast_dtype"].toScalarType();
+    const bool was_enabled = at::autocast::is_autocast_enabled(at::kCUDA);
+    const auto was_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+    at::autocast::set_autocast_enabled(at::kCUDA, autocast);
+
+    const bool input_grad = ctx->needs_input_grad(0);
+    const auto x = saved[0].detach().requires_grad_(input_grad);
+    const auto parameters = module->parameters();
+    torch::autograd::variable_list inputs;
+    if (input_grad) inputs.push_back(x);
+    std::vector<int64_t> trained;  // positions in `parameters` whose gradient is wanted
+    for (int64_t i = 0; i < count; ++i) {
+      if (ctx->needs_input_grad(4 + i)) {  // edges: x, cos, sin, mask, parameters
+        trained.push_back(i);
+        inputs.push_back(parameters[i]);
+      }
+    }
+    torch::Tensor output;
+    {
+      torch::AutoGradMode grad_mode(true);
+      output = module->forward(x, saved[1], saved[2], saved[3], nullptr, 0);
+    }
+    torch::autograd::variable_list grads;
+    if (!inputs.empty()) {
+      grads = torch::autograd::grad({output}, inputs, {grad_output[0]}, /*retain_graph=*/false,
+                                    /*create_graph=*/false, /*allow_unused=*/true);
+    }
+    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled);
+    at::autocast::set_autocast_dtype(at::kCUDA, was_dtype);
+
+    // One entry per argument of forward: x, cos, sin, mask, layer, then each parameter.
+    torch::autograd::variable_list result(5 + count);
+    size_t next = 0;
+    if (input_grad) result[0] = grads[next++];
+    for (int64_t i : trained) result[5 + i] = grads[next++];
+    return result;
+  }
+};
 
 }  // namespace
 
@@ -146,9 +216,18 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
   const auto mask = causal_mask(attention_mask, past, steps);
   const auto [cos, sin] =
       rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta, embeddings.scalar_type());
+  // Checkpointing pays only when a backward pass will follow: not while sampling with a cache.
+  const bool checkpoint = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
   auto h = embeddings;
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, cache, static_cast<int>(i));
+    auto* layer = layers[i]->as<LlamaDecoderLayer>();
+    if (checkpoint) {
+      const auto parameters = layer->parameters();
+      h = CheckpointedLayer::apply(h, cos, sin, mask, reinterpret_cast<int64_t>(layer),
+                                   torch::TensorList(parameters));
+    } else {
+      h = layer->forward(h, cos, sin, mask, cache, static_cast<int>(i));
+    }
   }
   if (cache) cache->advance(steps);
   return norm(h);

@@ -233,10 +233,30 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
     throw DataError(path.string() +
                     ": cannot restore optimizer state: " + e.what_without_backtrace());
   }
+  // The state is matched to the parameters by position: a run that trains other parameters
+  // (model.freeze changed) or other shapes must not take moments of the wrong tensors.
+  int64_t index = 0;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params()) {
+      auto it = optimizer.state().find(p.unsafeGetTensorImpl());
+      if (it != optimizer.state().end()) {
+        const auto* s = dynamic_cast<const torch::optim::AdamWParamState*>(it->second.get());
+        if (s != nullptr && s->exp_avg().sizes() != p.sizes()) {
+          throw DataError(path.string() + ": holds AdamW moments of shape " +
+                          c10::str(s->exp_avg().sizes()) + " for trained parameter " +
+                          std::to_string(index) + ", which has shape " + c10::str(p.sizes()) +
+                          ": it was written for another set of trained parameters (model.freeze "
+                          "or the model's sizes differ)");
+        }
+      }
+      ++index;
+    }
+  }
 }
 
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
-                                         torch::optim::Optimizer& optimizer) {
+                                         torch::optim::Optimizer& optimizer,
+                                         bool state_to_device) {
   const auto latest = latest_checkpoint(run.path());
   if (!latest) {
     run.drop_metrics_after(0);
@@ -259,7 +279,9 @@ std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& m
   }
   load_optimizer(*latest, optimizer);
   const auto parameters = model.parameters();
-  if (!parameters.empty()) move_optimizer_state(optimizer, parameters.front().device());
+  if (!parameters.empty() && state_to_device) {
+    move_optimizer_state(optimizer, parameters.front().device());
+  }
   run.drop_metrics_after(point.step);
   return point;
 }

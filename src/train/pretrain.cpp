@@ -29,6 +29,7 @@ void bind(config::Schema& s, PretrainRecipe& r) {
         "Skip (and count) malformed rows instead of stopping at the first");
   s.add("tokenizer.path", &r.tokenizer, "Folder with text.model and vq.safetensors");
   model::bind(s, r.model);
+  model::bind(s, r.training);
   bind(s, r.optim);
   auto& t = r.train;
   s.add("train.steps", &t.steps, "Optimizer steps").range(1, 100000000);
@@ -141,6 +142,7 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
 
   torch::manual_seed(recipe.run.seed);
   model::UnifiedModel model(config);
+  const int64_t trained = model::apply_training(model, recipe.training);
   auto optimizer_ptr = make_optimizer(*model, recipe.optim);
   torch::optim::AdamW& optimizer = *optimizer_ptr;
   const auto& o = recipe.optim;
@@ -156,7 +158,8 @@ void pretrain(const PretrainRecipe& recipe, util::RunDir& run, bool resume) {
   }
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
-  log::info("pretrain: " + std::to_string(parameters) + " parameters, " + std::to_string(rows) +
+  log::info("pretrain: " + std::to_string(parameters) + " parameters (" + std::to_string(trained) +
+            " trained), " + std::to_string(rows) +
             " training rows, " + std::to_string(recipe.train.steps) + " steps");
 
   model->train();

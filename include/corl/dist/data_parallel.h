@@ -23,6 +23,7 @@ struct DistSection {
   int timeout_s = 300;           // rendezvous and every collective
   double bucket_mb = 25.0;       // gradient all-reduce bucket size
   bool check_weights = false;    // compare every rank's weights with rank 0's after each update
+  int zero_stage = 0;            // 0: replicated; 1: sharded AdamW moments; 2: and gradients
 };
 void bind(config::Schema& schema, DistSection& dist);  // keys dist.*
 

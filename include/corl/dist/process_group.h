@@ -60,6 +60,11 @@ class ProcessGroup {
   // [world_size, ...]: row r is rank r's `tensor` (same shape on every rank).
   torch::Tensor all_gather(const torch::Tensor& tensor);
   void broadcast(torch::Tensor& tensor, int root);
+  // `input` [W * n] summed over ranks, rank r receiving elements [r n, (r + 1) n) in `output`
+  // [n] (ZeRO's gradient reduction).
+  void reduce_scatter_sum(torch::Tensor& input, torch::Tensor& output);
+  // `output` [W * n]: rank r's `input` [n] at [r n, (r + 1) n) (ZeRO's weight gathering).
+  void all_gather_into(torch::Tensor& output, torch::Tensor& input);
   void barrier();
 
  private:

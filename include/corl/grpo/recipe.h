@@ -13,6 +13,7 @@
 #include "corl/dist/data_parallel.h"
 #include "corl/grpo/advantages.h"
 #include "corl/grpo/loss.h"
+#include "corl/model/training.h"
 #include "corl/ops/group_advantages.h"
 #include "corl/reward/reward.h"
 #include "corl/rollout/rollout.h"
@@ -38,6 +39,7 @@ struct GrpoRecipe {
   struct Model {
     std::string path;  // a Hugging Face Janus folder; when set, the policy starts from it
   } model;
+  model::TrainingSection training;  // model.freeze, model.gradient_checkpointing
   struct Data {
     std::string train = "runs/data/train.jsonl";
     std::string eval = "runs/data/eval.jsonl";

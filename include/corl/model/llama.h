@@ -85,6 +85,11 @@ struct LlamaModelImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& embeddings, const torch::Tensor& attention_mask,
                         const torch::Tensor& position_ids, KVCache* cache = nullptr);
   torch::nn::Embedding embed_tokens{nullptr};
+  // Activation checkpointing of every layer when gradients are recorded and no cache is given:
+  // each layer keeps only its input and recomputes its activations in the backward pass (the
+  // same gradients, one more forward pass of compute). A training setting, not saved with the
+  // model (model.gradient_checkpointing).
+  bool gradient_checkpointing = false;
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
   ModelConfig config;

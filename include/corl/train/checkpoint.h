@@ -82,7 +82,10 @@ struct ResumePoint {
 // its checkpoint. Without a checkpoint it returns nullopt, having dropped every line of a step:
 // the run starts again from step 0. Throws corl::DataError naming the file that is missing or
 // does not match.
+// With state_to_device false the optimizer state stays where it was read (host memory), for a
+// caller that takes only its shard of it (dist/zero.h).
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
-                                         torch::optim::Optimizer& optimizer);
+                                         torch::optim::Optimizer& optimizer,
+                                         bool state_to_device = true);
 
 }  // namespace corl::train

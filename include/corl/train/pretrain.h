@@ -7,6 +7,7 @@
 #include "corl/config/recipes.h"
 #include "corl/config/schema.h"
 #include "corl/model/config.h"
+#include "corl/model/training.h"
 #include "corl/train/evaluate.h"
 #include "corl/train/optimizer.h"
 #include "corl/util/run_dir.h"
@@ -22,6 +23,7 @@ struct PretrainRecipe {
   } data;
   std::string tokenizer = "runs/tokenizer";  // folder with text.model and vq.safetensors
   model::ModelConfig model;
+  model::TrainingSection training;  // model.freeze, model.gradient_checkpointing
   OptimizerSection optim;
   struct Train {
     int steps = 1000;
