@@ -235,7 +235,7 @@ check zero2-dump-refused 2 "dist.zero_stage 2 never holds" -- "$CORL" train "${Z
   --dump-batch "$WORK/x/dump" --out "$WORK/x"
 check zero3-refused 2 "dist.zero_stage: must be in \[0, 2\], got 3" -- "$CORL" train \
   "${DP[@]}" --set dist.zero_stage=3 --out "$WORK/x"
-check freeze-unknown-part 2 "model.freeze: must be one of" -- "$CORL" train "${DP[@]}" \
+check freeze-unknown-part 2 "model.freeze\[0\]: must be one of: vision_model.*got .vq." -- "$CORL" train "${DP[@]}" \
   --set "model.freeze=[vq]" --out "$WORK/x"
 check dp-nccl-on-cpu 2 "dist.backend nccl: NCCL moves GPU tensors" -- "$CORL" train --nproc 2 \
   "${DP[@]}" --set dist.backend=nccl --out "$WORK/x"

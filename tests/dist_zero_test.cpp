@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 constexpr int kSteps = 5;
 constexpr int kResumeAt = 3;
 constexpr double kLearningRate = 0.01;
-constexpr double kMaxNorm = 0.5;      // below the first steps' norms: clipping is exercised
+constexpr double kMaxNorm = 0.5;       // below the first steps' norms: clipping is exercised
 constexpr int64_t kBucketBytes = 256;  // 64 floats: several buckets, shards that cut parameters
 
 struct NetImpl : torch::nn::Module {
@@ -187,6 +187,7 @@ TEST_F(Zero, StagesOneAndTwoTrainAsStageZeroAndResumeAcrossStagesAndWorlds) {
   std::vector<Results> results(2);
   const int port = free_port();
   std::vector<std::thread> threads;
+  threads.reserve(2);
   for (int rank = 0; rank < 2; ++rank) {
     threads.emplace_back([&, rank] {
       RankEnv env;
@@ -229,8 +230,7 @@ TEST_F(Zero, StagesOneAndTwoTrainAsStageZeroAndResumeAcrossStagesAndWorlds) {
         std::vector<torch::Tensor> weights = weights_of(t.net);
         Trainer resumed(group, weights, 0);  // its AdamW reads the file, then is sharded
         train::load_optimizer(dir_.string(), *resumed.full);
-        resumed.sharded =
-            std::make_unique<ShardedAdamW>(group, *resumed.full, 1, kBucketBytes);
+        resumed.sharded = std::make_unique<ShardedAdamW>(group, *resumed.full, 1, kBucketBytes);
         resumed.sharded->scatter_state();
         resumed.full->state().clear();
         for (int s = kResumeAt; s < kSteps; ++s) resumed.step(group, d, {rank});
@@ -289,7 +289,7 @@ TEST_F(Zero, OptimizerStateOfAnotherLayoutIsRefused) {
   a.mutable_grad() = torch::ones({3, 4});
   written.step();
   torch::save(written, (dir_ / "optimizer.pt").string());
-  auto message = [&](std::vector<torch::Tensor> params) {
+  auto message = [&](const std::vector<torch::Tensor>& params) {
     torch::optim::AdamW reading(params, torch::optim::AdamWOptions(0.1));
     try {
       train::load_optimizer(dir_.string(), reading);
@@ -301,8 +301,8 @@ TEST_F(Zero, OptimizerStateOfAnotherLayoutIsRefused) {
   const auto shape = message({torch::zeros({4, 3}, torch::requires_grad())});
   EXPECT_NE(shape.find("optimizer.pt: holds AdamW moments of shape [3, 4]"), std::string::npos)
       << shape;
-  const auto count = message({torch::zeros({3, 4}, torch::requires_grad()),
-                              torch::zeros({2}, torch::requires_grad())});
+  const auto count = message(
+      {torch::zeros({3, 4}, torch::requires_grad()), torch::zeros({2}, torch::requires_grad())});
   EXPECT_NE(count.find("optimizer.pt"), std::string::npos) << count;
   EXPECT_EQ(count.find("no error"), std::string::npos) << count;
 }

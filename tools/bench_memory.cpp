@@ -25,7 +25,7 @@ namespace {
 double peak_rss_mib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss / 1024.0;  // Linux reports KiB
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
 }  // namespace
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
       "checkpointing %s: %.1fM parameters, batch %d x %d tokens, %d threads: peak RSS %.0f MiB "
       "after building the model, %.0f MiB after %d steps (+%.0f MiB), %.2f s/step, loss %.6f, "
       "sum |grad| %.6f\n",
-      checkpointing ? "on" : "off", parameters / 1e6, batch, tokens, threads, before,
-      peak_rss_mib(), steps, peak_rss_mib() - before, seconds, loss, checksum);
+      checkpointing ? "on" : "off", static_cast<double>(parameters) / 1e6, batch, tokens, threads,
+      before, peak_rss_mib(), steps, peak_rss_mib() - before, seconds, loss, checksum);
   return 0;
 }

@@ -76,13 +76,12 @@ ShardedAdamW::ShardedAdamW(ProcessGroup& group, torch::optim::AdamW& full, int s
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   for (size_t g = 0; g < full.param_groups().size(); ++g) {
-    groups.emplace_back(group_pieces[g],
-                        std::make_unique<torch::optim::AdamWOptions>(
-                            adamw_options(full.param_groups()[g])));
+    groups.emplace_back(group_pieces[g], std::make_unique<torch::optim::AdamWOptions>(
+                                             adamw_options(full.param_groups()[g])));
   }
   shard_optimizer_ = std::make_unique<torch::optim::AdamW>(
       std::move(groups), static_cast<const torch::optim::AdamWOptions&>(full.defaults()));
-  has_gradient_.assign(parameters_.size(), 0);
+  has_gradient_.assign(parameters_.size(), false);
 }
 
 int64_t ShardedAdamW::shard_numel() const {

@@ -20,13 +20,16 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
 // Sublinear Memory Cost"): the forward pass keeps only the layer's input; the backward pass runs
 // the layer again with autograd on and differentiates that. The layer's parameters are inputs of
 // the function, so their gradients come back through the engine itself (no reentrant backward
-// into .grad), and a layer whose input needs no gradient still trains its weights.
+// into .grad), and a layer whose input needs no gradient still trains its weights. The layer
+// travels as an integer (autograd's saved data holds IValues, not pointers); the module outlives
+// every graph built through it.
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& cos, const torch::Tensor& sin,
                                const torch::Tensor& mask, int64_t layer,
                                torch::TensorList parameters) {
-    auto* module = reinterpret_cast<LlamaDecoderLayerImpl*>(layer);
+    auto* module =
+        reinterpret_cast<LlamaDecoderLayerImpl*>(layer);  // NOLINT(performance-no-int-to-ptr)
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
     // Autocast is thread-local and the backward pass runs on the engine's threads: the recompute
@@ -40,7 +43,8 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {
-    auto* module = reinterpret_cast<LlamaDecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto* module = reinterpret_cast<LlamaDecoderLayerImpl*>(  // NOLINT(performance-no-int-to-ptr)
+        ctx->saved_data["layer"].toInt());
     const int64_t count = ctx->saved_data["parameters"].toInt();
     const auto saved = ctx->get_saved_variables();
     const bool autocast = ctx->saved_data["autocast"].toBool();
@@ -217,7 +221,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
   const auto [cos, sin] =
       rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta, embeddings.scalar_type());
   // Checkpointing pays only when a backward pass will follow: not while sampling with a cache.
-  const bool checkpoint = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
+  const bool checkpoint =
+      gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
   auto h = embeddings;
   for (size_t i = 0; i < layers->size(); ++i) {
     auto* layer = layers[i]->as<LlamaDecoderLayer>();

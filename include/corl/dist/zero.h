@@ -84,7 +84,7 @@ class ShardedAdamW {
   std::vector<torch::Tensor> parameters_;
   std::vector<Bucket> buckets_;
   std::vector<Piece> pieces_;
-  std::vector<char> has_gradient_;  // per parameter, on any rank, at the last reduction
+  std::vector<bool> has_gradient_;  // per parameter, on any rank, at the last reduction
   std::unique_ptr<torch::optim::AdamW> shard_optimizer_;
 };
 
