@@ -256,7 +256,7 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
 
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
                                          torch::optim::Optimizer& optimizer,
-                                         bool state_to_device) {
+                                         bool with_optimizer_state) {
   const auto latest = latest_checkpoint(run.path());
   if (!latest) {
     run.drop_metrics_after(0);
@@ -277,10 +277,10 @@ std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& m
   } else {
     util::load_module(model, (dir / "model.safetensors").string());
   }
-  load_optimizer(*latest, optimizer);
-  const auto parameters = model.parameters();
-  if (!parameters.empty() && state_to_device) {
-    move_optimizer_state(optimizer, parameters.front().device());
+  if (with_optimizer_state) {
+    load_optimizer(*latest, optimizer);
+    const auto parameters = model.parameters();
+    if (!parameters.empty()) move_optimizer_state(optimizer, parameters.front().device());
   }
   run.drop_metrics_after(point.step);
   return point;

@@ -82,10 +82,10 @@ struct ResumePoint {
 // its checkpoint. Without a checkpoint it returns nullopt, having dropped every line of a step:
 // the run starts again from step 0. Throws corl::DataError naming the file that is missing or
 // does not match.
-// With state_to_device false the optimizer state stays where it was read (host memory), for a
-// caller that takes only its shard of it (dist/zero.h).
+// With with_optimizer_state false the optimizer state is left for the caller to read with
+// load_optimizer (a sharded optimizer, dist/zero.h, reads it one rank at a time).
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
                                          torch::optim::Optimizer& optimizer,
-                                         bool state_to_device = true);
+                                         bool with_optimizer_state = true);
 
 }  // namespace corl::train
