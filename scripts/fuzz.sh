@@ -2,10 +2,11 @@
 # Fuzzes the parsers a user's file reaches (fuzz/*.cpp) with libFuzzer under AddressSanitizer and
 # UndefinedBehaviorSanitizer (docs/hardening.md).
 #
-#   scripts/fuzz.sh [TARGET|all] [SECONDS] [--merge]
+#   scripts/fuzz.sh [TARGET|all] [SECONDS] [--runs N] [--merge]
 #
 # TARGET: recipe, dataset_row, safetensors, tokenizer_json, janus_config, image (default all);
-# SECONDS per target (default 60). Builds build-fuzz/ with clang (CORL_FUZZ=ON) on first use.
+# SECONDS per target (default 60), or until N executions with --runs. Builds build-fuzz/ with
+# clang (CORL_FUZZ=ON) on first use.
 # Each target starts from its committed corpus (fuzz/corpus/TARGET) and grows a working corpus in
 # build-fuzz/corpus/TARGET; a crash, leak, timeout or sanitizer report stops it, with the input in
 # build-fuzz/crashes/TARGET/. --merge adds the working corpus's new coverage to the committed one
@@ -13,10 +14,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL=(recipe dataset_row safetensors tokenizer_json janus_config image)
-TARGETS=("${ALL[@]}") SECONDS_EACH=60 MERGE=0
-for arg in "$@"; do
+TARGETS=("${ALL[@]}") SECONDS_EACH=60 MERGE=0 RUNS=-1
+while (($#)); do
+  arg=$1
+  shift
   case "$arg" in
     --merge) MERGE=1 ;;
+    --runs)
+      RUNS=${1:?usage: scripts/fuzz.sh [TARGET|all] [SECONDS] [--runs N] [--merge]}
+      SECONDS_EACH=0
+      shift ;;
     all) ;;
     [0-9]*) SECONDS_EACH=$arg ;;
     *)
@@ -42,9 +49,9 @@ for t in "${TARGETS[@]}"; do
   work=$B/corpus/$t crashes=$B/crashes/$t
   mkdir -p "$work" "$crashes"
   log=$B/fuzz_$t.log
-  echo "fuzz: $t for $SECONDS_EACH s"
+  if ((RUNS > 0)); then echo "fuzz: $t for $RUNS executions"; else echo "fuzz: $t for $SECONDS_EACH s"; fi
   status=0
-  "$B/fuzz/fuzz_$t" "$work" "fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -timeout=10 \
+  "$B/fuzz/fuzz_$t" "$work" "fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -runs="$RUNS" -timeout=10 \
     -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$crashes/" \
     >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -17,10 +17,22 @@
 # the CPU samples in fp32 with the trainer's own weights, so importance_sampling_correction's
 # weights are 1 up to float error.
 #
-#   scripts/grpo_options.sh [--fresh]   (after scripts/setup.sh and the build; reuses finished rows)
+#   scripts/grpo_options.sh [--fresh] [--rows "ROW ..."]
+#
+# After scripts/setup.sh and the build; reuses finished rows. --rows trains only those rows and
+# stops before the evaluation: on a machine with cores to spare, rows run side by side (each
+# row's folder belongs to one process at a time); a last plain run evaluates them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[[ ${1:-} == --fresh ]] && export FRESH=1
+ONLY=""
+while (($#)); do
+  case "$1" in
+    --fresh) export FRESH=1 ;;
+    --rows) ONLY=${2:?usage: scripts/grpo_options.sh [--fresh] [--rows "ROW ..."]}; shift ;;
+    *) echo "usage: scripts/grpo_options.sh [--fresh] [--rows \"ROW ...\"]" >&2; exit 2 ;;
+  esac
+  shift
+done
 CORL=${BUILD_DIR:-build}/corl
 BASE=models/shapeworld-base
 source scripts/lib/stages.sh
@@ -41,8 +53,12 @@ declare -A OPTIONS=(
   [normalize_first]="grpo.multi_objective_aggregation=normalize_then_sum"
 )
 ROWS=(default entropy_0.2 scale_batch normalize_first)
+for row in $ONLY; do
+  [[ -v "OPTIONS[$row]" ]] || { echo "grpo_options: no row '$row' (${ROWS[*]})" >&2; exit 2; }
+done
 CKPTS=(--ckpt "$BASE")
 for row in "${ROWS[@]}"; do
+  [[ -z $ONLY || " $ONLY " == *" $row "* ]] || continue
   sets=()
   for kv in ${OPTIONS[$row]}; do sets+=(--set "$kv"); done
   # Rows do not read each other: each one's stamp depends on the base and program alone.
@@ -51,6 +67,7 @@ for row in "${ROWS[@]}"; do
     --init "$BASE" --out "$O/$row" "${sets[@]}"
   CKPTS+=(--ckpt "$O/$row")
 done
+[[ -z $ONLY ]] || exit 0
 STAGE_CHAIN="$ROOT_CHAIN $(for row in "${ROWS[@]}"; do cat "$O/$row/.stage"; done)"
 stage "$O/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$O/eval" "${CKPTS[@]}"

@@ -7,8 +7,10 @@
 #   - a full disk while a checkpoint is written (a file-size limit, `ulimit -f`): the run stops
 #     with a message naming the file, no checkpoint under its final name is half-written, and
 #     --resume on a disk with room again ends with the uninterrupted run's bits.
-# (A loss that overflows is cli_test's train-nonfinite case; a bad image is read, and refused
-# with its file and line, before the first step: cli_test's data cases.)
+#   - an unreadable image in the training rows: refused with its file and line before the first
+#     step (every image is read then, so none is met mid-run), or skipped and counted with
+#     data.skip_bad_rows.
+# (A loss that overflows is cli_test's train-nonfinite case.)
 # Environment: CORL (the binary), SRC (the source tree).
 set -u
 CORL=${CORL:?} SRC=${SRC:?}
@@ -72,6 +74,25 @@ expect disk-full 1 "model.safetensors.*(File too large|cannot)" -- \
 expect disk-full-nothing-half-written 0 "" -- test "$(latest_checkpoint "$WORK/full")" = 3
 quiet "$CORL" "${TRAIN[@]}" --out "$WORK/full" --resume
 same_as_whole disk-full-resumed "$WORK/uni" "$WORK/full" 12
+
+# An unreadable image in the training rows (a text file named .png, on row 5): the stage refuses
+# it with the file and line before its first step; with data.skip_bad_rows it skips and counts
+# the row, and trains.
+mkdir -p "$WORK/badimg/images"
+cp "$WORK"/data/images/* "$WORK/badimg/images/"
+echo "not an image" >"$WORK/badimg/images/broken.png"
+"$PY" - "$WORK/data/train.jsonl" "$WORK/badimg/train.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rows[4]["real_image"] = "images/broken.png"
+open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PYEOF
+expect bad-image-refused 1 "train.jsonl:5: .*broken.png" -- \
+  "$CORL" "${TRAIN[@]}" --set data.train="$WORK/badimg/train.jsonl" --out "$WORK/badimg/run"
+expect bad-image-no-step 0 "" -- test ! -s "$WORK/badimg/run/metrics.jsonl"
+expect bad-image-skipped 0 "skipped 1 bad rows" -- \
+  "$CORL" "${TRAIN[@]}" --set data.train="$WORK/badimg/train.jsonl" --set data.skip_bad_rows=true \
+  --set grpo.max_steps=2 --out "$WORK/badimg/skip"
 
 [[ $failures -eq 0 ]] && echo "all passed"
 [[ $failures -eq 0 ]]
