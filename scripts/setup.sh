@@ -19,6 +19,9 @@ DEBIAN_PACKAGES=(
   libsentencepiece-dev sentencepiece libonig-dev libgloo-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
 )
+# Packages of optional builds, named by the scripts that need them (scripts/fuzz.sh: clang).
+read -r -a extra <<<"${EXTRA_DEBIAN_PACKAGES:-}"
+DEBIAN_PACKAGES+=("${extra[@]}")
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

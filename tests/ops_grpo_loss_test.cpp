@@ -343,6 +343,45 @@ TEST(GrpoLoss, SequenceLevelEqualsTokenLevelForOneTokenRows) {
               token, 1e-6);
 }
 
+// On policy (old_logp = logp: the only update of a batch at num_iterations 1) every ratio is 1,
+// and the sequence-level gradient, sum_t (rho_i / |y_i|) A_i d logp_it spread back over the
+// rollout's tokens by each aggregation, equals the token-level one: per token -A_i m_it / D,
+// D = T (dapo), |y_i| N (grpo), L N (Dr.GRPO). Ragged rows.
+TEST(GrpoLoss, SequenceLevelGradientEqualsTokenLevelOnPolicy) {
+  const auto mask = matrix({{1, 1, 1}, {1, 1, 0}, {1, 1, 0}, {1, 0, 0}});
+  const std::vector<double> a = {1.0, -2.0, 0.5, 3.0};
+  const std::vector<double> lengths = {3, 2, 2, 1};
+  const double tokens = 8, rollouts = 4, budget = 3;
+  for (const auto aggregation : {Aggregation::kTokenMean, Aggregation::kSeqMeanTokenMean,
+                                 Aggregation::kSeqMeanTokenSumNorm}) {
+    std::vector<std::vector<double>> expected(4, std::vector<double>(3, 0.0));
+    for (int i = 0; i < 4; ++i) {
+      for (int t = 0; t < lengths[i]; ++t) {
+        const double divisor = aggregation == Aggregation::kTokenMean ? tokens
+                               : aggregation == Aggregation::kSeqMeanTokenMean
+                                   ? lengths[i] * rollouts
+                                   : budget * rollouts;
+        expected[i][t] = -a[i] / divisor;
+      }
+    }
+    for (const bool sequence : {false, true}) {
+      auto logp =
+          matrix({{-0.3, -1.2, -0.7}, {-2.0, -0.1, -0.5}, {-1.0, -1.5, -1.0}, {-0.9, 0.0, 0.0}});
+      const auto old_logp = logp.clone();
+      logp.requires_grad_(true);
+      GrpoLossOptions options;
+      options.aggregation = aggregation;
+      options.max_completion_length = 3;
+      options.sequence_level = sequence;
+      const auto out = grpo_loss(logp, old_logp, torch::Tensor(),
+                                 torch::tensor(a, torch::kFloat64).to(torch::kFloat32), mask,
+                                 options);
+      out.loss.backward();
+      expect_matrix(logp.grad(), expected);
+    }
+  }
+}
+
 TEST(GrpoLoss, AllTokensMaskedIsZeroAndFinite) {
   for (const bool sequence : {false, true}) {
     SequenceCase c;

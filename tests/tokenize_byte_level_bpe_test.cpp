@@ -73,6 +73,18 @@ TEST(ByteLevelBPE, AppliesMergesByRankWithinPreTokenizedWords) {
   EXPECT_EQ(bpe.token(kSpaceAb), "Ġab");
 }
 
+// Symbols the vocabulary lacks (the bytes of '€' and of 'è''s second byte) with no unk_token
+// are dropped, as `tokenizers` (0.23.3) does on this same file: it gives [64, 65], [95, 94, 97]
+// and [66, 64, 69, 100, 101, 94, 100].
+TEST(ByteLevelBPE, SymbolsWithoutIdAreDroppedWithoutUnkToken) {
+  const ByteLevelBPE bpe(write_tokenizer(
+      {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "gpt2-unk"));
+  EXPECT_EQ(bpe.encode("a\u20acb"), (std::vector<int>{a, b}));
+  EXPECT_EQ(bpe.encode("ab \u20ac ab"), (std::vector<int>{kAb, kSpace, kSpaceAb}));
+  EXPECT_EQ(bpe.encode("caf\u00e9 \u00e8"),
+            (std::vector<int>{c, a, 'f' - '!', 100, 101, kSpace, 100}));
+}
+
 TEST(ByteLevelBPE, SplitBehavioursShapeTheWords) {
   // Without GPT-2's regex the whole text is one word, so " ab" merges across what GPT-2 splits.
   const ByteLevelBPE whole(write_tokenizer(

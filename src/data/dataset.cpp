@@ -54,7 +54,7 @@ Record parse_record(const std::string& line_text, const std::string& file, int l
   nlohmann::json row;
   try {
     row = nlohmann::json::parse(line_text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, or a number out of range
     throw DataError(at + ": malformed JSON: " + e.what());
   }
   if (!row.is_object()) throw DataError(at + ": a row is a JSON object");

@@ -72,7 +72,7 @@ std::vector<PromptLine> read_prompt_file(const std::string& path) {
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // syntax, or a number out of range
       throw DataError(where(path, line) + ": malformed JSON: " + e.what());
     }
     if (!row.is_object()) throw DataError(where(path, line) + ": a row is a JSON object");
@@ -167,7 +167,7 @@ SuiteResult judge_geneval_folder(const std::string& dir, const data::JudgeRules&
     nlohmann::json metadata;
     try {
       metadata = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // syntax, or a number out of range
       throw DataError(metadata_path + ": malformed JSON: " + e.what());
     }
     std::string why;

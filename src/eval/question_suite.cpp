@@ -72,7 +72,7 @@ SuiteQuestion parse_question(const std::string& text, const std::string& at,
   Row row;
   try {
     row = Row::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, or a number out of range
     throw DataError(at + ": malformed JSON: " + e.what());
   }
   if (!row.is_object()) throw DataError(at + ": a row is a JSON object");

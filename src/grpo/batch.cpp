@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "corl/dist/data_parallel.h"
 #include "corl/grpo/weights.h"  // defines: sampler_correction, high_entropy_mask
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
+#include "corl/util/faults.h"
 
 namespace corl::grpo {
 namespace {
@@ -76,7 +78,17 @@ void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, 
   }
 }
 
-void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
+// CORL_FAULTS=reward_nan@STEP (util/faults.h): the task's first reward function returns NaN for
+// its first rollout at that step, as a broken reward would.
+template <class Reward>
+void inject_reward_fault(const std::vector<WeightedReward<Reward>>& rewards,
+                         const WeightedReward<Reward>& named, int step, torch::Tensor& values) {
+  if (&named == &rewards.front() && values.numel() > 0 && util::fault("reward_nan", step + 1)) {
+    values[0] = std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
+void score_images(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatch& batch) {
   auto& model = in.policy.model;
   const auto& im = batch.images;
   const int64_t n = static_cast<int64_t>(im.prompts.size());
@@ -114,12 +126,13 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
       }
       values[i] = named.reward->score(c);
     }
+    inject_reward_fault(in.image_rewards, named, step, values);
     batch.by_reward[named.name] = values;
     batch.r_t2i += named.weight * values;
   }
 }
 
-void score_answers(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
+void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatch& batch) {
   const auto& an = batch.answers;
   const int64_t n = static_cast<int64_t>(an.completions.size());
   batch.r_mm2t = torch::zeros({n}, torch::kDouble);
@@ -130,6 +143,7 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) 
       const data::Scene* scene = row.scene ? &*row.scene : nullptr;
       values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type, scene});
     }
+    inject_reward_fault(in.answer_rewards, named, step, values);
     batch.by_reward[named.name] = values;
     batch.r_mm2t += named.weight * values;
   }
@@ -403,14 +417,14 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   batch.rollout_seconds = seconds_since(began);
   const auto scored = Clock::now();
   if (makes_images(recipe)) {
-    score_images(in, recipe, batch);
+    score_images(in, recipe, step, batch);
     const auto mask = torch::ones({batch.images.codes.size(0), batch.images.codes.size(1)});
     batch.weight_images =
         policy_weights(recipe, "t2i", mask, batch.old_images, batch.images.sampler_logp,
                        batch.entropy_images, group, batch.weight_metrics);
   }
   if (makes_answers(recipe)) {
-    score_answers(in, recipe, batch);
+    score_answers(in, recipe, step, batch);
     const auto& an = batch.answers;
     const auto n = static_cast<int64_t>(an.lengths.size());
     const std::vector<double> cut(an.truncated.begin(), an.truncated.end());

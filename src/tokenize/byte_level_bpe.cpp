@@ -389,9 +389,8 @@ void ByteLevelBPE::Impl::bpe(const std::string& word, std::vector<int>& out) con
     } else if (unk) {
       // fuse_unk is off in byte-level tokenizers: one unk per unknown symbol.
       ids.push_back(*unk);
-    } else {
-      throw std::runtime_error("byte-level BPE: symbol '" + s + "' has no id and no unk_token");
     }
+    // Without an unk_token, `tokenizers` drops a symbol the vocabulary lacks; so does this.
   }
   out.insert(out.end(), ids.begin(), ids.end());
   std::lock_guard<std::mutex> lock(cache_mutex);

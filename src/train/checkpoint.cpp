@@ -254,9 +254,31 @@ void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& opti
   }
 }
 
+namespace {
+
+// What killed writers of checkpoints leave: save_checkpoint's NAME.tmp-PID (half-written) and
+// NAME.old-PID (a replaced folder not yet removed) under checkpoints/ and beside final/.
+void remove_stale_temporaries(const std::string& run_dir) {
+  for (const fs::path folder : {fs::path(run_dir), fs::path(run_dir) / "checkpoints"}) {
+    std::error_code error;
+    if (!fs::is_directory(folder, error)) continue;
+    std::vector<fs::path> stale;
+    for (const auto& entry : fs::directory_iterator(folder, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.find(".tmp-") != std::string::npos || name.find(".old-") != std::string::npos) {
+        stale.push_back(entry.path());
+      }
+    }
+    for (const auto& path : stale) util::remove_tree(path.string());
+  }
+}
+
+}  // namespace
+
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
                                          torch::optim::Optimizer& optimizer,
                                          bool with_optimizer_state) {
+  if (run.writer()) remove_stale_temporaries(run.path());
   const auto latest = latest_checkpoint(run.path());
   if (!latest) {
     run.drop_metrics_after(0);

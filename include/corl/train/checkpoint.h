@@ -80,8 +80,9 @@ struct ResumePoint {
 // checkpoints/step-N, and drops the metrics.jsonl lines of steps after N (RunDir::
 // drop_metrics_after), so that each step is logged once although a killed run logged some past
 // its checkpoint. Without a checkpoint it returns nullopt, having dropped every line of a step:
-// the run starts again from step 0. Throws corl::DataError naming the file that is missing or
-// does not match.
+// the run starts again from step 0. First it removes what killed checkpoint writers left behind
+// (NAME.tmp-PID and NAME.old-PID folders). Throws corl::DataError naming the file that is
+// missing or does not match.
 // With with_optimizer_state false the optimizer state is left for the caller to read with
 // load_optimizer (a sharded optimizer, dist/zero.h, reads it one rank at a time).
 std::optional<ResumePoint> resume_latest(util::RunDir& run, torch::nn::Module& model,
