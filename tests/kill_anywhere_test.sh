@@ -56,9 +56,10 @@ kill_anywhere() {  # NAME OUT -- command...
       # A moment drawn uniformly from the first 4 s (start-up included).
       sleep "$((RANDOM % 4)).$(printf '%03d' $((RANDOM % 1000)))"
     else
-      # While a checkpoint is being written.
+      # While a checkpoint is being written (polled every 2 ms: a write takes tens of ms, and a
+      # busy loop would starve the tests that run beside this one).
       while kill -0 "$pid" 2>/dev/null && ! compgen -G "$out/checkpoints/*.tmp-*" >/dev/null &&
-        ! compgen -G "$out/final.tmp-*" >/dev/null; do :; done
+        ! compgen -G "$out/final.tmp-*" >/dev/null; do sleep 0.002; done
     fi
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
