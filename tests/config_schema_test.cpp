@@ -97,6 +97,14 @@ TEST_F(RecipeFile, MalformedYamlNamesLine) {
   EXPECT_NE(message.find("recipe.yaml:"), std::string::npos) << message;
 }
 
+// YAML allows a list as a key; reading it as a name threw yaml-cpp's own exception (found by
+// fuzz/recipe.cpp).
+TEST_F(RecipeFile, ListAsKeyNamesLine) {
+  const std::string message = error_of("world:\n  resolution: 32\n  {[a, b]: 1}: 2\n");
+  EXPECT_NE(message.find("recipe.yaml:3:"), std::string::npos) << message;
+  EXPECT_NE(message.find("a key is a name, got"), std::string::npos) << message;
+}
+
 // yaml-cpp keeps both entries of a repeated key, so without a check the later one silently wins.
 TEST_F(RecipeFile, DuplicatedKeyNamesBothLines) {
   EXPECT_EQ(error_of("world:\n  resolution: 64\nrun:\n  seed: 1\nworld:\n  shapes: [circle]\n"),

@@ -269,6 +269,47 @@ TEST(JanusHFExport, RefusesAConvolutionStem) {
   }
 }
 
+// Fields of the wrong type or range are named, never converted: get<int> of 1.4e52 is
+// undefined, and a JSON that is not an object threw nlohmann's own exception (found by
+// fuzz/janus_config.cpp).
+TEST(JanusHFConfigFile, WrongTypesAndRangesAreNamed) {
+  JanusHFConfig config;
+  config.vq.norm_groups = 32;
+  config.vq.channels = 32;  // every level's channels a multiple of transformers' 32 groups
+  config.model.aligner_hidden_act = config.model.vision_hidden_act;
+  config.model.image_size = config.vq.grid() * config.model.patch_size;
+  const nlohmann::json good = janus_config_to_json(config);
+  EXPECT_EQ(janus_config_from_json(good, "config.json").model.hidden_size,
+            config.model.hidden_size);
+  const auto message = [](const nlohmann::json& j) -> std::string {
+    try {
+      janus_config_from_json(j, "config.json");
+    } catch (const DataError& e) {
+      return e.what();
+    }
+    return "read";
+  };
+  auto j = good;
+  j["text_config"]["hidden_size"] = 1.4e52;
+  EXPECT_NE(message(j).find("text_config.hidden_size has the wrong type or range"),
+            std::string::npos)
+      << message(j);
+  j = good;
+  j["text_config"]["num_hidden_layers"] = int64_t{1} << 40;
+  EXPECT_NE(message(j).find("text_config.num_hidden_layers has the wrong type or range"),
+            std::string::npos)
+      << message(j);
+  j = good;
+  j["vq_config"]["channel_multiplier"] = nlohmann::json::array();
+  for (int i = 0; i < 40; ++i) j["vq_config"]["channel_multiplier"].push_back(1);
+  EXPECT_NE(message(j).find("channel_multiplier has no level or over 16"), std::string::npos)
+      << message(j);
+  j = good;
+  j["tie_word_embeddings"] = 3;
+  EXPECT_NE(message(j).find("config.json: "), std::string::npos) << message(j);
+  EXPECT_NE(message(nlohmann::json(7)).find("model_type is not \"janus\""), std::string::npos);
+}
+
 // A model written here is read by transformers without a missing or extra tensor, and computes
 // the same outputs there.
 TEST(JanusHFExport, TransformersReadsAndRunsWhatCorlWrites) {

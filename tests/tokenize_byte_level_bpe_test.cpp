@@ -117,5 +117,26 @@ TEST(ByteLevelBPE, UnsupportedComponentsAreNamed) {
   EXPECT_THROW(ByteLevelBPE("/nonexistent/tokenizer.json"), DataError);
 }
 
+// An id that is not an integer in range is named, not converted: get<int>(1.4e52) is undefined,
+// and a huge id would size the id -> token table (found by fuzz/tokenizer_json.cpp).
+TEST(ByteLevelBPE, IdsOutOfRangeAreNamed) {
+  const fs::path path =
+      fs::temp_directory_path() / ("bad-ids-" + std::to_string(::getpid()) + "-tokenizer.json");
+  for (const nlohmann::json& id : {nlohmann::json(1.4e52), nlohmann::json(-1),
+                                   nlohmann::json(int64_t{1} << 40), nlohmann::json(2.5)}) {
+    const nlohmann::json j = {
+        {"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", id}}}, {"merges", {"a b"}}}}};
+    util::write_file_atomic(path.string(), j.dump());
+    try {
+      ByteLevelBPE bpe(path.string());
+      FAIL() << "read the id " << id.dump();
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("token 'b' has id " + id.dump()), std::string::npos)
+          << e.what();
+    }
+  }
+  fs::remove(path);
+}
+
 }  // namespace
 }  // namespace corl::tokenize

@@ -304,10 +304,13 @@ void Schema::load(const YAML::Node& root, const std::string& file) {
 void Schema::load_map(const YAML::Node& map, const std::string& prefix, const std::string& file,
                       std::map<std::string, int>& lines) {
   for (const auto& entry : map) {
-    const std::string name = entry.first.as<std::string>();
-    const std::string key = prefix.empty() ? name : prefix + "." + name;
     const int line = entry.first.Mark().line + 1;
     const std::string at = where(file, line);
+    if (!entry.first.IsScalar()) {  // YAML allows a list or a map as a key; a recipe does not
+      throw RecipeError(at + ": a key is a name, got " + show(entry.first));
+    }
+    const std::string name = entry.first.as<std::string>();
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
     // yaml-cpp keeps every entry of a repeated key, and the later would silently win. Keys are
     // compared whole, so "world.resolution" also clashes with "resolution" inside "world".
     const auto [first, fresh] = lines.emplace(key, line);

@@ -1,6 +1,9 @@
 #include "corl/model/janus_hf.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <opencv2/imgproc.hpp>
@@ -27,6 +30,30 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
+// Whether `value` converts to T exactly: get<int> of a float, or of an integer past int's range,
+// is undefined or wraps, where transformers would have refused the file.
+template <class T>
+bool fits(const json& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return value.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!value.is_number_integer()) return false;
+    if (value.is_number_unsigned()) {
+      return value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    }
+    const auto v = value.get<int64_t>();
+    return v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return value.is_number();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return value.is_string();
+  } else {  // std::vector of one of the above
+    return value.is_array() && std::all_of(value.begin(), value.end(), [](const json& e) {
+             return fits<typename T::value_type>(e);
+           });
+  }
+}
+
 // A field of a sub-config: `key` must be there with the type of `value`.
 template <class T>
 T field(const json& section, const std::string& section_name, const char* key,
@@ -34,6 +61,10 @@ T field(const json& section, const std::string& section_name, const char* key,
   const auto it = section.find(key);
   if (it == section.end() || it->is_null()) {
     throw DataError(where + ": " + section_name + "." + key + " is missing");
+  }
+  if (!fits<T>(*it)) {
+    throw DataError(where + ": " + section_name + "." + key + " has the wrong type or range: " +
+                    it->dump());
   }
   try {
     return it->get<T>();
@@ -71,8 +102,10 @@ bool is_janus_hf_folder(const std::string& dir) {
   }
 }
 
-JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
-  if (j.value("model_type", "") != "janus") {
+namespace {
+
+JanusHFConfig parse_janus_config(const json& j, const std::string& where) {
+  if (!j.is_object() || j.value("model_type", "") != "janus") {
     throw DataError(where + ": model_type is not \"janus\"");
   }
   for (const char* section : {"text_config", "vision_config", "vq_config"}) {
@@ -123,7 +156,10 @@ JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
   c.vision_layers = field<int>(vision, v, "num_hidden_layers", where);
   c.vision_heads = field<int>(vision, v, "num_attention_heads", where);
   const double mlp_ratio = field_or<double>(vision, "mlp_ratio", 4.0, v, where);
-  c.vision_intermediate_size = static_cast<int>(c.vision_hidden_size * mlp_ratio);  // as int()
+  const double intermediate = c.vision_hidden_size * mlp_ratio;
+  require(std::isfinite(intermediate) && intermediate >= 0 && intermediate < (1 << 24), where,
+          "vision_config.mlp_ratio gives no usable MLP width");
+  c.vision_intermediate_size = static_cast<int>(intermediate);  // as int()
   c.vision_layer_norm_eps = field_or<double>(vision, "layer_norm_eps", 1e-6, v, where);
   c.vision_hidden_act = field_or<std::string>(vision, "hidden_act", "gelu", v, where);
   c.aligner_hidden_act = c.vision_hidden_act;
@@ -160,11 +196,15 @@ JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
   c.gen_hidden_act = field_or<std::string>(vq, "hidden_act", "gelu", q, where);
   // JanusConfig sets the VQ's grid to the ViT's patch grid: an image has as many codes as
   // patches.
-  if (!g.channel_mult.empty() && c.patch_size > 0) {
-    g.image_size = (c.image_size / c.patch_size) * g.downsample();
+  require(!g.channel_mult.empty() && g.channel_mult.size() <= 16, where,
+          "vq_config.channel_multiplier has no level or over 16");
+  if (c.patch_size > 0) {
+    const int64_t size = int64_t{c.image_size / c.patch_size} * g.downsample();
+    require(size >= 0 && size < (1 << 20), where, "the VQ's image size is out of range");
+    g.image_size = static_cast<int>(size);
   }
   c.image_tokens = g.tokens();
-  out.image_token_id = j.value("image_token_id", int64_t{-1});
+  out.image_token_id = field_or<int64_t>(j, "image_token_id", -1, "config", where);
 
   try {
     check(c);
@@ -173,6 +213,16 @@ JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
     throw DataError(where + ": " + e.what());
   }
   return out;
+}
+
+}  // namespace
+
+JanusHFConfig janus_config_from_json(const json& j, const std::string& where) {
+  try {
+    return parse_janus_config(j, where);
+  } catch (const json::exception& e) {  // a field of a type the checks above did not expect
+    throw DataError(where + ": " + e.what());
+  }
 }
 
 json janus_config_to_json(const JanusHFConfig& config) {

@@ -19,6 +19,20 @@ namespace {
 
 using json = nlohmann::json;
 
+// Ids at or above this are refused: the id -> token table has one entry per id, and no real
+// vocabulary comes near it (DeepSeek-LLM's has 102,400).
+constexpr int64_t kMaxTokenId = int64_t{1} << 24;
+
+// A token id of tokenizer.json: an integer in [0, kMaxTokenId).
+int vocab_id(const json& value, const std::string& path, const std::string& token) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
+      value.get<int64_t>() >= kMaxTokenId) {
+    throw DataError(path + ": token '" + token + "' has id " + value.dump() +
+                    ", not an integer in [0, " + std::to_string(kMaxTokenId) + ")");
+  }
+  return static_cast<int>(value.get<int64_t>());
+}
+
 // GPT-2's pattern, which ByteLevel applies when use_regex is true.
 constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
@@ -425,8 +439,8 @@ ByteLevelBPE::ByteLevelBPE(const std::string& path) : impl_(std::make_unique<Imp
     impl_->ignore_merges = model.value("ignore_merges", false);
     int size = 0;
     for (const auto& [token, id] : model.at("vocab").items()) {
-      impl_->vocab[token] = id.get<int>();
-      size = std::max(size, id.get<int>() + 1);
+      impl_->vocab[token] = vocab_id(id, path, token);
+      size = std::max(size, impl_->vocab[token] + 1);
     }
     int rank = 0;
     for (const auto& merge : model.at("merges")) {
@@ -451,7 +465,7 @@ ByteLevelBPE::ByteLevelBPE(const std::string& path) : impl_(std::make_unique<Imp
           throw DataError(path + ": added token " + a.at("content").get<std::string>() +
                           " uses lstrip/rstrip/single_word, which is not supported");
         }
-        const int id = a.at("id").get<int>();
+        const int id = vocab_id(a.at("id"), path, a.at("content").get<std::string>());
         impl_->added.push_back({a.at("content").get<std::string>(), id});
         impl_->added_by_id[id] = impl_->added.back().content;
         size = std::max(size, id + 1);

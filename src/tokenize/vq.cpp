@@ -280,7 +280,14 @@ Quantized VectorQuantizerImpl::forward(const torch::Tensor& z_map) {
 
 torch::Tensor VectorQuantizerImpl::lookup(const torch::Tensor& codes, int64_t h, int64_t w) const {
   const int64_t b = codes.size(0);
-  return codebook().index_select(0, codes.reshape({-1})).view({b, h, w, -1}).permute({0, 3, 1, 2});
+  // Contiguous: a permuted (channels-last) input would carry that layout through the whole
+  // decoder, where LibTorch's nearest upsampling and oneDNN's convolutions run several times
+  // slower on the CPU than on NCHW.
+  return codebook()
+      .index_select(0, codes.reshape({-1}))
+      .view({b, h, w, -1})
+      .permute({0, 3, 1, 2})
+      .contiguous();
 }
 
 int64_t VectorQuantizerImpl::restart_dead_codes(const torch::Tensor& dead,

@@ -1,0 +1,217 @@
+// corl's half of the side-by-side benchmark against transformers (scripts/bench_transformers.sh,
+// docs/benchmarks.md): the rollouts and the update of a GRPO step on a Hugging Face Janus folder,
+// timed as the stage runs them. Prints one JSON object; with --inputs, first writes the token ids
+// it feeds, so that transformers is timed on exactly the same sequences.
+//
+//   bench_janus --ckpt DIR [--threads 2] [--batches 4,8] [--repeats 3] [--answer-tokens 32]
+//               [--cfg 5] [--inputs FILE] [--profile FILE]
+//
+// images   G images per prompt with CFG, KV cache, sampling at temperature 1 and VQ decode to RGB
+//          (rollout::roll_images), at two batch sizes; seconds per image is the marginal cost
+//          (t(b2) - t(b1)) / (b2 - b1), so the fixed cost of a step (the prompt, the loop) drops out
+// answers  answers to an image and a question at temperature 1 (rollout::roll_answers), exactly
+//          --answer-tokens each (no <eos> ends one early); tokens/s at the larger batch, and the
+//          marginal rate between the two
+// --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's
+// profiler) and exits; `tools/bench_janus_hf.py profile FILE` sums it by operator.
+// update   forward and backward of the log-probs of image codes and of answer tokens (what
+//          grpo::accumulate_gradients differentiates), at the larger batch; tokens/s counts every
+//          position of the sequences
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include "corl/model/inputs.h"
+#include "corl/rollout/rollout.h"
+#include "corl/train/checkpoint.h"
+#include "corl/util/threads.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr const char* kPrompt = "a red circle to the left of a blue square";
+constexpr const char* kQuestion = "How many circles are in the image? Answer with a number.";
+
+struct Options {
+  std::string checkpoint, inputs, profile;
+  int threads = 2, repeats = 3, answer_tokens = 32;
+  std::vector<int> batches = {4, 8};
+  double cfg = 5.0;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument("bench_janus: " + flag + " needs a value");
+    const std::string value = argv[++i];
+    if (flag == "--ckpt") {
+      o.checkpoint = value;
+    } else if (flag == "--profile") {
+      o.profile = value;
+    } else if (flag == "--inputs") {
+      o.inputs = value;
+    } else if (flag == "--threads") {
+      o.threads = std::stoi(value);
+    } else if (flag == "--repeats") {
+      o.repeats = std::stoi(value);
+    } else if (flag == "--answer-tokens") {
+      o.answer_tokens = std::stoi(value);
+    } else if (flag == "--cfg") {
+      o.cfg = std::stod(value);
+    } else if (flag == "--batches") {
+      o.batches.clear();
+      std::stringstream list(value);
+      for (std::string item; std::getline(list, item, ',');) o.batches.push_back(std::stoi(item));
+    } else {
+      throw std::invalid_argument("bench_janus: unknown flag " + flag);
+    }
+  }
+  if (o.checkpoint.empty()) throw std::invalid_argument("bench_janus: --ckpt DIR is required");
+  if (o.batches.size() != 2 || o.batches[0] >= o.batches[1] || o.batches[0] < 1) {
+    throw std::invalid_argument("bench_janus: --batches takes two sizes, the smaller first");
+  }
+  return o;
+}
+
+// The fastest of `repeats` runs of `work`, in seconds, after one untimed run.
+template <class Work>
+double best_of(int repeats, Work&& work) {
+  work();
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = Clock::now();
+    work();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  corl::set_thread_count(o.threads);
+  torch::manual_seed(0);
+  auto policy = corl::train::load_policy(o.checkpoint);
+  auto& model = policy.model;
+  model->eval();
+  const auto& config = model->config;
+  const corl::model::SequenceBuilder builder(*policy.text, config);
+  const auto image = torch::rand({3, config.image_size, config.image_size}) * 2 - 1;
+
+  if (!o.inputs.empty()) {
+    std::ofstream file(o.inputs);
+    file << json{{"t2i", builder.text_to_image(kPrompt).ids},
+                 {"t2i_unconditional", builder.text_to_image(kPrompt, {}, true).ids},
+                 {"mm2t", builder.image_to_text(image, kQuestion).ids},
+                 {"eos", builder.eos_id()}}
+                .dump();
+    if (!file) throw std::runtime_error("bench_janus: cannot write " + o.inputs);
+  }
+
+  json out;
+  out["threads"] = o.threads;
+  out["batches"] = o.batches;
+  int64_t decoder = 0;
+  for (const auto& p : model->language_model->model->layers->parameters()) decoder += p.numel();
+  out["decoder_parameters"] = decoder;
+  out["image_tokens"] = config.image_tokens;
+
+  // Images: one prompt, G = batch images of it, as a GRPO group.
+  corl::rollout::RolloutOptions images;
+  images.cfg_weight = o.cfg;
+  images.temperature = 1.0;
+  if (!o.profile.empty()) {
+    images.num_generations = o.batches[1];
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+    corl::rollout::roll_images(model, builder, policy.vq, {kPrompt}, images, generator);  // warm
+    torch::autograd::profiler::RecordProfile trace(o.profile);
+    corl::rollout::roll_images(model, builder, policy.vq, {kPrompt}, images, generator);
+    return 0;
+  }
+  json image_times = json::object();
+  std::vector<double> image_seconds;
+  for (int b : o.batches) {
+    images.num_generations = b;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+    const double t = best_of(o.repeats, [&] {
+      corl::rollout::roll_images(model, builder, policy.vq, {kPrompt}, images, generator);
+    });
+    image_times[std::to_string(b)] = t;
+    image_seconds.push_back(t);
+  }
+  out["image_seconds"] = image_times;
+  out["image_seconds_per_image"] =
+      (image_seconds[1] - image_seconds[0]) / (o.batches[1] - o.batches[0]);
+
+  // Answers: G = batch answers to one image and question, none ending early.
+  corl::rollout::RolloutOptions answers;
+  answers.temperature = 1.0;
+  answers.max_completion_length = o.answer_tokens;
+  std::vector<double> answer_seconds;
+  int64_t produced = 0;
+  for (int b : o.batches) {
+    answers.num_generations = b;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+    answer_seconds.push_back(best_of(o.repeats, [&] {
+      const auto rolled = corl::rollout::roll_answers(model, builder, {image}, {kQuestion},
+                                                      answers, generator);
+      produced = 0;
+      for (auto length : rolled.lengths) produced += length;
+    }));
+  }
+  const int64_t wanted = static_cast<int64_t>(o.batches[1]) * o.answer_tokens;
+  if (produced != wanted) {
+    std::fprintf(stderr, "bench_janus: %lld of %lld answer tokens (an <eos> came early)\n",
+                 static_cast<long long>(produced), static_cast<long long>(wanted));
+  }
+  out["answer_tokens_per_s"] = static_cast<double>(wanted) / answer_seconds[1];
+  out["answer_marginal_tokens_per_s"] =
+      static_cast<double>(o.batches[1] - o.batches[0]) * o.answer_tokens /
+      (answer_seconds[1] - answer_seconds[0]);
+
+  // Update: forward and backward of the rollouts' log-probs at the larger batch.
+  model->train();
+  const int rows = o.batches[1];
+  const std::vector<std::string> prompts(rows, kPrompt);
+  const auto codes = torch::randint(0, config.image_vocab_size, {rows, config.image_tokens});
+  corl::rollout::RolloutOptions scoring;
+  const double image_update = best_of(o.repeats, [&] {
+    model->zero_grad();
+    corl::rollout::score_images(model, builder, prompts, codes, scoring).logp.sum().backward();
+  });
+  const int64_t image_positions =
+      rows * (static_cast<int64_t>(builder.text_to_image(kPrompt).ids.size()) + config.image_tokens);
+  out["update_image_tokens_per_s"] = image_positions / image_update;
+
+  std::vector<corl::model::Sequence> sequences;
+  const auto prefix = builder.image_to_text(image, kQuestion);
+  // Answers of plain text (a random id could be an image placeholder): the question's own ids.
+  const auto words = policy.text->encode(kQuestion);
+  for (int r = 0; r < rows; ++r) {
+    std::vector<int64_t> completion;
+    for (int t = 0; t < o.answer_tokens; ++t) completion.push_back(words[(r + t) % words.size()]);
+    sequences.push_back(builder.with_completion(prefix, completion));
+  }
+  const double answer_update = best_of(o.repeats, [&] {
+    model->zero_grad();
+    corl::rollout::score_completions(model, builder, sequences).logp.sum().backward();
+  });
+  out["update_answer_tokens_per_s"] = rows * static_cast<double>(sequences[0].ids.size()) / answer_update;
+  std::cout << out.dump() << "\n";
+  return 0;
+} catch (const std::exception& error) {
+  std::fprintf(stderr, "%s\n", error.what());
+  return 1;
+}

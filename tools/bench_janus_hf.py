@@ -1,0 +1,335 @@
+"""transformers' half of the side-by-side benchmark (scripts/bench_transformers.sh), and its table.
+
+    bench_janus_hf.py make SIZE DIR          a random Janus checkpoint (default or 25m) in DIR
+    bench_janus_hf.py measure DIR INPUTS [--threads 2] [--batches 4,8] [--repeats 3]
+                      [--answer-tokens 32] [--cfg 5]
+    bench_janus_hf.py machine [--threads 2]  fp32 matmul rate and memory bandwidth (JSON)
+    bench_janus_hf.py describe DIR           sizes and FLOPs a roofline needs (JSON)
+    bench_janus_hf.py profile TRACE          self time per operator of bench_janus --profile
+    bench_janus_hf.py report RESULTS.json    the table, ratios and roofline fractions
+
+`make` builds transformers' JanusForConditionalGeneration at one of two sizes: `default` is the
+embedded default's (decoder hidden 192, 4 layers, 64 codes per image from a 512-code book) and
+`25m` has a decoder of about 25M parameters (hidden 512, 8 layers, 256 codes, 4,096-code book).
+The VQ has GroupNorm(32), as transformers hard-codes it. `measure` times what bench_janus times
+(tools/bench_janus.cpp) on the token ids it wrote to INPUTS, the way transformers does it:
+`generate(generation_mode="image")` (CFG, static KV cache, multinomial sampling) then
+`decode_image_tokens`, `generate()` for answers, and forward + backward of the log-probs.
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+SIZES = {
+    "default": dict(hidden=192, layers=4, heads=6, kv_heads=2, intermediate=512,
+                    vision_size=64, patch=8, vision_hidden=128, codes_side=8, codebook=512,
+                    vq_multiplier=[1, 1, 2, 4]),
+    "25m": dict(hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1376,
+                vision_size=256, patch=16, vision_hidden=256, codes_side=16, codebook=4096,
+                vq_multiplier=[1, 1, 2, 2, 4]),
+}
+
+
+def make(size, out):
+    from janus_hf_reference import DEEPSEEK_SPLITS, SPECIAL, train_tokenizer
+    from tokenizers import Regex, pre_tokenizers
+    from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessorPil
+
+    s = SIZES[size]
+    torch.manual_seed(0)
+    deepseek = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in DEEPSEEK_SPLITS] +
+        [pre_tokenizers.Digits(individual_digits=True),
+         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer = train_tokenizer(deepseek, 420)
+    tokenizer.save_pretrained(out)
+    ids = tokenizer.convert_tokens_to_ids
+    tokens = s["codes_side"] ** 2
+    assert (s["vision_size"] // s["patch"]) ** 2 == tokens
+    config = JanusConfig(
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=s["hidden"],
+                         intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
+                         num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
+                         max_position_embeddings=1024, rms_norm_eps=1e-6, rope_theta=10000.0,
+                         bos_token_id=ids(SPECIAL[0]), eos_token_id=ids(SPECIAL[1]),
+                         pad_token_id=ids(SPECIAL[2])),
+        vision_config=dict(image_size=s["vision_size"], patch_size=s["patch"],
+                           hidden_size=s["vision_hidden"], num_hidden_layers=2,
+                           num_attention_heads=4, mlp_ratio=2.0, projection_dim=s["hidden"],
+                           hidden_act="gelu", num_image_tokens=tokens, depth=2),
+        vq_config=dict(embed_dim=8, num_embeddings=s["codebook"], latent_channels=64,
+                       base_channels=32, channel_multiplier=s["vq_multiplier"], num_res_blocks=1,
+                       num_patches=s["codes_side"], projection_dim=s["hidden"],
+                       image_token_embed_dim=s["hidden"], num_hidden_layers=2,
+                       hidden_act="gelu"),
+        image_token_id=ids("<image_placeholder>"), tie_word_embeddings=False)
+    model = JanusForConditionalGeneration(config).eval()
+    with torch.no_grad():  # random init leaves norms at 1: perturb every tensor
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    model.save_pretrained(out)
+    JanusImageProcessorPil(size={"height": s["vision_size"], "width": s["vision_size"]},
+                           image_mean=[0.5, 0.5, 0.5],
+                           image_std=[0.5, 0.5, 0.5]).save_pretrained(out)
+
+
+def best_of(repeats, work):
+    work()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(args):
+    from transformers import JanusForConditionalGeneration
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
+    with open(args.inputs, encoding="utf-8") as f:
+        inputs = json.load(f)
+    b1, b2 = args.batches
+    config = model.config
+    tokens = config.vision_config.num_image_tokens
+    size = config.vision_config.image_size
+    out = {"threads": args.threads, "batches": [b1, b2], "image_tokens": tokens,
+           "decoder_parameters": sum(p.numel() for p in model.model.language_model.layers.parameters())}
+
+    t2i = torch.tensor([inputs["t2i"]])
+    # The prompt ends in <begin_of_image> after <bos>; the unconditional row pads the words.
+    image_config = copy.deepcopy(model.generation_config)
+    image_config.bos_token_id = inputs["t2i"][0]
+    image_config.pad_token_id = inputs["t2i_unconditional"][1]
+    image_config.generation_kwargs = {"boi_token_id": inputs["t2i"][-1]}
+    common = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+
+    def images(rows):
+        with torch.no_grad():
+            codes = model.generate(t2i, attention_mask=torch.ones_like(t2i), generation_mode="image",
+                                   guidance_scale=args.cfg, num_return_sequences=rows,
+                                   generation_config=image_config, **common)
+            pixels = model.decode_image_tokens(codes)  # [rows, H, W, 3] in [-1, 1]
+            return ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    times = {str(b): best_of(args.repeats, lambda b=b: images(b)) for b in (b1, b2)}
+    out["image_seconds"] = times
+    out["image_seconds_per_image"] = (times[str(b2)] - times[str(b1)]) / (b2 - b1)
+
+    mm2t = inputs["mm2t"]
+    pixels = torch.rand(1, 3, size, size) * 2 - 1
+
+    def answers(rows):
+        ids = torch.tensor([mm2t] * rows)
+        with torch.no_grad():
+            return model.generate(ids, attention_mask=torch.ones_like(ids),
+                                  pixel_values=pixels.expand(rows, -1, -1, -1),
+                                  max_new_tokens=args.answer_tokens,
+                                  min_new_tokens=args.answer_tokens, **common)
+
+    answer_times = [best_of(args.repeats, lambda b=b: answers(b)) for b in (b1, b2)]
+    produced = answers(b2).shape[1] - len(mm2t)
+    assert produced == args.answer_tokens, produced
+    out["answer_tokens_per_s"] = b2 * args.answer_tokens / answer_times[1]
+    out["answer_marginal_tokens_per_s"] = ((b2 - b1) * args.answer_tokens /
+                                           (answer_times[1] - answer_times[0]))
+
+    model.train()
+    prompt = torch.tensor([inputs["t2i"]] * b2)
+    codes = torch.randint(0, config.vq_config.num_embeddings, (b2, tokens))
+    p = prompt.shape[1]
+
+    def image_update():
+        model.zero_grad()
+        embeds = torch.cat([model.get_input_embeddings()(prompt),
+                            model.prepare_embeddings_for_image_generation(codes)], 1)
+        hidden = model.model.language_model(inputs_embeds=embeds).last_hidden_state
+        logits = model.model.generation_head(hidden[:, p - 1:-1]).float()
+        logits.log_softmax(-1).gather(-1, codes.unsqueeze(-1)).sum().backward()
+
+    out["update_image_tokens_per_s"] = b2 * (p + tokens) / best_of(args.repeats, image_update)
+
+    from tokenizers import Tokenizer
+    words = Tokenizer.from_file(os.path.join(args.dir, "tokenizer.json")).encode(
+        "How many circles are in the image? Answer with a number.", add_special_tokens=False).ids
+    completions = torch.tensor([[words[(r + t) % len(words)] for t in range(args.answer_tokens)]
+                                for r in range(b2)])
+    full = torch.cat([torch.tensor([mm2t] * b2), completions], 1)
+    batch_pixels = pixels.expand(b2, -1, -1, -1).contiguous()
+    t = args.answer_tokens
+
+    def answer_update():
+        model.zero_grad()
+        logits = model(input_ids=full, pixel_values=batch_pixels, logits_to_keep=t + 1).logits
+        logp = logits[:, :-1].float().log_softmax(-1).gather(-1, completions.unsqueeze(-1))
+        logp.sum().backward()
+
+    out["update_answer_tokens_per_s"] = b2 * full.shape[1] / best_of(args.repeats, answer_update)
+    print(json.dumps(out))
+
+
+def machine(args):
+    """The rates a roofline is drawn with: fp32 matmul FLOP/s and streaming read bandwidth."""
+    torch.set_num_threads(args.threads)
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    matmul = best_of(5, lambda: torch.mm(a, b))
+    big = torch.ones(64 * 1024 * 1024)  # 256 MiB, far past any cache
+    read = best_of(5, lambda: big.sum())
+    print(json.dumps({"matmul_flops": 2 * n ** 3 / matmul, "read_bytes_per_s": big.numel() * 4 / read,
+                      "threads": args.threads}))
+
+
+def roofline(config, prompt_tokens, cfg, vq_flops, rates):
+    """Seconds per image at the machine's limits, as a marginal cost (the weights are read once a
+    step for the whole batch, so their bytes drop out): every matmul at the measured fp32 rate,
+    plus attention's reads of the KV cache at the measured bandwidth."""
+    rows = 2 if cfg != 1 else 1
+    t = config["text"]
+    n = config["image_tokens"]
+    head_dim = t["hidden"] // t["heads"]
+    flops = bytes_ = 0.0
+    for step in range(n):
+        context = prompt_tokens + step + 1
+        flops += 2 * (config["decoder_parameters"] + config["generation_parameters"])
+        flops += 4 * t["layers"] * t["heads"] * head_dim * context  # q.k and p.v
+        bytes_ += 4 * 2 * t["layers"] * t["kv_heads"] * head_dim * context  # fp32 keys, values
+    flops = rows * flops + vq_flops
+    bytes_ *= rows
+    return {"flops": flops, "bytes": bytes_,
+            "seconds": flops / rates["matmul_flops"] + bytes_ / rates["read_bytes_per_s"]}
+
+
+def describe(args):
+    """What the roofline needs of a checkpoint: sizes, parameter counts, the VQ decode's FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import JanusForConditionalGeneration
+
+    model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
+    t = model.config.text_config
+    n = model.config.vision_config.num_image_tokens
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.decode_image_tokens(torch.zeros(1, n, dtype=torch.long))
+    m = model.model
+    print(json.dumps({
+        "text": {"hidden": t.hidden_size, "layers": t.num_hidden_layers,
+                 "heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads},
+        "image_tokens": n,
+        "decoder_parameters": sum(p.numel() for p in m.language_model.layers.parameters()),
+        # per generated code: the head that scores it and the aligner that embeds it
+        "generation_parameters": sum(p.numel() for p in m.generation_head.parameters()) +
+        sum(p.numel() for p in m.generation_aligner.parameters()),
+        "vq_decode_flops": counter.get_total_flops()}))
+
+
+def profile(args):
+    """Self time per operator of a Chrome trace (bench_janus --profile), largest first."""
+    with open(args.trace, encoding="utf-8") as f:
+        trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    by_thread = {}
+    for e in events:
+        if e.get("ph") == "X":
+            by_thread.setdefault(e.get("tid"), []).append(e)
+    self_time, calls = {}, {}
+    for spans in by_thread.values():
+        spans.sort(key=lambda e: (e["ts"], -e["dur"]))
+        stack = []  # [end, event, time of its children]
+        def close(until):
+            while stack and stack[-1][0] <= until:
+                end, e, children = stack.pop()
+                self_time[e["name"]] = self_time.get(e["name"], 0) + e["dur"] - children
+                calls[e["name"]] = calls.get(e["name"], 0) + 1
+                if stack:
+                    stack[-1][2] += e["dur"]
+        for e in spans:
+            close(e["ts"])
+            stack.append([e["ts"] + e["dur"], e, 0])
+        close(float("inf"))
+    total = sum(self_time.values())
+    print(f"{total / 1e6:.3f} s of operator time")
+    for name, t in sorted(self_time.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"{100 * t / total:5.1f}%  {t / 1e6:7.3f} s  {calls[name]:7d} calls  {name}")
+
+
+def report(args):
+    with open(args.results, encoding="utf-8") as f:
+        results = json.load(f)
+    rates = results["machine"]
+    print(f"machine: {results['cpu']}, {rates['threads']} threads; fp32 matmul "
+          f"{rates['matmul_flops'] / 1e9:.0f} GFLOP/s, read bandwidth "
+          f"{rates['read_bytes_per_s'] / 1e9:.1f} GB/s\n")
+    header = ("| size | measure | corl | transformers | corl / transformers |\n"
+              "|---|---|---|---|---|")
+    print(header)
+    for size, r in results["sizes"].items():
+        c, h = r["corl"], r["transformers"]
+        rows = [("s per image (marginal, lower is better)", "image_seconds_per_image", True),
+                ("answer tokens/s", "answer_tokens_per_s", False),
+                ("answer tokens/s (marginal)", "answer_marginal_tokens_per_s", False),
+                ("update tokens/s, images", "update_image_tokens_per_s", False),
+                ("update tokens/s, answers", "update_answer_tokens_per_s", False)]
+        for label, key, lower in rows:
+            ratio = h[key] / c[key] if lower else c[key] / h[key]
+            print(f"| {size} | {label} | {c[key]:.4g} | {h[key]:.4g} | {ratio:.2f}x |")
+    print()
+    for size, r in results["sizes"].items():
+        line = roofline(r["describe"], r["prompt_tokens"], r["cfg"],
+                        r["describe"]["vq_decode_flops"], rates)
+        c = r["corl"]["image_seconds_per_image"]
+        print(f"{size}: roofline {line['seconds']:.4f} s per image ({line['flops'] / 1e9:.2f} GFLOP, "
+              f"{line['bytes'] / 1e9:.2f} GB of KV-cache reads); corl at "
+              f"{100 * line['seconds'] / c:.0f}% of it")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make")
+    p.add_argument("size", choices=sorted(SIZES))
+    p.add_argument("dir")
+    p = sub.add_parser("measure")
+    p.add_argument("dir")
+    p.add_argument("inputs")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--answer-tokens", type=int, default=32)
+    p.add_argument("--cfg", type=float, default=5.0)
+    p = sub.add_parser("machine")
+    p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("describe")
+    p.add_argument("dir")
+    p = sub.add_parser("profile")
+    p.add_argument("trace")
+    p.add_argument("--top", type=int, default=20)
+    p = sub.add_parser("report")
+    p.add_argument("results")
+    args = parser.parse_args()
+    if args.command == "make":
+        make(args.size, args.dir)
+    elif args.command == "measure":
+        measure(args)
+    elif args.command == "machine":
+        machine(args)
+    elif args.command == "describe":
+        describe(args)
+    elif args.command == "profile":
+        profile(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
