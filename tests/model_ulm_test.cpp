@@ -295,5 +295,47 @@ TEST(Sampling, TopKAndTopPFilters) {
   EXPECT_EQ(seen, (std::set<int64_t>{1, 3}));
 }
 
+// Inverse transform sampling, worked by hand: with N evenly spaced uniforms (i + 0.5) / N, token
+// v is drawn exactly N * p_v times (to one draw, for the boundaries' rounding), tokens cut by top-k
+// never, and the temperature reshapes p as softmax(logits / T).
+TEST(Sampling, ByUniformsDrawsTheInverseCdf) {
+  const int n = 1000;
+  const auto uniforms = (torch::arange(n, torch::kFloat64) + 0.5) / n;
+  const auto counts = [&](const torch::Tensor& probs, const SamplingOptions& options) {
+    const auto logits = probs.log().to(torch::kFloat32).unsqueeze(0).expand({n, -1});
+    return torch::bincount(sample_by_uniforms(logits, options, uniforms), {}, probs.size(0));
+  };
+  const auto p = torch::tensor({0.1, 0.2, 0.05, 0.65}, torch::kFloat64);
+  SamplingOptions plain;
+  const auto all = counts(p, plain);
+  for (int v = 0; v < 4; ++v) EXPECT_NEAR(all[v].item<int64_t>(), n * p[v].item<double>(), 1.0);
+
+  SamplingOptions top2;
+  top2.top_k = 2;  // tokens 1 and 3: 0.2 / 0.85 and 0.65 / 0.85
+  const auto cut = counts(p, top2);
+  EXPECT_EQ(cut[0].item<int64_t>(), 0);
+  EXPECT_EQ(cut[2].item<int64_t>(), 0);
+  EXPECT_NEAR(cut[1].item<int64_t>(), n * 0.2 / 0.85, 1.0);
+  EXPECT_NEAR(cut[3].item<int64_t>(), n * 0.65 / 0.85, 1.0);
+
+  SamplingOptions hot;
+  hot.temperature = 2.0;  // p^(1/2), renormalised
+  const auto sharp = counts(p, hot);
+  const auto q = p.sqrt() / p.sqrt().sum();
+  for (int v = 0; v < 4; ++v) EXPECT_NEAR(sharp[v].item<int64_t>(), n * q[v].item<double>(), 1.0);
+}
+
+// The uniforms of a generation: row block k's from generators[k] alone, so a block draws the same
+// whatever else is in the batch.
+TEST(Sampling, UniformsFollowTheirBlocksGenerator) {
+  std::vector<at::Generator> two{at::make_generator<at::CPUGeneratorImpl>(1),
+                                 at::make_generator<at::CPUGeneratorImpl>(2)};
+  const auto u = draw_uniforms(4, 3, two);
+  ASSERT_EQ(u.sizes(), (std::vector<int64_t>{4, 3}));
+  std::vector<at::Generator> second{at::make_generator<at::CPUGeneratorImpl>(2)};
+  EXPECT_TRUE(torch::equal(u.narrow(0, 2, 2), draw_uniforms(2, 3, second)));
+  EXPECT_TRUE(u.ge(0).all().item<bool>() && u.lt(1).all().item<bool>());
+}
+
 }  // namespace
 }  // namespace corl::model

@@ -1,5 +1,6 @@
 #include "corl/model/sampling.h"
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -56,15 +57,11 @@ torch::Tensor guided_logits(const torch::Tensor& cond, const torch::Tensor& unco
   return u + weight * (c - u);
 }
 
-torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
-                            std::vector<at::Generator>& generators) {
-  if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
-  TORCH_CHECK(!generators.empty(), "sample_tokens: no generator");
-  const auto host = generators.front().device();
-  if (logits.device() != host) {
-    // Draws come from the (host) generators wherever the model runs: one seed, one stream each.
-    return sample_tokens(logits.to(host), options, generators).to(logits.device());
-  }
+namespace {
+
+// The distribution a token is drawn from: logits / temperature, cut to the top k and to the
+// nucleus of mass top_p, as probabilities in float32.
+torch::Tensor sampling_probs(const torch::Tensor& logits, const SamplingOptions& options) {
   auto scaled = logits.to(torch::kFloat32) / options.temperature;
   const int64_t vocab = scaled.size(-1);
   if (options.top_k > 0 && options.top_k < vocab) {
@@ -79,17 +76,60 @@ torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& 
     const auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
     scaled = scaled.masked_fill(drop, -std::numeric_limits<float>::infinity());
   }
-  const auto probs = scaled.softmax(-1);
-  const int64_t blocks = static_cast<int64_t>(generators.size());
-  if (blocks == 1) return torch::multinomial(probs, 1, false, generators[0]).squeeze(-1);
-  TORCH_CHECK(blocks > 0 && probs.size(0) % blocks == 0, "sample_tokens: ", probs.size(0),
+  return scaled.softmax(-1);
+}
+
+// Rows of a batch split into generators.size() consecutive blocks, as the generators draw them.
+int64_t block_rows(int64_t rows, const std::vector<at::Generator>& generators) {
+  const auto blocks = static_cast<int64_t>(generators.size());
+  TORCH_CHECK(blocks > 0 && rows % blocks == 0, "sampling: ", rows,
               " rows do not split into ", blocks, " generator blocks");
-  const int64_t rows = probs.size(0) / blocks;
+  return rows / blocks;
+}
+
+}  // namespace
+
+torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                            std::vector<at::Generator>& generators) {
+  if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
+  TORCH_CHECK(!generators.empty(), "sample_tokens: no generator");
+  const auto host = generators.front().device();
+  if (logits.device() != host) {
+    // Draws come from the (host) generators wherever the model runs: one seed, one stream each.
+    return sample_tokens(logits.to(host), options, generators).to(logits.device());
+  }
+  const auto probs = sampling_probs(logits, options);
+  if (generators.size() == 1) return torch::multinomial(probs, 1, false, generators[0]).squeeze(-1);
+  const int64_t rows = block_rows(probs.size(0), generators);
   std::vector<torch::Tensor> drawn;
-  for (int64_t k = 0; k < blocks; ++k) {
-    drawn.push_back(torch::multinomial(probs.narrow(0, k * rows, rows), 1, false, generators[k]));
+  for (size_t k = 0; k < generators.size(); ++k) {
+    drawn.push_back(torch::multinomial(probs.narrow(0, static_cast<int64_t>(k) * rows, rows), 1,
+                                       false, generators[k]));
   }
   return torch::cat(drawn).squeeze(-1);
+}
+
+torch::Tensor draw_uniforms(int64_t rows, int64_t steps, std::vector<at::Generator>& generators) {
+  const int64_t per_block = block_rows(rows, generators);
+  std::vector<torch::Tensor> blocks;
+  for (auto& generator : generators) {
+    blocks.push_back(torch::rand({per_block, steps}, generator, torch::kFloat32));
+  }
+  return torch::cat(blocks);
+}
+
+torch::Tensor sample_by_uniforms(const torch::Tensor& logits, const SamplingOptions& options,
+                                 const torch::Tensor& uniforms) {
+  if (options.greedy || options.temperature <= 0.0) return logits.argmax(-1);
+  const auto cdf = sampling_probs(logits, options).cumsum(-1);
+  // The first token whose cumulative mass exceeds u times the total (the total, not 1, so that
+  // rounding in the sum cannot push u past the end). A token of zero mass adds nothing to the
+  // sum, so it is never the first to exceed: top-k and top-p cuts hold exactly.
+  const auto target = uniforms.to(cdf.device(), torch::kFloat32).unsqueeze(-1) *
+                      cdf.narrow(-1, cdf.size(-1) - 1, 1);
+  return torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true)
+      .squeeze(-1)
+      .clamp_max(cdf.size(-1) - 1);
 }
 
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
@@ -113,6 +153,35 @@ torch::Tensor drawn_logp(const torch::Tensor& logits, const torch::Tensor& drawn
       .squeeze(1);
 }
 
+// One token per row per step. On the host, straight from the generators; on a device, from
+// uniforms the same generators draw for the whole generation at once, copied there once, so that
+// a decode step makes no host copy and no synchronisation.
+class Sampler {
+ public:
+  Sampler(const SamplingOptions& options, std::vector<at::Generator>& generators, int64_t rows,
+          int64_t steps, torch::Device device)
+      : options_(options), generators_(generators) {
+    const bool draws = !options.greedy && options.temperature > 0.0;
+    if (draws && !device.is_cpu()) {
+      uniforms_ = draw_uniforms(rows, steps, generators).to(device, /*non_blocking=*/true);
+    }
+  }
+
+  torch::Tensor operator()(const torch::Tensor& logits, int64_t step) {
+    if (uniforms_.defined()) return sample_by_uniforms(logits, options_, uniforms_.select(1, step));
+    return sample_tokens(logits, options_, generators_);
+  }
+
+ private:
+  const SamplingOptions& options_;
+  std::vector<at::Generator>& generators_;
+  torch::Tensor uniforms_;  // [rows, steps] on the device, when sampling there
+};
+
+// How often a generation on a device asks whether every row has ended: each ask waits for the
+// device. On the host it asks every step, for free.
+constexpr int kStopCheckSteps = 8;
+
 }  // namespace
 
 TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
@@ -130,30 +199,46 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
   const int64_t rows = batch.input_ids.size(0);
   Decoder decoder(model, batch, options.max_new_tokens, options.use_cache);
   auto hidden = decoder.start();
-  TextSamples out;
-  out.tokens.resize(rows);
+  Sampler sample(options, generator, rows, options.max_new_tokens, hidden.device());
+  const int64_t stop_check = hidden.device().is_cpu() ? 1 : kStopCheckSteps;
+  std::vector<torch::Tensor> drawn;
   std::vector<torch::Tensor> kept;
   std::vector<torch::Tensor> kept_logp;
-  auto finished = torch::zeros({rows}, torch::kBool);
+  auto finished = torch::zeros({rows}, hidden.options().dtype(torch::kBool));
   for (int step = 0; step < options.max_new_tokens; ++step) {
     const auto logits = model->text_logits(hidden);
     if (options.keep_logits) kept.push_back(logits);
-    auto next = sample_tokens(logits, options, generator);
+    auto next = sample(logits, step);
     if (options.keep_logp) kept_logp.push_back(drawn_logp(logits, next, options));
-    next = next.masked_fill(finished.to(next.device()), builder.tokenizer().pad_id());
-    const auto values = next.to(torch::kCPU);
-    for (int64_t r = 0; r < rows; ++r) {
-      if (!finished[r].item<bool>()) out.tokens[r].push_back(values[r].item<int64_t>());
-    }
-    finished = finished | next.eq(builder.eos_id()).to(torch::kCPU);
-    if (finished.all().item<bool>() || step + 1 == options.max_new_tokens) break;
+    next = next.masked_fill(finished, builder.tokenizer().pad_id());  // ended rows feed pads
+    drawn.push_back(next);
+    finished = finished | next.eq(builder.eos_id());
+    if (step + 1 == options.max_new_tokens) break;
+    if ((step + 1) % stop_check == 0 && finished.all().item<bool>()) break;
     hidden = decoder.step(model->language_model->model->embed_tokens(next.unsqueeze(1)));
   }
-  for (auto& tokens : out.tokens) {
-    std::vector<int> text(tokens.begin(), tokens.end());
+  // Each row's tokens up to and including its first <eos>, from one copy to the host.
+  const auto tokens = torch::stack(drawn, 1).to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t taken = tokens.size(1);
+  const int64_t* values = tokens.data_ptr<int64_t>();
+  TextSamples out;
+  out.tokens.resize(rows);
+  size_t longest = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t t = 0; t < taken; ++t) {
+      out.tokens[r].push_back(values[r * taken + t]);
+      if (values[r * taken + t] == builder.eos_id()) break;
+    }
+    longest = std::max(longest, out.tokens[r].size());
+  }
+  for (auto& row : out.tokens) {
+    std::vector<int> text(row.begin(), row.end());
     if (!text.empty() && text.back() == builder.eos_id()) text.pop_back();
     out.texts.push_back(builder.tokenizer().decode(text));
   }
+  // Steps past the longest row (a device asks for the end every few steps) are not kept.
+  kept.resize(std::min(kept.size(), longest));
+  kept_logp.resize(std::min(kept_logp.size(), longest));
   if (options.keep_logits) out.logits = torch::stack(kept, 1);
   if (options.keep_logp) out.logp = torch::stack(kept_logp, 1).cpu();
   return out;
@@ -181,6 +266,7 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
   const int64_t steps = model->config.image_tokens;
   Decoder decoder(model, builder.collate(sequences, Padding::kLeft), steps, options.use_cache);
   auto hidden = decoder.start();
+  Sampler sample(options, generator, rows, steps, hidden.device());
   std::vector<torch::Tensor> codes;
   std::vector<torch::Tensor> kept;
   std::vector<torch::Tensor> kept_logp;
@@ -193,7 +279,7 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
       logits = guided_logits(conditional, uncond, options.cfg_weight);
     }
     if (options.keep_logits) kept.push_back(logits);
-    const auto next = sample_tokens(logits, options, generator);
+    const auto next = sample(logits, step);
     if (options.keep_logp) {
       kept_logp.push_back(drawn_logp(options.logp_guided ? logits : conditional, next, options));
     }

@@ -1,5 +1,7 @@
 // Batched sampling with a KV cache: text answers (greedy, temperature, top-k, top-p; stopping at
-// <eos>) and images with classifier-free guidance.
+// <eos>) and images with classifier-free guidance. A model on the host draws each token from the
+// host generators (torch::multinomial); a model on a device draws from uniforms those generators
+// make once per generation (sample_by_uniforms), so that no decode step copies to the host.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -65,7 +67,19 @@ torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& 
 torch::Tensor sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                             std::vector<at::Generator>& generators);
 
-// Continues each prefix (image_to_text sequences without an answer).
+// Uniforms in [0, 1) for a whole generation, [rows, steps], row block k's from generators[k]
+// (the blocks as above): what a generation on a device samples with.
+torch::Tensor draw_uniforms(int64_t rows, int64_t steps, std::vector<at::Generator>& generators);
+// One token per row from logits [B, V] by inverse transform sampling: the first token whose
+// cumulative probability (after temperature, top-k and top-p) exceeds uniforms[b] times the
+// total. It runs where the logits are, with no host copy. The distribution is sample_tokens'; the
+// draws for a seed are not.
+torch::Tensor sample_by_uniforms(const torch::Tensor& logits, const SamplingOptions& options,
+                                 const torch::Tensor& uniforms);
+
+// Continues each prefix (image_to_text sequences without an answer). On the host it stops as soon
+// as every row has drawn <eos>; on a device it asks every few steps (each ask waits for the
+// device), and the outputs are the same but for the draws.
 TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
                           const std::vector<Sequence>& prefixes, const SamplingOptions& options,
                           at::Generator& generator);
