@@ -244,6 +244,45 @@ TEST(Sampling, CachedTextDecodingMatchesRecomputation) {
   EXPECT_TRUE(torch::allclose(alone.logits[0], cached.logits[0].narrow(0, 0, steps), 1e-4, 1e-4));
 }
 
+// A prefix read once and continued G times decodes as G copies of it read separately: the same
+// greedy tokens and the same logits (to float rounding: one row's matrix products against G),
+// with and without the cache; sampled, each block of G rows draws from its own generator.
+TEST(Sampling, ContinuationsOfOnePrefixEqualRepeatedPrefixes) {
+  const auto c = tiny_config();
+  auto model = tiny_model();
+  SequenceBuilder builder(tokenizer(), c);
+  const std::vector<Sequence> prefixes = {
+      builder.image_to_text(random_image(16, 4), "What color is the circle?"),
+      builder.image_to_text(random_image(16, 5), "How many squares are there in the photo?")};
+  std::vector<Sequence> repeated;
+  for (const auto& p : prefixes) repeated.insert(repeated.end(), 3, p);
+  for (bool cache : {true, false}) {
+    SamplingOptions options;
+    options.greedy = true;
+    options.max_new_tokens = 10;
+    options.keep_logits = true;
+    options.use_cache = cache;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+    const auto separate = generate_text(model, builder, repeated, options, generator);
+    options.continuations = 3;
+    const auto shared = generate_text(model, builder, prefixes, options, generator);
+    EXPECT_EQ(shared.tokens, separate.tokens);
+    ASSERT_EQ(shared.logits.sizes(), separate.logits.sizes());
+    EXPECT_TRUE(torch::allclose(shared.logits, separate.logits, 1e-5, 1e-5))
+        << (shared.logits - separate.logits).abs().max().item<float>();
+  }
+  SamplingOptions sampled;
+  sampled.max_new_tokens = 10;
+  sampled.continuations = 3;
+  std::vector<at::Generator> two{at::make_generator<at::CPUGeneratorImpl>(7),
+                                 at::make_generator<at::CPUGeneratorImpl>(8)};
+  const auto both = generate_text(model, builder, prefixes, sampled, two);
+  ASSERT_EQ(both.tokens.size(), 6u);
+  std::vector<at::Generator> second{at::make_generator<at::CPUGeneratorImpl>(8)};
+  const auto alone = generate_text(model, builder, {prefixes[1]}, sampled, second);
+  for (int g = 0; g < 3; ++g) EXPECT_EQ(both.tokens[3 + g], alone.tokens[g]) << g;
+}
+
 TEST(Sampling, CachedImageDecodingWithGuidanceMatchesRecomputation) {
   const auto c = tiny_config();
   auto model = tiny_model();

@@ -8,11 +8,16 @@ namespace corl::model {
 namespace {
 
 // Feeds a batch of prefixes, then one embedding per row per step, returning the last hidden
-// state each time: through a KV cache, or by recomputing the whole sequence.
+// state each time: through a KV cache, or by recomputing the whole sequence. With `repeats`, each
+// prefix is read once and continued in that many consecutive rows (its cache copied to each).
 class Decoder {
  public:
-  Decoder(UnifiedModel& model, const Batch& prefix, int64_t max_new_tokens, bool use_cache)
-      : model_(model), mask_(prefix.attention_mask), positions_(prefix.position_ids) {
+  Decoder(UnifiedModel& model, const Batch& prefix, int64_t max_new_tokens, bool use_cache,
+          int64_t repeats = 1)
+      : model_(model),
+        mask_(prefix.attention_mask),
+        positions_(prefix.position_ids),
+        repeats_(repeats) {
     embeddings_ = model_->embed(prefix);
     if (use_cache) {
       cache_.emplace(model_->config, prefix.input_ids.size(0),
@@ -22,9 +27,17 @@ class Decoder {
   }
 
   torch::Tensor start() {
-    const auto hidden =
+    auto hidden =
         model_->hidden_states(embeddings_, mask_, positions_, cache_ ? &*cache_ : nullptr);
-    return hidden.select(1, hidden.size(1) - 1);
+    hidden = hidden.select(1, hidden.size(1) - 1);
+    if (repeats_ == 1) return hidden;
+    const auto rows = torch::arange(hidden.size(0), hidden.options().dtype(torch::kInt64))
+                          .repeat_interleave(repeats_);
+    if (cache_) cache_->select_rows(rows);
+    embeddings_ = embeddings_.repeat_interleave(repeats_, 0);
+    mask_ = mask_.repeat_interleave(repeats_, 0);
+    positions_ = positions_.repeat_interleave(repeats_, 0);
+    return hidden.index_select(0, rows);
   }
 
   torch::Tensor step(const torch::Tensor& next) {  // next [B, 1, hidden]
@@ -47,6 +60,7 @@ class Decoder {
   torch::Tensor mask_;
   torch::Tensor positions_;
   std::optional<KVCache> cache_;
+  int64_t repeats_;
 };
 
 }  // namespace
@@ -195,9 +209,10 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
                           const std::vector<Sequence>& prefixes, const SamplingOptions& options,
                           std::vector<at::Generator>& generator) {
   torch::NoGradGuard no_grad;
+  TORCH_CHECK(options.continuations >= 1, "generate_text: continuations must be at least 1");
   const Batch batch = builder.collate(prefixes, Padding::kLeft);
-  const int64_t rows = batch.input_ids.size(0);
-  Decoder decoder(model, batch, options.max_new_tokens, options.use_cache);
+  const int64_t rows = batch.input_ids.size(0) * options.continuations;
+  Decoder decoder(model, batch, options.max_new_tokens, options.use_cache, options.continuations);
   auto hidden = decoder.start();
   Sampler sample(options, generator, rows, options.max_new_tokens, hidden.device());
   const int64_t stop_check = hidden.device().is_cpu() ? 1 : kStopCheckSteps;

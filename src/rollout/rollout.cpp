@@ -148,21 +148,23 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
   TORCH_CHECK(images.size() == questions.size(), "roll_answers: one question per image");
   torch::NoGradGuard no_grad;
   AnswerRollouts out;
+  std::vector<model::Sequence> questions_read;  // each read once, continued G times
   std::vector<model::Sequence> prefixes;
   for (int p = 0; p < static_cast<int>(images.size()); ++p) {
-    const auto prefix = builder.image_to_text(images[p], questions[p]);
+    questions_read.push_back(builder.image_to_text(images[p], questions[p]));
     for (int g = 0; g < options.num_generations; ++g) {
       out.source.push_back(p);
-      prefixes.push_back(prefix);
+      prefixes.push_back(questions_read.back());
     }
   }
   model::SamplingOptions sampling;
+  sampling.continuations = options.num_generations;
   sampling.temperature = options.temperature;
   sampling.top_k = options.top_k;
   sampling.top_p = options.top_p;
   sampling.max_new_tokens = options.max_completion_length;
   sampling.keep_logp = options.keep_logp;
-  const auto samples = model::generate_text(model, builder, prefixes, sampling, generator);
+  const auto samples = model::generate_text(model, builder, questions_read, sampling, generator);
   for (size_t i = 0; i < prefixes.size(); ++i) {
     const auto& tokens = samples.tokens[i];
     out.sequences.push_back(builder.with_completion(prefixes[i], tokens));

@@ -29,6 +29,9 @@ struct SamplingOptions {
   // Keep each drawn token's log-prob under the logits divided by the temperature (before top-k
   // and top-p, as the trainer scores it): the sampler's side of the sampler/trainer ratio.
   bool keep_logp = false;
+  // Text: each prefix is continued this many times, in consecutive rows (a GRPO group's G answers
+  // to one question): the prefix is read once and its KV cache copied, rather than read G times.
+  int continuations = 1;
 };
 
 struct ImageSamplingOptions : SamplingOptions {
