@@ -27,7 +27,11 @@ PY=.venv/bin/python
 BENCH="$PY tools/bench_janus_hf.py"
 OUT=runs/bench_transformers
 mkdir -p "$OUT"
-CFG=5
+CFG=5 ANSWER_TOKENS=32
+fail() {
+  echo "bench_transformers: $1 failed (log: $OUT/transformers_${size}.log)" >&2
+  exit 1
+}
 results=$OUT/results.json.tmp
 {
   printf '{"cpu": "%s", "machine": %s, "sizes": {' \
@@ -35,19 +39,24 @@ results=$OUT/results.json.tmp
   first=1
   for size in $SIZES; do
     dir=$OUT/$size
-    [[ -f $dir/model.safetensors ]] || $BENCH make "$size" "$dir" >/dev/null 2>&1
+    [[ -f $dir/model.safetensors ]] ||
+      $BENCH make "$size" "$dir" >"$OUT/transformers_$size.log" 2>&1 || fail "making $dir"
     echo "bench_transformers: $size: corl" >&2
     corl=$(build/bench_janus --ckpt "$dir" --threads "$THREADS" --batches "$BATCHES" \
-      --repeats "$REPEATS" --cfg "$CFG" --inputs "$dir/inputs.json")
+      --repeats "$REPEATS" --cfg "$CFG" --answer-tokens "$ANSWER_TOKENS" --inputs "$dir/inputs.json")
     echo "bench_transformers: $size: transformers" >&2
     hf=$($BENCH measure "$dir" "$dir/inputs.json" --threads "$THREADS" --batches "$BATCHES" \
-      --repeats "$REPEATS" --cfg "$CFG" 2>/dev/null)
+      --repeats "$REPEATS" --cfg "$CFG" --answer-tokens "$ANSWER_TOKENS" \
+      2>"$OUT/transformers_$size.log") || fail "$size: transformers"
     prompt=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["t2i"]))' \
       "$dir/inputs.json")
     ((first)) || printf ','
     first=0
-    printf '"%s": {"corl": %s, "transformers": %s, "describe": %s, "prompt_tokens": %s, "cfg": %s}' \
-      "$size" "$corl" "$hf" "$($BENCH describe "$dir" 2>/dev/null)" "$prompt" "$CFG"
+    describe=$($BENCH describe "$dir" "$dir/inputs.json" --answer-tokens "$ANSWER_TOKENS" \
+      2>>"$OUT/transformers_$size.log") || fail "$size: counting FLOPs"
+    printf '"%s": {"corl": %s, "transformers": %s, "describe": %s, "prompt_tokens": %s, ' \
+      "$size" "$corl" "$hf" "$describe" "$prompt"
+    printf '"cfg": %s, "answer_tokens": %s}' "$CFG" "$ANSWER_TOKENS"
   done
   printf '}}\n'
 } >"$results"

@@ -9,14 +9,15 @@
 // images   G images per prompt with CFG, KV cache, sampling at temperature 1 and VQ decode to RGB
 //          (rollout::roll_images), at two batch sizes; seconds per image is the marginal cost
 //          (t(b2) - t(b1)) / (b2 - b1), so the fixed cost of a step (the prompt, the loop) drops out
-// answers  answers to an image and a question at temperature 1 (rollout::roll_answers), exactly
-//          --answer-tokens each (no <eos> ends one early); tokens/s at the larger batch, and the
-//          marginal rate between the two
-// --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's
-// profiler) and exits; `tools/bench_janus_hf.py profile FILE` sums it by operator.
+// answers  G answers to one image and question at temperature 1 (rollout::roll_answers), of
+//          --answer-tokens each (a random model rarely draws <eos>; the program says when one
+//          ended early); tokens/s at the larger batch, and the marginal rate between the two
 // update   forward and backward of the log-probs of image codes and of answer tokens (what
 //          grpo::accumulate_gradients differentiates), at the larger batch; tokens/s counts every
 //          position of the sequences
+//
+// --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's profiler)
+// and exits; `tools/bench_janus_hf.py profile FILE` sums it by operator.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

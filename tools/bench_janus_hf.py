@@ -4,7 +4,7 @@
     bench_janus_hf.py measure DIR INPUTS [--threads 2] [--batches 4,8] [--repeats 3]
                       [--answer-tokens 32] [--cfg 5]
     bench_janus_hf.py machine [--threads 2]  fp32 matmul rate and memory bandwidth (JSON)
-    bench_janus_hf.py describe DIR           sizes and FLOPs a roofline needs (JSON)
+    bench_janus_hf.py describe DIR INPUTS    sizes and FLOPs the rooflines need (JSON)
     bench_janus_hf.py profile TRACE          self time per operator of bench_janus --profile
     bench_janus_hf.py report RESULTS.json    the table, ratios and roofline fractions
 
@@ -190,38 +190,95 @@ def machine(args):
                       "threads": args.threads}))
 
 
-def roofline(config, prompt_tokens, cfg, vq_flops, rates):
-    """Seconds per image at the machine's limits, as a marginal cost (the weights are read once a
-    step for the whole batch, so their bytes drop out): every matmul at the measured fp32 rate,
-    plus attention's reads of the KV cache at the measured bandwidth."""
-    rows = 2 if cfg != 1 else 1
-    t = config["text"]
-    n = config["image_tokens"]
-    head_dim = t["hidden"] // t["heads"]
+def attention_flops(t, context):
+    """q.k and p.v of one query against `context` keys."""
+    return 4 * t["layers"] * t["heads"] * (t["hidden"] // t["heads"]) * context
+
+
+def cache_bytes(t, context):
+    """fp32 keys and values one query reads."""
+    return 4 * 2 * t["layers"] * t["kv_heads"] * (t["hidden"] // t["heads"]) * context
+
+
+def rooflines(d, r, rates):
+    """Each measure at the machine's limits: every FLOP at the measured fp32 matmul rate plus
+    every byte that must come from memory at the measured read bandwidth (the two are not
+    overlapped on a CPU: a decode step's matrix products and its attention run one after
+    the other)."""
+    t = d["text"]
+    b1, b2 = r["corl"]["batches"]
+    answer_tokens = r["answer_tokens"]
+    at_limit = lambda flops, bytes_: flops / rates["matmul_flops"] + bytes_ / rates["read_bytes_per_s"]
+    # Images, per image as a marginal cost: a step reads the weights once for the whole batch,
+    # so only the KV cache's bytes grow with the images.
+    rows = 2 if r["cfg"] != 1 else 1
     flops = bytes_ = 0.0
-    for step in range(n):
-        context = prompt_tokens + step + 1
-        flops += 2 * (config["decoder_parameters"] + config["generation_parameters"])
-        flops += 4 * t["layers"] * t["heads"] * head_dim * context  # q.k and p.v
-        bytes_ += 4 * 2 * t["layers"] * t["kv_heads"] * head_dim * context  # fp32 keys, values
-    flops = rows * flops + vq_flops
-    bytes_ *= rows
-    return {"flops": flops, "bytes": bytes_,
-            "seconds": flops / rates["matmul_flops"] + bytes_ / rates["read_bytes_per_s"]}
+    for step in range(d["image_tokens"]):
+        context = r["prompt_tokens"] + step + 1
+        flops += 2 * (d["decoder_parameters"] + d["generation_parameters"]) + attention_flops(t, context)
+        bytes_ += cache_bytes(t, context)
+    image = at_limit(rows * flops + d["vq_decode_flops"], rows * bytes_)
+    # Answers, G = b2 to one question: one prefill (its FLOPs counted), then every step reads
+    # the decoder's and the head's weights once and each row's cache.
+    flops, bytes_ = d["answer_prefill_flops"], 0.0
+    for step in range(answer_tokens):
+        context = d["answer_prefix_tokens"] + step + 1
+        flops += b2 * (2 * (d["decoder_parameters"] + d["lm_head_parameters"]) +
+                       attention_flops(t, context))
+        bytes_ += 4 * (d["decoder_parameters"] + d["lm_head_parameters"]) + b2 * cache_bytes(t, context)
+    answer = at_limit(flops, bytes_)
+    return {
+        "image_seconds_per_image": image,
+        "answer_tokens_per_s": b2 * answer_tokens / answer,
+        # Updates: forward and backward FLOPs of one row, counted, times the batch.
+        "update_image_tokens_per_s": rates["matmul_flops"] / d["update_image_flops_per_token"],
+        "update_answer_tokens_per_s": rates["matmul_flops"] / d["update_answer_flops_per_token"],
+    }
 
 
 def describe(args):
-    """What the roofline needs of a checkpoint: sizes, parameter counts, the VQ decode's FLOPs."""
+    """What the rooflines need of a checkpoint: sizes, parameter counts, and the FLOPs of the VQ
+    decode, of an answer's prefill and of the updates' forward and backward (counted by
+    torch's FlopCounterMode on transformers' modules, one row each)."""
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import JanusForConditionalGeneration
 
     model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
+    with open(args.inputs, encoding="utf-8") as f:
+        inputs = json.load(f)
     t = model.config.text_config
     n = model.config.vision_config.num_image_tokens
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model.decode_image_tokens(torch.zeros(1, n, dtype=torch.long))
+    size = model.config.vision_config.image_size
     m = model.model
+
+    def flops_of(work):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            work()
+        return counter.get_total_flops()
+
+    with torch.no_grad():
+        vq = flops_of(lambda: model.decode_image_tokens(torch.zeros(1, n, dtype=torch.long)))
+        mm2t = torch.tensor([inputs["mm2t"]])
+        pixels = torch.zeros(1, 3, size, size)
+        prefill = flops_of(lambda: model(input_ids=mm2t, pixel_values=pixels, logits_to_keep=1))
+    prompt = torch.tensor([inputs["t2i"]])
+    codes = torch.zeros(1, n, dtype=torch.long)
+
+    def image_update():
+        embeds = torch.cat([model.get_input_embeddings()(prompt),
+                            model.prepare_embeddings_for_image_generation(codes)], 1)
+        hidden = m.language_model(inputs_embeds=embeds).last_hidden_state
+        m.generation_head(hidden[:, prompt.shape[1] - 1:-1]).float().log_softmax(-1).sum().backward()
+
+    words = [i for i in inputs["mm2t"] if i != model.config.image_token_id]
+    completion = [words[t % len(words)] for t in range(args.answer_tokens)]
+    answer = torch.cat([mm2t, torch.tensor([completion])], 1)
+
+    def answer_update():
+        logits = model(input_ids=answer, pixel_values=pixels, logits_to_keep=args.answer_tokens + 1).logits
+        logits.float().log_softmax(-1).sum().backward()
+
     print(json.dumps({
         "text": {"hidden": t.hidden_size, "layers": t.num_hidden_layers,
                  "heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads},
@@ -230,7 +287,12 @@ def describe(args):
         # per generated code: the head that scores it and the aligner that embeds it
         "generation_parameters": sum(p.numel() for p in m.generation_head.parameters()) +
         sum(p.numel() for p in m.generation_aligner.parameters()),
-        "vq_decode_flops": counter.get_total_flops()}))
+        "lm_head_parameters": model.lm_head.weight.numel(),
+        "vq_decode_flops": vq,
+        "answer_prefix_tokens": mm2t.shape[1],
+        "answer_prefill_flops": prefill,
+        "update_image_flops_per_token": flops_of(image_update) / (prompt.shape[1] + n),
+        "update_answer_flops_per_token": flops_of(answer_update) / answer.shape[1]}))
 
 
 def profile(args):
@@ -263,6 +325,14 @@ def profile(args):
         print(f"{100 * t / total:5.1f}%  {t / 1e6:7.3f} s  {calls[name]:7d} calls  {name}")
 
 
+# (label, key, whether lower is better)
+MEASURES = [("s per image (marginal)", "image_seconds_per_image", True),
+            ("answer tokens/s", "answer_tokens_per_s", False),
+            ("answer tokens/s (marginal)", "answer_marginal_tokens_per_s", False),
+            ("update tokens/s, images", "update_image_tokens_per_s", False),
+            ("update tokens/s, answers", "update_answer_tokens_per_s", False)]
+
+
 def report(args):
     with open(args.results, encoding="utf-8") as f:
         results = json.load(f)
@@ -275,22 +345,18 @@ def report(args):
     print(header)
     for size, r in results["sizes"].items():
         c, h = r["corl"], r["transformers"]
-        rows = [("s per image (marginal, lower is better)", "image_seconds_per_image", True),
-                ("answer tokens/s", "answer_tokens_per_s", False),
-                ("answer tokens/s (marginal)", "answer_marginal_tokens_per_s", False),
-                ("update tokens/s, images", "update_image_tokens_per_s", False),
-                ("update tokens/s, answers", "update_answer_tokens_per_s", False)]
-        for label, key, lower in rows:
+        for label, key, lower in MEASURES:
             ratio = h[key] / c[key] if lower else c[key] / h[key]
             print(f"| {size} | {label} | {c[key]:.4g} | {h[key]:.4g} | {ratio:.2f}x |")
-    print()
+    print("\n| size | measure | roofline | corl's fraction of it |\n|---|---|---|---|")
     for size, r in results["sizes"].items():
-        line = roofline(r["describe"], r["prompt_tokens"], r["cfg"],
-                        r["describe"]["vq_decode_flops"], rates)
-        c = r["corl"]["image_seconds_per_image"]
-        print(f"{size}: roofline {line['seconds']:.4f} s per image ({line['flops'] / 1e9:.2f} GFLOP, "
-              f"{line['bytes'] / 1e9:.2f} GB of KV-cache reads); corl at "
-              f"{100 * line['seconds'] / c:.0f}% of it")
+        bound = rooflines(r["describe"], r, rates)
+        for label, key, lower in MEASURES:
+            if key not in bound:
+                continue
+            c = r["corl"][key]
+            fraction = bound[key] / c if lower else c / bound[key]
+            print(f"| {size} | {label} | {bound[key]:.4g} | {100 * fraction:.0f}% |")
 
 
 def main():
@@ -311,6 +377,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("describe")
     p.add_argument("dir")
+    p.add_argument("inputs")
+    p.add_argument("--answer-tokens", type=int, default=32)
     p = sub.add_parser("profile")
     p.add_argument("trace")
     p.add_argument("--top", type=int, default=20)
