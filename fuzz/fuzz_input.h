@@ -14,17 +14,32 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
 
 namespace corl::fuzz {
 
-// The input written to one file per process (in $TMPDIR, else /tmp), overwritten each call.
+// A file of this process (in $TMPDIR, else /tmp) named by `suffix`: the same path for every call
+// with that suffix, removed when the process exits normally (libFuzzer keeps a crashing input
+// itself).
+inline std::string scratch_path(const std::string& suffix) {
+  struct Files {
+    std::set<std::string> paths;
+    ~Files() {
+      for (const auto& p : paths) std::remove(p.c_str());
+    }
+  };
+  static Files files;
+  const char* dir = std::getenv("TMPDIR");
+  const std::string path = std::string(dir && *dir ? dir : "/tmp") + "/corl-fuzz-" +
+                           std::to_string(getpid()) + suffix;
+  files.paths.insert(path);
+  return path;
+}
+
+// The input written to one file per process, overwritten each call.
 inline std::string input_file(const std::uint8_t* data, std::size_t size, const char* suffix) {
-  static const std::string path = [suffix] {
-    const char* dir = std::getenv("TMPDIR");
-    return std::string(dir && *dir ? dir : "/tmp") + "/corl-fuzz-" + std::to_string(getpid()) +
-           suffix;
-  }();
+  const std::string path = scratch_path(suffix);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   out.close();

@@ -25,7 +25,7 @@ void load(const std::string& path) {
   }
   // What loaded once loads again from the resolved recipe, to the same resolved recipe.
   const std::string resolved = schema.resolved_yaml();
-  const std::string again_path = path + ".resolved.yaml";
+  const std::string again_path = corl::fuzz::scratch_path(".resolved.yaml");
   {
     std::ofstream out(again_path, std::ios::trunc);
     out << resolved;

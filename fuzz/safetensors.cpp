@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const corl::DataError&) {
     return 0;
   }
-  const std::string again = path + ".again";
+  const std::string again = corl::fuzz::scratch_path(".again.safetensors");
   try {
     corl::util::save_safetensors(again, file.tensors, file.metadata);
   } catch (const std::invalid_argument&) {
