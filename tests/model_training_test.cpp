@@ -16,14 +16,10 @@
 namespace corl::model {
 namespace {
 
+using corl::testing::random_image;
 using corl::testing::tiny_config;
 using corl::testing::tiny_model;
 using corl::testing::tokenizer;
-
-torch::Tensor random_image(int size, int seed) {
-  torch::manual_seed(seed);
-  return torch::rand({3, size, size}) * 2.0 - 1.0;
-}
 
 // Both tasks and a padded row, as pretraining and the GRPO updates feed the model.
 Batch mixed_batch(const ModelConfig& c) {

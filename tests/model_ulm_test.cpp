@@ -10,14 +10,10 @@
 namespace corl::model {
 namespace {
 
+using corl::testing::random_image;
 using corl::testing::tiny_config;
 using corl::testing::tiny_model;
 using corl::testing::tokenizer;
-
-torch::Tensor random_image(int size, int seed) {
-  torch::manual_seed(seed);
-  return torch::rand({3, size, size}) * 2 - 1;
-}
 
 // Plain attention: explicit scores, softmax and repeated key/value heads.
 torch::Tensor reference_decoder(UnifiedModel& model, const torch::Tensor& x,

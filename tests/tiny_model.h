@@ -68,4 +68,10 @@ inline model::UnifiedModel tiny_model(const model::ModelConfig& c = tiny_config(
   return model;
 }
 
+// A random image [3, size, size] in [-1, 1], as the vision encoder reads them, drawn from `seed`.
+inline torch::Tensor random_image(int size, int seed) {
+  torch::manual_seed(seed);
+  return torch::rand({3, size, size}) * 2 - 1;
+}
+
 }  // namespace corl::testing
