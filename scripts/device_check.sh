@@ -117,6 +117,19 @@ if wants dist; then
   tail -5 "$OUT/dist.log"
 fi
 
+# The tiny unified stage of the train and zero steps, from the train step's data and base, on
+# the device: unified_stage OUT [--set KEY=VALUE ...].
+unified_stage() {
+  local out=$1
+  shift
+  "$BUILD/corl" train --config configs/unified.yaml --init "$WORK/pre" \
+    --set run.device="$DEVICE" --set run.autocast="$AUTOCAST" --set run.threads="$THREADS" \
+    --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
+    --set grpo.per_device_train_batch_size=4 --set grpo.num_generations=4 \
+    --set grpo.max_completion_length=24 \
+    --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
+    "$@" --out "$out"
+}
 if wants train; then
   CORL=$BUILD/corl
   say "tiny data, tokenizers and base (CPU), in $WORK"
@@ -133,14 +146,8 @@ if wants train; then
     fail "corl pretrain (prepare.log)"
 
   say "unified stage on $DEVICE, autocast $AUTOCAST"
-  "$CORL" train --config configs/unified.yaml --init "$WORK/pre" \
-    --set run.device="$DEVICE" --set run.autocast="$AUTOCAST" --set run.threads="$THREADS" \
-    --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
-    --set grpo.max_steps=4 --set grpo.per_device_train_batch_size=4 \
-    --set grpo.num_generations=4 --set grpo.max_completion_length=24 \
-    --set optim.gradient_accumulation_steps=2 --set train.checkpoint_every=2 \
-    --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
-    --set eval.prompts=8 --set eval.questions=8 --out "$WORK/uni" >"$OUT/train.log" 2>&1
+  unified_stage "$WORK/uni" --set grpo.max_steps=4 --set optim.gradient_accumulation_steps=2 \
+    --set train.checkpoint_every=2 --set eval.prompts=8 --set eval.questions=8 >"$OUT/train.log" 2>&1
   status=$?
   tail -5 "$OUT/train.log"
   cp "$WORK/uni/metrics.jsonl" "$OUT/train_metrics.jsonl" 2>/dev/null
@@ -162,7 +169,6 @@ print("checkpoint", final, os.path.getsize(final), "bytes")
 PY
 fi
 if wants zero; then
-  CORL=$BUILD/corl
   [[ -d $WORK/pre/final ]] || fail "the zero step needs the train step's base (STEPS=\"train zero\")"
   GPU=${CUDA_VISIBLE_DEVICES:-0}
   GPU=${GPU%%,*}
@@ -175,14 +181,9 @@ if wants zero; then
     nvidia-smi -i "$GPU" --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 \
       >"$WORK/$name.mem" 2>/dev/null &
     sampler=$!
-    "$CORL" train --config configs/unified.yaml --init "$WORK/pre" \
-      --set run.device="$DEVICE" --set run.autocast="$AUTOCAST" --set run.threads="$THREADS" \
-      --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
-      --set grpo.max_steps=2 --set grpo.per_device_train_batch_size=4 \
-      --set grpo.num_generations=4 --set grpo.max_completion_length=24 \
-      --set optim.gradient_accumulation_steps=1 --set train.checkpoint_every=1 \
-      --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
-      --set eval.prompts=0 --set eval.questions=0 "$@" --out "$WORK/$name" >>"$OUT/train.log" 2>&1
+    unified_stage "$WORK/$name" --set grpo.max_steps=2 --set optim.gradient_accumulation_steps=1 \
+      --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0 "$@" \
+      >>"$OUT/train.log" 2>&1
     status=$?
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
