@@ -66,11 +66,7 @@ T field(const json& section, const std::string& section_name, const char* key,
     throw DataError(where + ": " + section_name + "." + key + " has the wrong type or range: " +
                     it->dump());
   }
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    throw DataError(where + ": " + section_name + "." + key + " has the wrong type");
-  }
+  return it->get<T>();
 }
 
 // A field with transformers' default when the file leaves it out.

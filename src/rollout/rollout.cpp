@@ -148,14 +148,10 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
   TORCH_CHECK(images.size() == questions.size(), "roll_answers: one question per image");
   torch::NoGradGuard no_grad;
   AnswerRollouts out;
-  std::vector<model::Sequence> questions_read;  // each read once, continued G times
-  std::vector<model::Sequence> prefixes;
+  std::vector<model::Sequence> prefixes;  // each read once, continued G times
   for (int p = 0; p < static_cast<int>(images.size()); ++p) {
-    questions_read.push_back(builder.image_to_text(images[p], questions[p]));
-    for (int g = 0; g < options.num_generations; ++g) {
-      out.source.push_back(p);
-      prefixes.push_back(questions_read.back());
-    }
+    prefixes.push_back(builder.image_to_text(images[p], questions[p]));
+    out.source.insert(out.source.end(), options.num_generations, p);
   }
   model::SamplingOptions sampling;
   sampling.continuations = options.num_generations;
@@ -164,10 +160,10 @@ AnswerRollouts roll_answers(model::UnifiedModel& model, const model::SequenceBui
   sampling.top_p = options.top_p;
   sampling.max_new_tokens = options.max_completion_length;
   sampling.keep_logp = options.keep_logp;
-  const auto samples = model::generate_text(model, builder, questions_read, sampling, generator);
-  for (size_t i = 0; i < prefixes.size(); ++i) {
+  const auto samples = model::generate_text(model, builder, prefixes, sampling, generator);
+  for (size_t i = 0; i < out.source.size(); ++i) {
     const auto& tokens = samples.tokens[i];
-    out.sequences.push_back(builder.with_completion(prefixes[i], tokens));
+    out.sequences.push_back(builder.with_completion(prefixes[out.source[i]], tokens));
     out.completions.push_back(samples.texts[i]);
     out.lengths.push_back(static_cast<int64_t>(tokens.size()));
     out.truncated.push_back(tokens.empty() || tokens.back() != builder.eos_id());
