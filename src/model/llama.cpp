@@ -9,8 +9,8 @@ namespace {
 
 constexpr double kInitStd = 0.02;  // transformers' initializer_range for LLaMA
 
-torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
-  auto layer = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+Linear linear(int64_t in, int64_t out, bool bias = false) {
+  auto layer = Linear(torch::nn::LinearOptions(in, out).bias(bias));
   torch::nn::init::normal_(layer->weight, 0.0, kInitStd);
   if (bias) torch::nn::init::zeros_(layer->bias);
   return layer;
@@ -247,7 +247,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const ModelConfig& c) {
 
 torch::Tensor LlamaForCausalLMImpl::logits(const torch::Tensor& hidden) {
   if (lm_head) return lm_head(hidden);
-  return torch::nn::functional::linear(hidden, model->embed_tokens->weight);
+  return tied_head(hidden, model->embed_tokens->weight);
 }
 
 torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t past, int64_t queries) {

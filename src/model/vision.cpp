@@ -8,8 +8,8 @@ namespace {
 
 constexpr double kInitStd = 0.02;
 
-torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
-  auto layer = torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+Linear linear(int64_t in, int64_t out, bool bias = true) {
+  auto layer = Linear(torch::nn::LinearOptions(in, out).bias(bias));
   torch::nn::init::normal_(layer->weight, 0.0, kInitStd);
   if (bias) torch::nn::init::zeros_(layer->bias);
   return layer;
@@ -116,7 +116,7 @@ AlignerImpl::AlignerImpl(int64_t in, int64_t out, int depth, std::string act)
 torch::Tensor AlignerImpl::forward(const torch::Tensor& x) {
   auto h = fc1(x);
   for (const auto& layer : *hidden_layers) {
-    h = layer->as<torch::nn::Linear>()->forward(activation(h, act));
+    h = layer->as<Linear>()->forward(activation(h, act));
   }
   return h;
 }

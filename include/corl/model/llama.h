@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "corl/model/config.h"
+#include "corl/model/linear.h"
 
 namespace corl::model {
 
@@ -54,7 +55,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
   // x [B, T, hidden]; mask [B, 1, T, S] bool (true: may attend); S = cached + T.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask, KVCache* cache, int layer);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
 };
 TORCH_MODULE(LlamaAttention);
@@ -62,7 +63,7 @@ TORCH_MODULE(LlamaAttention);
 struct LlamaMLPImpl : torch::nn::Module {
   explicit LlamaMLPImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x);  // SwiGLU
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMLP);
 
@@ -102,7 +103,8 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   explicit LlamaForCausalLMImpl(const ModelConfig& config);
   torch::Tensor logits(const torch::Tensor& hidden);
   LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};
+  Linear lm_head{nullptr};
+  ops::PackedLinear tied_head;  // the tied logits' product, packed as Linear's
 };
 TORCH_MODULE(LlamaForCausalLM);
 

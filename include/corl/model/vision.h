@@ -7,6 +7,7 @@
 #include <string>
 
 #include "corl/model/config.h"
+#include "corl/model/linear.h"
 
 namespace corl::model {
 
@@ -16,7 +17,7 @@ torch::Tensor activation(const torch::Tensor& x, const std::string& name);
 struct SiglipAttentionImpl : torch::nn::Module {
   SiglipAttentionImpl(int64_t hidden, int64_t heads, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);  // bidirectional
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t heads;
 };
 TORCH_MODULE(SiglipAttention);
@@ -24,7 +25,7 @@ TORCH_MODULE(SiglipAttention);
 struct SiglipMLPImpl : torch::nn::Module {
   SiglipMLPImpl(int64_t hidden, int64_t intermediate, std::string act);
   torch::Tensor forward(const torch::Tensor& x);  // fc1 -> GELU -> fc2
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
   std::string act;
 };
 TORCH_MODULE(SiglipMLP);
@@ -68,7 +69,7 @@ TORCH_MODULE(SiglipVisionModel);
 struct AlignerImpl : torch::nn::Module {
   AlignerImpl(int64_t in, int64_t out, int depth = 2, std::string act = "gelu");
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr};
+  Linear fc1{nullptr};
   torch::nn::ModuleList hidden_layers{nullptr};
   std::string act;
 };
@@ -78,7 +79,7 @@ TORCH_MODULE(Aligner);
 struct GenHeadImpl : torch::nn::Module {
   GenHeadImpl(int64_t hidden, int64_t image_vocab, std::string act = "gelu");
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear output_mlp_projector{nullptr}, vision_head{nullptr};
+  Linear output_mlp_projector{nullptr}, vision_head{nullptr};
   std::string act;
 };
 TORCH_MODULE(GenHead);
