@@ -4,7 +4,7 @@
 // it feeds, so that transformers is timed on exactly the same sequences.
 //
 //   bench_janus --ckpt DIR [--threads 2] [--batches 4,8] [--repeats 3] [--answer-tokens 32]
-//               [--cfg 5] [--inputs FILE] [--profile FILE]
+//               [--cfg 5] [--inputs FILE] [--profile FILE] [--profile-update FILE]
 //
 // images   G images per prompt with CFG, KV cache, sampling at temperature 1 and VQ decode to RGB
 //          (rollout::roll_images), at two batch sizes; seconds per image is the marginal cost
@@ -17,7 +17,8 @@
 //          position of the sequences
 //
 // --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's profiler)
-// and exits; `tools/bench_janus_hf.py profile FILE` sums it by operator.
+// and exits; --profile-update the same of one update of image rollouts (forward and backward).
+// `tools/bench_janus_hf.py profile FILE` sums a trace by operator.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,7 +45,7 @@ constexpr const char* kPrompt = "a red circle to the left of a blue square";
 constexpr const char* kQuestion = "How many circles are in the image? Answer with a number.";
 
 struct Options {
-  std::string checkpoint, inputs, profile;
+  std::string checkpoint, inputs, profile, profile_update;
   int threads = 2, repeats = 3, answer_tokens = 32;
   std::vector<int> batches = {4, 8};
   double cfg = 5.0;
@@ -60,6 +61,8 @@ Options parse(int argc, char** argv) {
       o.checkpoint = value;
     } else if (flag == "--profile") {
       o.profile = value;
+    } else if (flag == "--profile-update") {
+      o.profile_update = value;
     } else if (flag == "--inputs") {
       o.inputs = value;
     } else if (flag == "--threads") {
@@ -129,6 +132,22 @@ int main(int argc, char** argv) try {
   out["decoder_parameters"] = decoder;
   out["image_tokens"] = config.image_tokens;
 
+  // Update of image rollouts: forward and backward of the log-probs of G code sequences.
+  const int rows = o.batches[1];
+  const std::vector<std::string> prompts(rows, kPrompt);
+  const auto codes = torch::randint(0, config.image_vocab_size, {rows, config.image_tokens});
+  const auto update_images = [&] {
+    model->zero_grad();
+    corl::rollout::score_images(model, builder, prompts, codes, {}).logp.sum().backward();
+  };
+  if (!o.profile_update.empty()) {
+    model->train();
+    update_images();  // warm
+    torch::autograd::profiler::RecordProfile trace(o.profile_update);
+    update_images();
+    return 0;
+  }
+
   // Images: one prompt, G = batch images of it, as a GRPO group.
   corl::rollout::RolloutOptions images;
   images.cfg_weight = o.cfg;
@@ -184,14 +203,7 @@ int main(int argc, char** argv) try {
 
   // Update: forward and backward of the rollouts' log-probs at the larger batch.
   model->train();
-  const int rows = o.batches[1];
-  const std::vector<std::string> prompts(rows, kPrompt);
-  const auto codes = torch::randint(0, config.image_vocab_size, {rows, config.image_tokens});
-  corl::rollout::RolloutOptions scoring;
-  const double image_update = best_of(o.repeats, [&] {
-    model->zero_grad();
-    corl::rollout::score_images(model, builder, prompts, codes, scoring).logp.sum().backward();
-  });
+  const double image_update = best_of(o.repeats, update_images);
   const int64_t image_positions =
       rows * (static_cast<int64_t>(builder.text_to_image(kPrompt).ids.size()) + config.image_tokens);
   out["update_image_tokens_per_s"] = image_positions / image_update;
