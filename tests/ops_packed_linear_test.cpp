@@ -33,8 +33,8 @@ Error against_float64(const torch::Tensor& computed, const torch::Tensor& x,
 }
 
 // Skips where this LibTorch has no MKL (the packed path then never applies).
-#define REQUIRE_MKL()                                                                         \
-  if (!PackedLinear::applies(torch::ones({1, 1}), torch::ones({1, 1}))) {                     \
+#define REQUIRE_MKL()                                                                           \
+  if (!PackedLinear::applies(torch::ones({1, 1}), torch::ones({1, 1}))) {                       \
     GTEST_SKIP() << "this LibTorch has no MKL packed GEMM; every product takes the plain path"; \
   }
 

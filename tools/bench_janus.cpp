@@ -8,7 +8,8 @@
 //
 // images   G images per prompt with CFG, KV cache, sampling at temperature 1 and VQ decode to RGB
 //          (rollout::roll_images), at two batch sizes; seconds per image is the marginal cost
-//          (t(b2) - t(b1)) / (b2 - b1), so the fixed cost of a step (the prompt, the loop) drops out
+//          (t(b2) - t(b1)) / (b2 - b1), so the fixed cost of a step (the prompt, the loop) drops
+//          out
 // answers  G answers to one image and question at temperature 1 (rollout::roll_answers), of
 //          --answer-tokens each (a random model rarely draws <eos>; the program says when one
 //          ended early); tokens/s at the larger batch, and the marginal rate between the two
@@ -19,6 +20,8 @@
 // --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's profiler)
 // and exits; --profile-update the same of one update of image rollouts (forward and backward).
 // `tools/bench_janus_hf.py profile FILE` sums a trace by operator.
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,8 +31,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "corl/model/inputs.h"
 #include "corl/rollout/rollout.h"
@@ -185,8 +186,8 @@ int main(int argc, char** argv) try {
     answers.num_generations = b;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
     answer_seconds.push_back(best_of(o.repeats, [&] {
-      const auto rolled = corl::rollout::roll_answers(model, builder, {image}, {kQuestion},
-                                                      answers, generator);
+      const auto rolled =
+          corl::rollout::roll_answers(model, builder, {image}, {kQuestion}, answers, generator);
       produced = 0;
       for (auto length : rolled.lengths) produced += length;
     }));
@@ -197,15 +198,15 @@ int main(int argc, char** argv) try {
                  static_cast<long long>(produced), static_cast<long long>(wanted));
   }
   out["answer_tokens_per_s"] = static_cast<double>(wanted) / answer_seconds[1];
-  out["answer_marginal_tokens_per_s"] =
-      static_cast<double>(o.batches[1] - o.batches[0]) * o.answer_tokens /
-      (answer_seconds[1] - answer_seconds[0]);
+  out["answer_marginal_tokens_per_s"] = static_cast<double>(o.batches[1] - o.batches[0]) *
+                                        o.answer_tokens / (answer_seconds[1] - answer_seconds[0]);
 
   // Update: forward and backward of the rollouts' log-probs at the larger batch.
   model->train();
   const double image_update = best_of(o.repeats, update_images);
   const int64_t image_positions =
-      rows * (static_cast<int64_t>(builder.text_to_image(kPrompt).ids.size()) + config.image_tokens);
+      rows *
+      (static_cast<int64_t>(builder.text_to_image(kPrompt).ids.size()) + config.image_tokens);
   out["update_image_tokens_per_s"] = image_positions / image_update;
 
   std::vector<corl::model::Sequence> sequences;
@@ -221,7 +222,8 @@ int main(int argc, char** argv) try {
     model->zero_grad();
     corl::rollout::score_completions(model, builder, sequences).logp.sum().backward();
   });
-  out["update_answer_tokens_per_s"] = rows * static_cast<double>(sequences[0].ids.size()) / answer_update;
+  out["update_answer_tokens_per_s"] =
+      rows * static_cast<double>(sequences[0].ids.size()) / answer_update;
   std::cout << out.dump() << "\n";
   return 0;
 } catch (const std::exception& error) {
