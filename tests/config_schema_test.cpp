@@ -57,6 +57,12 @@ TEST_F(RecipeFile, ReadsValuesOfEveryType) {
   EXPECT_EQ(recipe.data.train_size, 20000);             // untouched keys keep their defaults
 }
 
+TEST_F(RecipeFile, QuestionWeightsArePositive) {
+  EXPECT_EQ(error_of("questions:\n  weights: [1, 1, 0.5, 1, 1]\n"), "");
+  const std::string error = error_of("questions:\n  weights: [1, 0, 1, 1, 1]\n");
+  EXPECT_NE(error.find("questions.weights[1]"), std::string::npos) << error;
+}
+
 TEST_F(RecipeFile, UnknownKeyNamesFileLineAndNearestKey) {
   const std::string message = error_of("world:\n  resolution: 32\n  resoluton: 64\n");
   EXPECT_NE(message.find("recipe.yaml:3:"), std::string::npos) << message;

@@ -286,6 +286,55 @@ TEST(WorldSpec, RejectsUnknownOrTooFewNames) {
   EXPECT_NO_THROW(WorldSpec::from_recipe(recipe));
 }
 
+// Share of `kind` among the questions of n samples.
+double share_of(WorldSampler sampler, QuestionKind kind, int n) {
+  int asked = 0;
+  for (int i = 0; i < n; ++i) asked += sampler.next().question.kind == kind;
+  return static_cast<double>(asked) / n;
+}
+
+TEST(WorldSampler, EqualQuestionWeightsAreTheUnweightedWorld) {
+  config::WorldRecipe weighted;
+  weighted.questions.weights = {2, 2, 2, 2, 2};
+  WorldSampler a(default_spec(), 5);
+  WorldSampler b(WorldSpec::from_recipe(weighted), 5);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(a.next().question.solution, b.next().question.solution);
+}
+
+// Counting fits every scene, so with two kinds colour is asked exactly when it is drawn first and
+// fits: P(colour) = w_colour / (w_colour + w_count) * P(fits). Equal weights give P(fits) / 2,
+// so weights 1 : 3 must ask colour 1.5 times as often, and 3 : 1 half as often.
+TEST(WorldSampler, QuestionWeightsSetHowOftenEachKindIsAsked) {
+  const int n = 20000;
+  config::WorldRecipe recipe;
+  recipe.questions.types = {"count", "color"};
+  const double equal = share_of(WorldSampler(WorldSpec::from_recipe(recipe), 11),
+                                QuestionKind::kColor, n);
+  ASSERT_GT(equal, 0.2);
+  for (const auto& [weights, ratio] :
+       std::vector<std::pair<std::vector<double>, double>>{{{1, 3}, 1.5}, {{3, 1}, 0.5}}) {
+    recipe.questions.weights = weights;
+    const double share = share_of(WorldSampler(WorldSpec::from_recipe(recipe), 12),
+                                  QuestionKind::kColor, n);
+    const double expected = ratio * equal;
+    // Five binomial standard errors of the two shares.
+    const double tolerance =
+        5 * std::sqrt(share * (1 - share) / n + ratio * ratio * equal * (1 - equal) / n);
+    EXPECT_NEAR(share, expected, tolerance) << "weights " << weights[0] << ":" << weights[1];
+  }
+}
+
+TEST(WorldSpec, QuestionWeightsNeedOnePerType) {
+  config::WorldRecipe recipe;
+  recipe.questions.weights = {1, 0.1};
+  try {
+    WorldSpec::from_recipe(recipe);
+    ADD_FAILURE() << "two weights for five types were accepted";
+  } catch (const RecipeError& e) {
+    EXPECT_NE(std::string(e.what()).find("questions.weights"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WorldSampler, ImpossiblePlacementIsARecipeError) {
   config::WorldRecipe recipe;
   recipe.world.min_size = 0.3;

@@ -48,6 +48,10 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("questions.types", &q.types, "Question kinds asked about a scene")
       .choices(kQuestionTypes)
       .min_items(1);
+  s.add("questions.weights", &q.weights,
+        "How often each of questions.types is asked, relative to the others (one weight per "
+        "type, in its order; empty: equally often)")
+      .range(0.001, 1000.0);
   s.add("questions.mc_fraction", &q.mc_fraction,
         "Share of multiple-choice questions; the rest are open-ended")
       .range(0.0, 1.0);

@@ -121,6 +121,16 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
       resolve<Category>(recipe.world.categories, "world.categories", &category_from_name);
   spec.question_kinds =
       resolve<QuestionKind>(recipe.questions.types, "questions.types", &question_kind_from_name);
+  const auto& weights = recipe.questions.weights;
+  if (!weights.empty() && weights.size() != spec.question_kinds.size()) {
+    throw RecipeError("questions.weights: " + std::to_string(weights.size()) +
+                      " weights for " + std::to_string(spec.question_kinds.size()) +
+                      " questions.types; give one for each type, in its order");
+  }
+  // Equal weights are the unweighted world, sample for sample.
+  const bool equal = std::all_of(weights.begin(), weights.end(),
+                                 [&](double w) { return w == weights.front(); });
+  if (!equal) spec.question_weights = weights;
   spec.min_size = recipe.world.min_size;
   spec.max_size = recipe.world.max_size;
   spec.max_objects = recipe.world.max_objects;
@@ -172,6 +182,24 @@ void shuffle(std::mt19937_64& rng, std::vector<T>& values) {
   for (int i = static_cast<int>(values.size()) - 1; i > 0; --i) {
     std::swap(values[i], values[uniform_int(rng, i + 1)]);
   }
+}
+// A random order in which each next value is drawn from those left with probability
+// proportional to its weight.
+template <class T>
+std::vector<T> weighted_order(std::mt19937_64& rng, std::vector<T> values,
+                              std::vector<double> weights) {
+  std::vector<T> order;
+  while (!values.empty()) {
+    double total = 0;
+    for (double w : weights) total += w;
+    double u = uniform(rng, 0, total);
+    size_t i = 0;
+    while (i + 1 < values.size() && u >= weights[i]) u -= weights[i++];
+    order.push_back(values[i]);
+    values.erase(values.begin() + static_cast<std::ptrdiff_t>(i));
+    weights.erase(weights.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  return order;
 }
 
 // Boxes of a and b are at least `gap` apart along some axis.
@@ -444,7 +472,11 @@ Question WorldSampler::ask(const Scene& scene) {
   };
 
   std::vector<QuestionKind> kinds = spec_.question_kinds;
-  shuffle(rng_, kinds);
+  if (spec_.question_weights.empty()) {
+    shuffle(rng_, kinds);
+  } else {
+    kinds = weighted_order(rng_, kinds, spec_.question_weights);
+  }
   std::optional<Draft> draft;
   for (QuestionKind kind : kinds) {
     if ((draft = draft_of(kind))) break;

@@ -33,6 +33,8 @@ struct WorldRecipe {
   } world;
   struct Questions {
     std::vector<std::string> types = {"count", "color", "shape", "position", "existence"};
+    // How often each of `types` is asked, relative to the others (empty: equally often).
+    std::vector<double> weights;
     double mc_fraction = 0.5;  // share of multiple-choice questions; the rest are open-ended
     int num_options = 4;       // options of a multiple-choice question (A..F at most)
   } questions;

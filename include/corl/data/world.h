@@ -57,6 +57,8 @@ struct WorldSpec {
   std::vector<Color> colors;
   std::vector<Category> categories;
   std::vector<QuestionKind> question_kinds;
+  // Relative frequency of each of question_kinds; empty when they are asked equally often.
+  std::vector<double> question_weights;
   double min_size = 0.09;
   double max_size = 0.16;
   int max_objects = 4;
