@@ -16,6 +16,7 @@
 #
 #   scripts/ablation.sh [--fresh | --from-scratch]   (runs the quickstart first; reuses what is
 #                                                      finished)
+# shellcheck disable=SC2046  # $(ranks CONFIG) is meant to split into its flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/quickstart.sh "$@"
@@ -36,22 +37,22 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 for task in t2i mcq oe; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
-    --out "$A/base_refine_$task"
+    --out "$A/base_refine_$task" $(ranks "configs/refine_$task.yaml")
 done
 stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
   --weights 0.5 0.5 --out "$A/base_merged/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe).
 stage "$A/only_t2i" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set task=t2i --set "grpo.reward_funcs=[geneval]" \
-  --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i"
+  --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i" $(ranks configs/unified.yaml)
 stage "$A/only_mm2t" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set task=mm2t \
   --set "grpo.reward_funcs=[accuracy, format, perception]" \
-  --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t"
+  --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t" $(ranks configs/unified.yaml)
 # The paper's rewards alone (its Eq. for T2I: cycle + tim; for MM2T: accuracy + format).
 stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
-  --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards"
+  --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(ranks configs/unified.yaml)
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \

@@ -7,6 +7,7 @@
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
 #   scripts/quickstart.sh --from-scratch  # first reproduces the base (scripts/base.sh: hours)
+# shellcheck disable=SC2046  # $(ranks CONFIG) is meant to split into its flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -33,11 +34,14 @@ else
 fi
 # The base is part of every later stage's recipe.
 STAGE_CHAIN="$STAGE_CHAIN $(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1)"
+# The GRPO stages run as two data-parallel ranks (ranks in scripts/lib/stages.sh; RANKS=1: one
+# process), and the eval takes two checkpoints at once (configs/eval.yaml).
 stage runs/unified configs/unified.yaml \
-  "$CORL" train --config configs/unified.yaml --init "$BASE"
+  "$CORL" train --config configs/unified.yaml --init "$BASE" $(ranks configs/unified.yaml)
 for task in t2i mcq oe; do
   stage "runs/refine_$task" "configs/refine_$task.yaml" \
-    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified
+    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
+    $(ranks "configs/refine_$task.yaml")
 done
 stage runs/merged - \
   "$CORL" merge --inputs runs/refine_mcq runs/refine_oe --weights 0.5 0.5 --out runs/merged/final

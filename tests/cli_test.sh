@@ -333,7 +333,21 @@ missing = [s for s in sources if not os.path.exists(os.path.join('$WORK/eval', s
 assert not missing, missing
 assert 'plots/uni.png' in sources
 "
+# The two checkpoints above were evaluated side by side on one thread each (run.threads 2); one
+# thread alone, in turn, must give every figure and item as they did.
+check eval-side-by-side 0 "" -- bash -c "'$CORL' eval --suite all --ckpt '$WORK/pre' \
+  --ckpt '$WORK/uni' --set run.threads=1 --set world='$WORK/data/recipe.yaml' \
+  --set geneval.prompts_per_category=1 --set geneval.images_per_prompt=2 --set mcq.questions=3 \
+  --set oe.questions=3 --set decode.max_new_tokens=6 --set report.plotter=none \
+  --out '$WORK/eval4' >/dev/null 2>&1 && grep -q '2 checkpoints at once' '$WORK/eval/log.txt' && \
+  '$SRC/.venv/bin/python' -c \"
+import json
+a = json.load(open('$WORK/eval/results.json'))
+b = json.load(open('$WORK/eval4/results.json'))
+assert a == b, (a, b)
+\""
 check eval-deterministic 0 "" -- bash -c "'$CORL' eval --suite mcq --ckpt '$WORK/pre' \
+  --set run.threads=1 \
   --set world='$WORK/data/recipe.yaml' --set mcq.questions=3 --set decode.max_new_tokens=6 \
   --out '$WORK/eval2' >/dev/null 2>&1 && '$SRC/.venv/bin/python' -c \"
 import json
@@ -352,6 +366,14 @@ check eval-bad-ckpt 1 "$WORK/missing: not a checkpoint" -- "$CORL" eval --suite 
   --ckpt "$WORK/pre" --ckpt "$WORK/missing" --set world="$WORK/data/recipe.yaml" --out "$WORK/eval"
 check eval-bad-ckpt-kept 0 "" -- test "$(cat "$WORK/eval/results.json" "$WORK/eval/recipe.yaml" \
   "$WORK/eval/log.txt" | sha256sum)" == "$kept"
+# Weights that fail to load while another checkpoint is evaluated beside them: the error, not a
+# report.
+cp -r "$WORK/pre/final" "$WORK/broken"
+head -c 200 "$WORK/pre/final/model.safetensors" >"$WORK/broken/model.safetensors"
+check eval-side-by-side-error 1 "broken/model.safetensors" -- "$CORL" eval --suite mcq \
+  --ckpt "$WORK/pre" --ckpt "$WORK/broken" --set world="$WORK/data/recipe.yaml" \
+  --set mcq.questions=3 --set decode.max_new_tokens=6 --out "$WORK/eval5"
+check eval-side-by-side-error-no-report 1 "" -- test -e "$WORK/eval5/results.json"
 
 # GenEval's layout: the geneval suite written as GenEval metadata, sampled by `corl generate
 # --prompts` into GenEval's folders (4 batches of 3 prompts), and judged there by corl: the same

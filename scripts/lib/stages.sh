@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the pipeline scripts: runs a corl stage unless its run folder already holds the
 # finished result of the same command.
 #
@@ -32,4 +33,19 @@ stage() {
   echo "$stamp" >"$out/.stage"
   echo "stage: $out done in $((SECONDS - start)) s"
   STAGE_TIMES="${STAGE_TIMES:-}$out $((SECONDS - start)) s"$'\n'
+}
+
+# The flags that run a GRPO recipe's stage as RANKS data-parallel processes (`corl ... --nproc`,
+# docs/distributed.md) sharing the machine's cores, each rolling out its share of the recipe's
+# groups a step, so that the global batch stays the recipe's. On a 2-core machine two
+# single-threaded ranks finish a stage sooner than one two-threaded process (docs/benchmarks.md,
+# "Data-parallel steps"). RANKS=1, or a group count RANKS does not divide, keeps one process.
+#
+#   "$CORL" train --config configs/unified.yaml $(ranks configs/unified.yaml)
+ranks() {
+  local ranks=${RANKS:-2} groups
+  groups=$(sed -n 's/^  per_device_train_batch_size: *\([0-9][0-9]*\).*/\1/p' "$1")
+  if ((ranks <= 1)) || [[ -z $groups ]] || ((groups % ranks)); then return 0; fi
+  echo "--nproc $ranks --set run.threads=$(($(nproc) > ranks ? $(nproc) / ranks : 1))" \
+    "--set grpo.per_device_train_batch_size=$((groups / ranks))"
 }

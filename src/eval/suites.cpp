@@ -45,6 +45,10 @@ void bind(config::Schema& s, EvalRecipe& r) {
   s.add("oe.questions", &r.oe_questions, "Held-out open-ended questions").range(0, 1000000);
   s.add("decode.max_new_tokens", &r.max_new_tokens, "Longest answer").range(1, 100000);
   s.add("decode.batch_size", &r.batch_size, "Rows sampled at once").range(1, 100000);
+  s.add("checkpoints_at_once", &r.checkpoints_at_once,
+        "Checkpoints evaluated side by side, each on run.threads / checkpoints_at_once threads "
+        "(0: one thread each, as many at once as run.threads)")
+      .range(0, 256);
   s.add("report.grid_prompts", &r.report.grid_prompts,
         "Prompts per category shown with their judged images")
       .range(0, 1000);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include "corl/util/log.h"
@@ -10,7 +11,18 @@ namespace corl::util {
 namespace {
 constexpr double kTerminalInterval = 0.2;  // seconds between redraws
 constexpr double kLogInterval = 10.0;      // seconds between log lines
+
+std::atomic<int> unfinished{0};  // Progress objects not yet finished, in every thread
+thread_local std::string thread_tag;
+
+std::string tagged(std::string label) {
+  return thread_tag.empty() ? label : label + " [" + thread_tag + "]";
+}
+
 }  // namespace
+
+ProgressTag::ProgressTag(const std::string& tag) : previous_(thread_tag) { thread_tag = tag; }
+ProgressTag::~ProgressTag() { thread_tag = previous_; }
 
 std::string format_duration(double seconds) {
   const long total = static_cast<long>(seconds + 0.5);
@@ -24,12 +36,14 @@ std::string format_duration(double seconds) {
 }
 
 Progress::Progress(std::string label, std::int64_t total, std::string unit)
-    : label_(std::move(label)),
+    : label_(tagged(std::move(label))),
       unit_(std::move(unit)),
       total_(total),
       terminal_(::isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
-      last_report_(start_) {}
+      last_report_(start_) {
+  ++unfinished;
+}
 
 Progress::~Progress() { finish(); }
 
@@ -37,16 +51,19 @@ void Progress::advance(std::int64_t n) {
   done_ += n;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_report_).count();
-  if (since >= (terminal_ ? kTerminalInterval : kLogInterval)) {
+  if (since >= (live() ? kTerminalInterval : kLogInterval)) {
     last_report_ = now;
     report(false);
   }
 }
 
+bool Progress::live() const { return terminal_ && unfinished.load() == 1; }
+
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
   report(true);
+  --unfinished;
 }
 
 void Progress::report(bool final) {
@@ -64,7 +81,7 @@ void Progress::report(bool final) {
                   static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(),
                   rate, unit_.c_str(), format_duration(remaining).c_str());
   }
-  if (terminal_ && !final) {
+  if (live() && !final) {
     std::fprintf(stderr, "\r\033[K%s", line);
     std::fflush(stderr);
     return;

@@ -1,7 +1,14 @@
 // corl eval: the GenEval-style and understanding suites on one or more checkpoints, a question
 // suite of one's own, or corl's judge on folders of images in GenEval's layout; with a report.
+#include <ATen/Parallel.h>  // defines: at::init_num_threads
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <filesystem>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "commands/commands.h"
 #include "corl/eval/geneval_folder.h"
@@ -11,10 +18,39 @@
 #include "corl/train/checkpoint.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
+#include "corl/util/progress.h"
 #include "corl/util/run_dir.h"
 #include "corl/util/threads.h"
 
 namespace corl::tools {
+namespace {
+
+// Calls work(item) for every item on `workers` threads, each taking the next item not yet taken;
+// rethrows the first error once every thread has stopped (no new item starts after one).
+template <typename Item, typename Work>
+void run_side_by_side(std::vector<Item>& items, int workers, const Work& work) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    at::init_num_threads();  // this thread's OpenMP team takes the intra-op count just set
+    for (size_t i = next++; i < items.size() && !failed; i = next++) {
+      try {
+        work(items[i]);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (!failed.exchange(true)) error = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) threads.emplace_back(worker);
+  for (auto& thread : threads) thread.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
 
 void add_eval_command(CLI::App& app) {
   auto options = std::make_shared<RecipeOptions>();
@@ -80,7 +116,9 @@ void add_eval_command(CLI::App& app) {
     const auto suites = builtin ? eval::build_suites(recipe) : eval::Suites{};
     auto wanted = [&](const char* name) { return *suite == "all" || *suite == name; };
     std::vector<eval::CheckpointResults> results;
+    std::mutex logging;  // checkpoints evaluated side by side log their figures one at a time
     auto logged = [&](const eval::CheckpointResults& r) {
+      const std::lock_guard<std::mutex> lock(logging);
       for (const auto& [name, result] : r.suites) {
         const auto& f = result.figures;
         const char* key = name == "geneval" ? "overall" : "accuracy";
@@ -91,11 +129,13 @@ void add_eval_command(CLI::App& app) {
         run.metric({{"checkpoint", r.name}, {"suite", name}, {"figures", f}});
       }
     };
+    std::vector<std::string> names;  // every row's, in the order given
     auto unique_name = [&](const std::string& name) {
       std::string unique = name;
-      for (const auto& other : results) {
-        if (other.name == unique) unique += "_" + std::to_string(results.size());
+      for (const auto& other : names) {
+        if (other == unique) unique += "_" + std::to_string(names.size());
       }
+      names.push_back(unique);
       return unique;
     };
     for (const auto& folder : *folders) {
@@ -109,12 +149,16 @@ void add_eval_command(CLI::App& app) {
       logged(r);
       results.push_back(std::move(r));
     }
-    for (const auto& path : *checkpoints) {
-      eval::CheckpointResults r;
-      r.path = path;
-      r.name = unique_name(eval::checkpoint_name(path));
-      r.run_dir = eval::run_of(path);
-      auto policy = train::load_policy(path);
+    std::vector<eval::CheckpointResults> evaluated(checkpoints->size());
+    for (size_t i = 0; i < checkpoints->size(); ++i) {
+      auto& r = evaluated[i];
+      r.path = (*checkpoints)[i];
+      r.name = unique_name(eval::checkpoint_name(r.path));
+      r.run_dir = eval::run_of(r.path);
+    }
+    auto evaluate = [&](eval::CheckpointResults& r) {
+      const util::ProgressTag tag(r.name);
+      auto policy = train::load_policy(r.path);
       log::info("eval: " + r.name + " (" + policy.dir + ")");
       if (wanted("geneval") && !suites.geneval.empty()) {
         r.suites["geneval"] = eval::run_geneval(policy, suites.geneval, recipe);
@@ -129,8 +173,20 @@ void add_eval_command(CLI::App& app) {
         r.suites[questions->name] = eval::run_question_suite(policy, *questions, recipe);
       }
       logged(r);
-      results.push_back(std::move(r));
+    };
+    const int threads = recipe.run.threads;
+    const int at_once = static_cast<int>(std::min<size_t>(
+        evaluated.size(), recipe.checkpoints_at_once > 0 ? recipe.checkpoints_at_once : threads));
+    if (at_once <= 1) {
+      for (auto& r : evaluated) evaluate(r);
+    } else {
+      set_thread_count(std::max(1, threads / at_once));
+      log::info("eval: " + std::to_string(at_once) + " checkpoints at once, " +
+                std::to_string(std::max(1, threads / at_once)) + " thread(s) each");
+      run_side_by_side(evaluated, at_once, evaluate);
+      set_thread_count(threads);
     }
+    for (auto& r : evaluated) results.push_back(std::move(r));
     if (results.empty() || results.back().suites.empty()) {
       throw UsageError("eval: nothing to evaluate (no items for --suite " + *suite + ")");
     }

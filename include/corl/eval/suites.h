@@ -51,6 +51,10 @@ struct EvalRecipe {
   int oe_questions = 1200;
   int max_new_tokens = 96;
   int batch_size = 64;
+  // Checkpoints evaluated side by side, run.threads shared among them (0: as many as there are
+  // threads). A model of the default size uses a second intra-op thread poorly, so two
+  // single-threaded checkpoints at once finish sooner than two-threaded ones in turn.
+  int checkpoints_at_once = 0;
   struct Report {
     int grid_prompts = 2;                     // prompts per category shown with their images
     int sample_answers = 6;                   // answers shown per suite

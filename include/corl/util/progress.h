@@ -1,5 +1,6 @@
 // Progress of long work: a live line with rate and remaining time on a terminal, plain log lines
-// (every few seconds) when the output goes to a file or a pipe.
+// (every few seconds) when the output goes to a file or a pipe, or while several are under way at
+// once (threads working side by side would overwrite each other's live line).
 #pragma once
 
 #include <chrono>
@@ -18,6 +19,7 @@ class Progress {
 
  private:
   void report(bool final);
+  bool live() const;  // a redrawn line on the terminal, not log lines
 
   std::string label_;
   std::string unit_;
@@ -27,6 +29,18 @@ class Progress {
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_report_;
+};
+
+// While alive, names the work this thread does in its progress lines: "eval geneval [unified]".
+class ProgressTag {
+ public:
+  explicit ProgressTag(const std::string& tag);
+  ~ProgressTag();
+  ProgressTag(const ProgressTag&) = delete;
+  ProgressTag& operator=(const ProgressTag&) = delete;
+
+ private:
+  std::string previous_;
 };
 
 // "1:05" or "2:03:04".
