@@ -12,7 +12,8 @@ namespace {
 constexpr double kTerminalInterval = 0.2;  // seconds between redraws
 constexpr double kLogInterval = 10.0;      // seconds between log lines
 
-std::atomic<int> unfinished{0};  // Progress objects not yet finished, in every thread
+std::atomic<int> unfinished{0};        // Progress objects not yet finished, in every thread
+thread_local int unfinished_here = 0;  // ... in this thread (nested work keeps its live line)
 thread_local std::string thread_tag;
 
 std::string tagged(std::string label) {
@@ -43,6 +44,7 @@ Progress::Progress(std::string label, std::int64_t total, std::string unit)
       start_(std::chrono::steady_clock::now()),
       last_report_(start_) {
   ++unfinished;
+  ++unfinished_here;
 }
 
 Progress::~Progress() { finish(); }
@@ -57,13 +59,14 @@ void Progress::advance(std::int64_t n) {
   }
 }
 
-bool Progress::live() const { return terminal_ && unfinished.load() == 1; }
+bool Progress::live() const { return terminal_ && unfinished.load() == unfinished_here; }
 
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
   report(true);
   --unfinished;
+  --unfinished_here;
 }
 
 void Progress::report(bool final) {

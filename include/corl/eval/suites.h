@@ -51,8 +51,8 @@ struct EvalRecipe {
   int oe_questions = 1200;
   int max_new_tokens = 96;
   int batch_size = 64;
-  // Checkpoints evaluated side by side, run.threads shared among them (0: as many as there are
-  // threads). A model of the default size uses a second intra-op thread poorly, so two
+  // Checkpoints evaluated side by side, run.threads shared among them (0: as many as run.threads,
+  // one thread each). A model of the default size uses a second intra-op thread poorly, so two
   // single-threaded checkpoints at once finish sooner than two-threaded ones in turn.
   int checkpoints_at_once = 0;
   struct Report {

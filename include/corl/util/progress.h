@@ -1,6 +1,6 @@
 // Progress of long work: a live line with rate and remaining time on a terminal, plain log lines
-// (every few seconds) when the output goes to a file or a pipe, or while several are under way at
-// once (threads working side by side would overwrite each other's live line).
+// (every few seconds) when the output goes to a file or a pipe, or while another thread's progress
+// is under way (threads working side by side would overwrite each other's live line).
 #pragma once
 
 #include <chrono>
