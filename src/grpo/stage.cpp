@@ -177,7 +177,8 @@ void Stage::run() {
   log::info(recipe_.run.name + ": " + std::to_string(in_.rows.size()) + " training rows, " +
             std::to_string(g.max_steps) + " steps of " +
             std::to_string(g.per_device_train_batch_size) + " groups x " +
-            std::to_string(g.num_generations) + " (" + recipe_.task + ")");
+            std::to_string(g.num_generations) + (group_->world_size() > 1 ? " a rank" : "") + " (" +
+            recipe_.task + ")");
 
   const CudaAutocast autocast(recipe_.autocast == "bf16");
   std::optional<util::Progress> progress;
