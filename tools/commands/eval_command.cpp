@@ -31,15 +31,13 @@ template <typename Item, typename Work>
 void run_side_by_side(std::vector<Item>& items, int workers, const Work& work) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
+  std::exception_ptr error;  // written by the one thread that sets `failed`, read after the joins
   auto worker = [&] {
     at::init_num_threads();  // this thread's OpenMP team takes the intra-op count just set
     for (size_t i = next++; i < items.size() && !failed; i = next++) {
       try {
         work(items[i]);
       } catch (...) {
-        const std::lock_guard<std::mutex> lock(error_mutex);
         if (!failed.exchange(true)) error = std::current_exception();
       }
     }
@@ -180,9 +178,10 @@ void add_eval_command(CLI::App& app) {
     if (at_once <= 1) {
       for (auto& r : evaluated) evaluate(r);
     } else {
-      set_thread_count(std::max(1, threads / at_once));
+      const int each = std::max(1, threads / at_once);
+      set_thread_count(each);
       log::info("eval: " + std::to_string(at_once) + " checkpoints at once, " +
-                std::to_string(std::max(1, threads / at_once)) + " thread(s) each");
+                std::to_string(each) + " thread(s) each");
       run_side_by_side(evaluated, at_once, evaluate);
       set_thread_count(threads);
     }
