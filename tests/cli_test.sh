@@ -147,6 +147,23 @@ check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" 
   "$WORK/uni2/final/model.safetensors"
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
   '$WORK/uni/metrics.jsonl') <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' '$WORK/uni2/metrics.jsonl')"
+# A new run into a folder that holds an earlier run stops before it writes anything: the earlier
+# run's recipe, log, metrics and checkpoints stay as they were.
+folder_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+UNI_SUM=$(folder_sum "$WORK/uni")
+check train-into-earlier-run 1 "uni holds an earlier run \\(.*checkpoints/step-00000002\\); --resume" -- \
+  "$CORL" train --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
+  --out "$WORK/uni"
+check train-into-earlier-run-untouched 0 "" -- test "$(folder_sum "$WORK/uni")" = "$UNI_SUM"
+check pretrain-into-earlier-run 1 "pre holds an earlier run \\(.*checkpoints/step-00000002\\)" -- \
+  "$CORL" pretrain --config "$SRC/configs/pretrain.yaml" --set data.train="$WORK/data/train.jsonl" \
+  --set data.eval="$WORK/data/eval.jsonl" --set tokenizer.path="$WORK/tok" "${TINY[@]}" \
+  --out "$WORK/pre"
+# A killed run's folder with its final/ but no step checkpoint left is an earlier run too.
+mkdir -p "$WORK/only_final" && cp -r "$WORK/uni/final" "$WORK/only_final/final"
+check train-into-finished-run 1 "only_final holds an earlier run \\(.*only_final/final\\)" -- \
+  "$CORL" train --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
+  --out "$WORK/only_final"
 # A learning rate of 1 without clipping blows the tiny policy up within a few of mu = 4 updates:
 # the log and metrics say how many updates each bad step applied and how many it skipped.
 check train-nonfinite-said 0 "non-finite (reward, )?loss or gradient; ([0-9]+ applied, the rest|step) skipped" \

@@ -64,6 +64,23 @@ TEST_F(RunDirTest, DroppingFromStepZeroKeepsOnlyLinesWithoutAStep) {
   EXPECT_EQ(rows(), (std::vector<std::string>{R"({"rows":10})"}));
 }
 
+TEST_F(RunDirTest, ANewRunReplacesTheMetricsAResumedRunAppendsToThem) {
+  {
+    RunDir first(root_.string(), "");
+    first.metric({{"step", 1}});
+  }
+  {
+    RunDir resumed(root_.string(), "", /*writer=*/true, RunDir::Metrics::kAppend);
+    resumed.metric({{"step", 2}});
+  }
+  EXPECT_EQ(rows(), (std::vector<std::string>{R"({"step":1})", R"({"step":2})"}));
+  {
+    RunDir again(root_.string(), "");
+    again.metric({{"step", 7}});
+  }
+  EXPECT_EQ(rows(), (std::vector<std::string>{R"({"step":7})"}));
+}
+
 TEST_F(RunDirTest, ANonWritingRunDirLeavesTheFileAlone) {
   {
     RunDir writer(root_.string(), "");

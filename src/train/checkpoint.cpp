@@ -170,6 +170,16 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return (folder / *std::max_element(steps.begin(), steps.end())).string();
 }
 
+void require_new_run_folder(const std::string& run_dir) {
+  const auto earlier = [&](const std::string& what) {
+    throw DataError(run_dir + " holds an earlier run (" + what +
+                    "); --resume goes on from it, or --out names a new folder");
+  };
+  if (auto latest = latest_checkpoint(run_dir)) earlier(*latest);
+  const fs::path final_dir = fs::path(run_dir) / "final";
+  if (fs::exists(final_dir)) earlier(final_dir.string());
+}
+
 std::string resolve_checkpoint(const std::string& path) {
   const fs::path p(path);
   if (model::is_janus_hf_folder(path)) return p.string();

@@ -9,7 +9,7 @@
 
 namespace corl::util {
 
-RunDir::RunDir(std::string path, const std::string& resolved_recipe, bool writer)
+RunDir::RunDir(std::string path, const std::string& resolved_recipe, bool writer, Metrics metrics)
     : path_(std::move(path)), writer_(writer), start_(std::chrono::steady_clock::now()) {
   if (!writer_) return;
   std::error_code error;
@@ -17,7 +17,7 @@ RunDir::RunDir(std::string path, const std::string& resolved_recipe, bool writer
   if (error) throw DataError(path_ + ": cannot create run folder: " + error.message());
   write_file_atomic(file("recipe.yaml"), resolved_recipe);
   log::to_file(file("log.txt"));
-  metrics_.open(file("metrics.jsonl"), std::ios::app);
+  metrics_.open(file("metrics.jsonl"), metrics == Metrics::kAppend ? std::ios::app : std::ios::trunc);
   if (!metrics_) throw DataError(file("metrics.jsonl") + ": cannot open for writing");
 }
 

@@ -1,5 +1,6 @@
 // corl pretrain: the supervised warm start of the base model.
 #include "commands/commands.h"
+#include "corl/train/checkpoint.h"
 #include "corl/train/pretrain.h"
 #include "corl/util/run_dir.h"
 #include "corl/util/threads.h"
@@ -18,7 +19,10 @@ void add_pretrain_command(CLI::App& app) {
     config::Schema schema;
     config::load_recipe(options->config, options->overrides, recipe, schema);
     set_thread_count(recipe.run.threads);
-    util::RunDir run(util::run_path(options->out, recipe.run.name), schema.resolved_yaml());
+    const std::string out = util::run_path(options->out, recipe.run.name);
+    if (!*resume) train::require_new_run_folder(out);
+    util::RunDir run(out, schema.resolved_yaml(), /*writer=*/true,
+                     *resume ? util::RunDir::Metrics::kAppend : util::RunDir::Metrics::kReplace);
     train::pretrain(recipe, run, *resume);
   });
 }

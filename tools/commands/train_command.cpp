@@ -6,6 +6,7 @@
 #include "corl/dist/launch.h"
 #include "corl/dist/process_group.h"
 #include "corl/grpo/stage.h"
+#include "corl/train/checkpoint.h"
 #include "corl/train/merge.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
@@ -58,8 +59,11 @@ void run(const StageArguments& args, std::vector<std::string> forced) {
   for (auto& f : forced) overrides.push_back(std::move(f));
   config::load_recipe(args.recipe.config, overrides, recipe, schema);
   set_thread_count(recipe.run.threads);
-  util::RunDir run_dir(util::run_path(args.recipe.out, recipe.run.name), schema.resolved_yaml(),
-                       /*writer=*/ranks.rank == 0);
+  const std::string out = util::run_path(args.recipe.out, recipe.run.name);
+  if (ranks.rank == 0 && !args.resume) train::require_new_run_folder(out);
+  util::RunDir run_dir(out, schema.resolved_yaml(), /*writer=*/ranks.rank == 0,
+                       args.resume ? util::RunDir::Metrics::kAppend
+                                   : util::RunDir::Metrics::kReplace);
   grpo::run_stage(recipe, run_dir, {args.resume, args.dump_batch, ranks});
 }
 

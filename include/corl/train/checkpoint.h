@@ -65,6 +65,10 @@ Policy load_policy(const std::string& path);
 std::string step_checkpoint(const std::string& run_dir, int step);
 // The latest checkpoints/step-N of a run folder.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+// A new (not resumed) training run must not write into a folder that holds an earlier run's
+// checkpoints/step-N or final/: it would overwrite them one by one, and a later --resume could go
+// on from the earlier run's step. Throws corl::DataError naming what is there.
+void require_new_run_folder(const std::string& run_dir);
 // Restores optimizer state saved by save_checkpoint.
 void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& optimizer);
 

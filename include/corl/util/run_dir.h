@@ -11,10 +11,16 @@ namespace corl::util {
 
 class RunDir {
  public:
+  // What becomes of a metrics.jsonl the folder already holds: a new run replaces it, so that the
+  // file holds only this run's rows; a resumed run appends to it (and drops the rows past its
+  // checkpoint, drop_metrics_after).
+  enum class Metrics { kReplace, kAppend };
+
   // Creates PATH (and its parents), writes the recipe atomically and starts logging to the file.
   // A non-writing RunDir (data-parallel ranks other than 0) only names the folder: it creates
   // and writes nothing, and metric() drops its rows; rank 0 writes for every rank.
-  RunDir(std::string path, const std::string& resolved_recipe, bool writer = true);
+  RunDir(std::string path, const std::string& resolved_recipe, bool writer = true,
+         Metrics metrics = Metrics::kReplace);
 
   bool writer() const { return writer_; }
 
