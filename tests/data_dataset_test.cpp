@@ -157,6 +157,26 @@ TEST_F(DatasetDir, BadRowsNameFileAndLine) {
       {R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "a", "qa_type": "OE"})"});
   EXPECT_NE(message.find("no <answer>"), std::string::npos) << message;
 
+  // Rows the grader could never score as right: an empty answer, and a multiple-choice answer
+  // that names no option letter (the reward would read every completion as wrong).
+  message = error_of(
+      {row("ok.png"),
+       R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "<think>x</think><answer> </answer>", "qa_type": "OE"})"});
+  EXPECT_NE(message.find("rows.jsonl:2: field 'qa_solution' holds no answer"), std::string::npos)
+      << message;
+  message = error_of(
+      {R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "<answer>red</answer>", "qa_type": "MC"})"});
+  EXPECT_NE(message.find("rows.jsonl:1: field 'qa_solution': the multiple-choice answer 'red' is "
+                         "not an option letter"),
+            std::string::npos)
+      << message;
+  for (const char* letter : {"B", "(b)", "C. red"}) {
+    EXPECT_TRUE(error_of({std::string(R"({"prompt": "p", "real_image": "ok.png", "qa_problem": "q", "qa_solution": "<answer>)") +
+                          letter + R"(</answer>", "qa_type": "MC"})"})
+                    .empty())
+        << letter;
+  }
+
   try {
     read_dataset((dir_ / "absent.jsonl").string(), ReadOptions{});
     FAIL();

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <unordered_set>
 
+#include "corl/data/answers.h"
 #include "corl/data/render.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
@@ -76,6 +77,16 @@ Record parse_record(const std::string& line_text, const std::string& file, int l
   if (open == std::string::npos ||
       record.qa_solution.find("</answer>", open) == std::string::npos) {
     throw DataError(at + ": field 'qa_solution' has no <answer>...</answer>");
+  }
+  // The accuracy reward and the held-out figures read the gold answer as the grader does: a row
+  // they could never score as right is an error here, not a silent zero.
+  const auto gold = extract_answer(record.qa_solution);
+  if (!gold || gold->empty()) {
+    throw DataError(at + ": field 'qa_solution' holds no answer inside <answer>...</answer>");
+  }
+  if (record.qa_type == "MC" && !answers_match(*gold, *gold, /*multiple_choice=*/true)) {
+    throw DataError(at + ": field 'qa_solution': the multiple-choice answer '" + *gold +
+                    "' is not an option letter (\"B\", \"(B)\", \"B.\")");
   }
   record.category = optional_string(row, "category", at);
   record.question_kind = optional_string(row, "question_kind", at);
