@@ -39,8 +39,9 @@ def cpu_model():
 
 
 def seconds(metrics_path):
-    """Wall time of a run from its metrics' "time" (seconds since the run, or its latest resume,
-    began): a resumed run starts again from 0, so the segments are added up."""
+    """Wall time of a run from its metrics' "time" (seconds the run has run; a resumed run's
+    clock goes on from its checkpoint's line). Where "time" falls back, as in files whose resumed
+    runs started their clock again from 0, the segments are added up."""
     total, last = 0.0, 0.0
     with open(metrics_path) as f:
         for row in map(json.loads, f):

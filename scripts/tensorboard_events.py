@@ -7,7 +7,7 @@ be watched where researchers watch them:
 
 Each run becomes OUT/<run name>/. A line with a "step" (pretraining, the GRPO stages) gives one
 scalar per number in it at that step, nested objects joined by "/" (reward_t2i/mean); its
-"time" (seconds since the run started) is the event's wall time, so TensorBoard's relative axis
+"time" (seconds the run has run, resumes included) is the event's wall time, so TensorBoard's relative axis
 reads as the run's own clock. A step logged twice (a resumed run) counts once, the last time. A
 line of `corl eval` ({"checkpoint", "suite", "figures"}) gives eval/<suite>/<figure> scalars,
 one step per checkpoint in the order evaluated, and the checkpoint names as text. Writing goes

@@ -64,6 +64,28 @@ TEST_F(RunDirTest, DroppingFromStepZeroKeepsOnlyLinesWithoutAStep) {
   EXPECT_EQ(rows(), (std::vector<std::string>{R"({"rows":10})"}));
 }
 
+TEST_F(RunDirTest, AResumedRunsClockGoesOnFromTheKeptLines) {
+  fs::create_directories(root_);
+  {
+    std::ofstream earlier(root_ / "metrics.jsonl");
+    earlier << R"({"step": 1, "time": 100.0})" << '\n'
+            << R"({"step": 2, "time": 200.0})" << '\n'
+            << R"({"step": 3, "time": 300.0})" << '\n';
+  }
+  RunDir run(root_.string(), "", /*writer=*/true, RunDir::Metrics::kAppend);
+  EXPECT_EQ(run.drop_metrics_after(2), 1);
+  run.metric({{"step", 3}});
+  std::ifstream in(root_ / "metrics.jsonl");
+  std::vector<double> times;
+  for (std::string line; std::getline(in, line);) {
+    times.push_back(nlohmann::json::parse(line).at("time").get<double>());
+  }
+  ASSERT_EQ(times.size(), 3u);
+  // Step 3 again, logged at once: the clock reads step 2's 200 s and the moment since, not 0.
+  EXPECT_GE(times[2], 200.0);
+  EXPECT_LT(times[2], 260.0);
+}
+
 TEST_F(RunDirTest, ANewRunReplacesTheMetricsAResumedRunAppendsToThem) {
   {
     RunDir first(root_.string(), "");

@@ -1,5 +1,6 @@
 #include "corl/util/run_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -38,6 +39,7 @@ int RunDir::drop_metrics_after(int step) {
   std::istringstream lines(read_file(file("metrics.jsonl")));
   std::string kept;
   int dropped = 0;
+  double kept_seconds = 0.0;  // the run's clock at the last kept line
   for (std::string line; std::getline(lines, line);) {
     if (line.empty()) continue;
     const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -47,8 +49,15 @@ int RunDir::drop_metrics_after(int step) {
       ++dropped;
     } else {
       kept += line + '\n';
+      if (row.is_object() && row.contains("time") && row["time"].is_number()) {
+        kept_seconds = std::max(kept_seconds, row["time"].get<double>());
+      }
     }
   }
+  // The resumed run's clock goes on from there, so "time" rises through the file.
+  start_ = std::chrono::steady_clock::now() -
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               std::chrono::duration<double>(kept_seconds));
   write_file_atomic(file("metrics.jsonl"), kept);
   // The old stream still points at the file the rename replaced.
   metrics_.open(file("metrics.jsonl"), std::ios::app);

@@ -27,14 +27,16 @@ class RunDir {
   const std::string& path() const { return path_; }
   // PATH/NAME
   std::string file(const std::string& name) const;
-  // Appends one line to metrics.jsonl, with the seconds since the run began as "time";
+  // Appends one line to metrics.jsonl, with the seconds the run has run as "time" (a resumed
+  // run's clock goes on from its checkpoint's line, drop_metrics_after);
   // flushed at once so that a killed run keeps every line it logged.
   void metric(nlohmann::json row);
   // Drops the metrics.jsonl lines of steps after `step`, which a killed run logged past the
   // checkpoint a resumed run goes on from and which the resumed run logs again. A line without a
   // "step" (a command's own summary) is kept; one that is not JSON, a write a kill cut short, is
-  // dropped. The file is replaced atomically and appended to from then on. Returns the number of
-  // lines dropped (0 for a non-writing RunDir, which writes nothing).
+  // dropped. The file is replaced atomically and appended to from then on, and "time" goes on
+  // from the last kept line's (time spent while the run was stopped is not counted). Returns the
+  // number of lines dropped (0 for a non-writing RunDir, which writes nothing).
   int drop_metrics_after(int step);
 
  private:
