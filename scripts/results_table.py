@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Markdown table of a `corl eval` results.json: one row per checkpoint, the three benchmarks with
-their standard errors, and each row's change from a baseline row in standard errors of the
-difference.
+their standard errors, and each row's change from a baseline row: its standard error, the change
+in standard errors of the difference, and the change relative to the baseline's figure (as the
+paper quotes its gains).
 
 Every row answers the same suites, so the difference is paired item by item where results.json
 holds each item's score (GenEval: per category, the mean of the prompts' differences, the overall
@@ -75,7 +76,8 @@ def main():
                 if dse is None:
                     dse = math.sqrt(se * se + bse * bse)
                 z = (value - b) / dse if dse > 0 else 0.0
-                cell += f" ({value - b:+.3f} ± {dse:.3f}, {z:+.1f} s.e.)"
+                relative = f", {100 * (value - b) / b:+.1f}%" if b > 0 else ""
+                cell += f" ({value - b:+.3f} ± {dse:.3f}, {z:+.1f} s.e.{relative})"
             cells.append(cell)
         print(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
 
