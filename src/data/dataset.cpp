@@ -73,15 +73,14 @@ Record parse_record(const std::string& line_text, const std::string& file, int l
     throw DataError(at + ": field 'qa_type' must be \"MC\" or \"OE\", got \"" + record.qa_type +
                     "\"");
   }
-  const auto open = record.qa_solution.find("<answer>");
-  if (open == std::string::npos ||
-      record.qa_solution.find("</answer>", open) == std::string::npos) {
-    throw DataError(at + ": field 'qa_solution' has no <answer>...</answer>");
-  }
-  // The accuracy reward and the held-out figures read the gold answer as the grader does: a row
-  // they could never score as right is an error here, not a silent zero.
+  // The gold answer as the accuracy reward and the held-out figures read it: a row they could
+  // never score as right is an error here, not a silent zero.
   const auto gold = extract_answer(record.qa_solution);
-  if (!gold || gold->empty()) {
+  if (!gold) {
+    throw DataError(at + ": field 'qa_solution' has no <answer>...</answer> (or one nested in "
+                    "another)");
+  }
+  if (gold->empty()) {
     throw DataError(at + ": field 'qa_solution' holds no answer inside <answer>...</answer>");
   }
   if (record.qa_type == "MC" && !answers_match(*gold, *gold, /*multiple_choice=*/true)) {

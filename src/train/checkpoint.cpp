@@ -170,14 +170,19 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return (folder / *std::max_element(steps.begin(), steps.end())).string();
 }
 
-void require_new_run_folder(const std::string& run_dir) {
-  const auto earlier = [&](const std::string& what) {
-    throw DataError(run_dir + " holds an earlier run (" + what +
-                    "); --resume goes on from it, or --out names a new folder");
-  };
-  if (auto latest = latest_checkpoint(run_dir)) earlier(*latest);
-  const fs::path final_dir = fs::path(run_dir) / "final";
-  if (fs::exists(final_dir)) earlier(final_dir.string());
+util::RunDir open_training_run(const std::string& path, const std::string& resolved_recipe,
+                               bool writer, bool resume) {
+  if (writer && !resume) {
+    const auto earlier = [&](const std::string& what) {
+      throw DataError(path + " holds an earlier run (" + what +
+                      "); --resume goes on from it, or --out names a new folder");
+    };
+    if (auto latest = latest_checkpoint(path)) earlier(*latest);
+    const fs::path final_dir = fs::path(path) / "final";
+    if (fs::exists(final_dir)) earlier(final_dir.string());
+  }
+  return util::RunDir(path, resolved_recipe, writer,
+                      resume ? util::RunDir::Metrics::kAppend : util::RunDir::Metrics::kReplace);
 }
 
 std::string resolve_checkpoint(const std::string& path) {

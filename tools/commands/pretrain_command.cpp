@@ -19,10 +19,8 @@ void add_pretrain_command(CLI::App& app) {
     config::Schema schema;
     config::load_recipe(options->config, options->overrides, recipe, schema);
     set_thread_count(recipe.run.threads);
-    const std::string out = util::run_path(options->out, recipe.run.name);
-    if (!*resume) train::require_new_run_folder(out);
-    util::RunDir run(out, schema.resolved_yaml(), /*writer=*/true,
-                     *resume ? util::RunDir::Metrics::kAppend : util::RunDir::Metrics::kReplace);
+    auto run = train::open_training_run(util::run_path(options->out, recipe.run.name),
+                                        schema.resolved_yaml(), /*writer=*/true, *resume);
     train::pretrain(recipe, run, *resume);
   });
 }

@@ -59,11 +59,9 @@ void run(const StageArguments& args, std::vector<std::string> forced) {
   for (auto& f : forced) overrides.push_back(std::move(f));
   config::load_recipe(args.recipe.config, overrides, recipe, schema);
   set_thread_count(recipe.run.threads);
-  const std::string out = util::run_path(args.recipe.out, recipe.run.name);
-  if (ranks.rank == 0 && !args.resume) train::require_new_run_folder(out);
-  util::RunDir run_dir(out, schema.resolved_yaml(), /*writer=*/ranks.rank == 0,
-                       args.resume ? util::RunDir::Metrics::kAppend
-                                   : util::RunDir::Metrics::kReplace);
+  auto run_dir = train::open_training_run(util::run_path(args.recipe.out, recipe.run.name),
+                                          schema.resolved_yaml(), /*writer=*/ranks.rank == 0,
+                                          args.resume);
   grpo::run_stage(recipe, run_dir, {args.resume, args.dump_batch, ranks});
 }
 

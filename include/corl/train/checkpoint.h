@@ -65,10 +65,13 @@ Policy load_policy(const std::string& path);
 std::string step_checkpoint(const std::string& run_dir, int step);
 // The latest checkpoints/step-N of a run folder.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
-// A new (not resumed) training run must not write into a folder that holds an earlier run's
-// checkpoints/step-N or final/: it would overwrite them one by one, and a later --resume could go
-// on from the earlier run's step. Throws corl::DataError naming what is there.
-void require_new_run_folder(const std::string& run_dir);
+// The folder of a training run (pretraining, a GRPO stage). A resumed run keeps what is there and
+// appends to its metrics.jsonl. A new run refuses a folder that holds an earlier run's
+// checkpoints/step-N or final/ (it would overwrite them one by one, and a later --resume could go
+// on from the earlier run's step), throwing corl::DataError naming what is there before anything
+// is written, and starts metrics.jsonl anew. `writer` as for util::RunDir (only the writer checks).
+util::RunDir open_training_run(const std::string& path, const std::string& resolved_recipe,
+                               bool writer, bool resume);
 // Restores optimizer state saved by save_checkpoint.
 void load_optimizer(const std::string& checkpoint, torch::optim::Optimizer& optimizer);
 
