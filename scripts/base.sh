@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ShapeWorld base of models/shapeworld-base, from its recipes:
-#   data (configs/world.yaml with 100,000 training rows) -> tokenizers (configs/tokenizers.yaml)
-#   -> pretraining (configs/base.yaml, hours on 2 cores) -> its learning curve (corl eval of
-#   checkpoints on smaller suites) -> the held-out figures of the final base (configs/eval.yaml)
+#   data (configs/web.yaml: the pretraining world, 100,000 training rows) -> tokenizers
+#   (configs/tokenizers.yaml) -> pretraining (configs/base.yaml, hours on 2 cores) -> its learning
+#   curve (corl eval of checkpoints on smaller suites) -> the held-out figures of the final base
+#   (configs/eval.yaml, on suites of the pretraining world)
 #
 #   scripts/base.sh          # into runs/base (BASE_OUT=DIR for another folder)
 #
@@ -17,7 +18,7 @@ CORL=${BUILD_DIR:-build}/corl
 
 # Each product is written atomically (renamed into place), so its presence means it is whole.
 [[ -s $OUT/data/train.jsonl ]] ||
-  "$CORL" data --config configs/world.yaml --set data.train_size=100000 --out "$OUT/data"
+  "$CORL" data --config configs/web.yaml --out "$OUT/data"
 [[ -s $OUT/tokenizer/vq.safetensors ]] ||
   "$CORL" tokenizer --config configs/tokenizers.yaml --set text.data="$OUT/data/train.jsonl" \
     --set image.data="$OUT/data/train.jsonl" --out "$OUT/tokenizer"

@@ -159,6 +159,86 @@ TEST(WorldSampler, CaptionsFollowGenEvalPhrasing) {
                   false,
                   {}};
   EXPECT_EQ(WorldSampler::caption(attr), "a photo of a blue circle and an orange square");
+  EXPECT_EQ(WorldSampler::caption(counting, ""), "three circles");
+  EXPECT_EQ(WorldSampler::caption(position, "a picture of"),
+            "a picture of a triangle left of a diamond");
+}
+
+TEST(WorldSampler, PromptPrefixStartsEveryPrompt) {
+  config::WorldRecipe recipe;
+  recipe.world.prompt_prefix = "";
+  WorldSampler bare(WorldSpec::from_recipe(recipe), 3);
+  WorldSampler geneval(default_spec(), 3);
+  for (int i = 0; i < 60; ++i) {
+    const Sample a = bare.next();
+    const Sample b = geneval.next();
+    EXPECT_EQ("a photo of " + a.prompt, b.prompt);
+    EXPECT_EQ(a.question.solution, b.question.solution);  // only the prompt's words differ
+  }
+}
+
+// Coloured counts and relations ask for a colour of every object, and the scene shows it: the
+// detector reads every rendered scene back as correct.
+TEST(WorldSampler, ColoredCompositionsNameTheColoursTheSceneShows) {
+  config::WorldRecipe recipe;
+  recipe.world.colored_counts = 1.0;
+  recipe.world.colored_relations = 1.0;
+  recipe.world.categories = {"counting", "position"};
+  const WorldSpec spec = WorldSpec::from_recipe(recipe);
+  WorldSampler sampler(spec, 11);
+  const std::regex counting(
+      R"(^a photo of (two|three|four) (red|green|blue|yellow|purple|orange) \w+s$)");
+  const std::regex position(
+      R"(^a photo of an? (red|green|blue|yellow|purple|orange) \w+ (left of|right of|above|below) )"
+      R"(an? (red|green|blue|yellow|purple|orange) \w+$)");
+  for (int i = 0; i < 200; ++i) {
+    const Sample s = sampler.next();
+    EXPECT_TRUE(std::regex_match(s.prompt, s.spec.category == Category::kCounting ? counting
+                                                                                  : position))
+        << s.prompt;
+    for (const Requirement& r : s.spec.include) {
+      ASSERT_TRUE(r.color.has_value()) << s.prompt;
+      const auto shown = std::count_if(s.scene.objects.begin(), s.scene.objects.end(),
+                                       [&](const Object& o) {
+                                         return o.shape == r.shape && o.color == *r.color;
+                                       });
+      EXPECT_GE(shown, r.count) << s.prompt;
+    }
+    const auto judgement =
+        judge(s.spec, detect(render(s.scene, spec.resolution)), {spec.position_margin, true});
+    EXPECT_TRUE(judgement.correct) << s.prompt << ": " << judgement.reason;
+  }
+}
+
+// A share p of counting prompts names a colour: over n prompts the count is binomial, so it lies
+// within four standard deviations of n p.
+TEST(WorldSampler, ColoredCountsShareIsHowOftenACountNamesAColour) {
+  config::WorldRecipe recipe;
+  recipe.world.colored_counts = 0.3;
+  recipe.world.categories = {"counting"};
+  WorldSampler sampler(WorldSpec::from_recipe(recipe), 5);
+  const int n = 4000;
+  int colored = 0;
+  for (int i = 0; i < n; ++i) colored += sampler.next().spec.include.at(0).color.has_value();
+  EXPECT_NEAR(colored, 0.3 * n, 4 * std::sqrt(n * 0.3 * 0.7));
+}
+
+// The shares draw nothing where they do not apply, so a world without counting and position
+// prompts is the same world, sample for sample, whatever they are.
+TEST(WorldSampler, ColoredSharesLeaveOtherCategoriesAsTheyWere) {
+  config::WorldRecipe plain;
+  plain.world.categories = {"single_object", "two_object", "colors", "color_attr"};
+  config::WorldRecipe shared = plain;
+  shared.world.colored_counts = 1.0;
+  shared.world.colored_relations = 1.0;
+  WorldSampler a(WorldSpec::from_recipe(plain), 9);
+  WorldSampler b(WorldSpec::from_recipe(shared), 9);
+  for (int i = 0; i < 100; ++i) {
+    const Sample x = a.next();
+    const Sample y = b.next();
+    EXPECT_EQ(x.prompt, y.prompt);
+    EXPECT_EQ(x.question.solution, y.question.solution);
+  }
 }
 
 // Every scene shows what its prompt asks, inside the image, with objects apart, and every

@@ -41,6 +41,17 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("world.position_margin", &w.position_margin,
         "A relation holds when centres differ by more than this along its axis")
       .range(0.0, 0.5);
+  s.add("world.colored_counts", &w.colored_counts,
+        "Share of counting prompts that also name their objects' colour (\"three red squares\"); "
+        "0: GenEval's phrasing, which names none")
+      .range(0.0, 1.0);
+  s.add("world.colored_relations", &w.colored_relations,
+        "Share of position prompts that also name both objects' colours (\"a red circle left of "
+        "a blue square\"); 0: GenEval's phrasing, which names none")
+      .range(0.0, 1.0);
+  s.add("world.prompt_prefix", &w.prompt_prefix,
+        "Words every text-to-image prompt starts with (GenEval's: \"a photo of\"); empty: the "
+        "bare description (\"two red circles\")");
   s.add("world.categories", &w.categories, "GenEval prompt categories, cycled in this order")
       .choices(kCategories)
       .min_items(1);

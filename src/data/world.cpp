@@ -136,6 +136,9 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
   spec.max_objects = recipe.world.max_objects;
   spec.min_gap = recipe.world.min_gap;
   spec.position_margin = recipe.world.position_margin;
+  spec.colored_counts = recipe.world.colored_counts;
+  spec.colored_relations = recipe.world.colored_relations;
+  spec.prompt_prefix = recipe.world.prompt_prefix;
   spec.mc_fraction = recipe.questions.mc_fraction;
   spec.num_options = recipe.questions.num_options;
 
@@ -251,6 +254,8 @@ Sample WorldSampler::sample(Category category) {
   PromptSpec& spec = sample.spec;
   spec.category = category;
   std::vector<Object> objects;
+  // A share of 0 draws nothing, so such a world is today's, sample for sample.
+  auto with_colors = [&](double share) { return share > 0 && uniform01(rng_) < share; };
   auto add = [&](Shape shape, std::optional<Color> color, int count) {
     spec.include.push_back({shape, count, color});
     for (int i = 0; i < count; ++i) {
@@ -269,15 +274,27 @@ Sample WorldSampler::sample(Category category) {
     }
     case Category::kCounting:
       spec.exact_count = true;
-      add(pick(rng_, spec_.shapes), std::nullopt, 2 + uniform_int(rng_, spec_.max_objects - 1));
+      if (with_colors(spec_.colored_counts)) {
+        const Shape shape = pick(rng_, spec_.shapes);
+        const int count = 2 + uniform_int(rng_, spec_.max_objects - 1);
+        add(shape, pick(rng_, spec_.colors), count);
+      } else {
+        add(pick(rng_, spec_.shapes), std::nullopt, 2 + uniform_int(rng_, spec_.max_objects - 1));
+      }
       break;
     case Category::kColors:
       add(pick(rng_, spec_.shapes), pick(rng_, spec_.colors), 1);
       break;
     case Category::kPosition: {
       auto [a, b] = pick_two(rng_, spec_.shapes);
-      add(a, std::nullopt, 1);
-      add(b, std::nullopt, 1);
+      if (with_colors(spec_.colored_relations)) {
+        const Color ca = pick(rng_, spec_.colors);
+        add(a, ca, 1);
+        add(b, pick(rng_, spec_.colors), 1);
+      } else {
+        add(a, std::nullopt, 1);
+        add(b, std::nullopt, 1);
+      }
       spec.relation = static_cast<Relation>(uniform_int(rng_, 4));
       break;
     }
@@ -289,19 +306,19 @@ Sample WorldSampler::sample(Category category) {
       break;
     }
   }
-  sample.prompt = caption(spec);
+  sample.prompt = caption(spec, spec_.prompt_prefix);
   sample.scene = place(objects, spec.relation);
   sample.question = ask(sample.scene);
   return sample;
 }
 
-std::string WorldSampler::caption(const PromptSpec& spec) {
+std::string WorldSampler::caption(const PromptSpec& spec, const std::string& prefix) {
   auto phrase = [](const Requirement& r) {
     std::string noun = r.count == 1 ? name(r.shape) : plural(r.shape);
     if (r.color) noun = name(*r.color) + " " + noun;
     return r.count == 1 ? article(noun) + " " + noun : number_word(r.count) + " " + noun;
   };
-  std::string text = "a photo of " + phrase(spec.include.at(0));
+  std::string text = (prefix.empty() ? "" : prefix + " ") + phrase(spec.include.at(0));
   if (spec.include.size() > 1) {
     text += spec.relation ? " " + name(*spec.relation) + " " : " and ";
     text += phrase(spec.include[1]);

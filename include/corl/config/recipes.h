@@ -28,6 +28,12 @@ struct WorldRecipe {
     int max_objects = 4;           // counting prompts ask for 2..max_objects
     double min_gap = 0.04;         // smallest gap between two objects' boxes, image-relative
     double position_margin = 0.1;  // centres differ by more than this along a relation's axis
+    // Shares of counting and position prompts that also name their objects' colours ("three red
+    // squares", "a red circle left of a blue square"): compositions GenEval's prompts never make.
+    double colored_counts = 0.0;
+    double colored_relations = 0.0;
+    // Words every text-to-image prompt starts with; empty: the bare description.
+    std::string prompt_prefix = "a photo of";
     std::vector<std::string> categories = {"single_object", "two_object", "counting",
                                            "colors",        "position",   "color_attr"};
   } world;

@@ -64,6 +64,9 @@ struct WorldSpec {
   int max_objects = 4;
   double min_gap = 0.04;
   double position_margin = 0.1;
+  double colored_counts = 0.0;
+  double colored_relations = 0.0;
+  std::string prompt_prefix = "a photo of";
   double mc_fraction = 0.5;
   int num_options = 4;
 
@@ -79,8 +82,9 @@ class WorldSampler {
   Sample next();
   Sample sample(Category category);
 
-  // The caption of a spec, in GenEval's phrasing ("a photo of two red circles").
-  static std::string caption(const PromptSpec& spec);
+  // The caption of a spec, in GenEval's phrasing ("a photo of two red circles") or after another
+  // prefix (empty: "two red circles").
+  static std::string caption(const PromptSpec& spec, const std::string& prefix = "a photo of");
 
   const WorldSpec& spec() const { return spec_; }
 
