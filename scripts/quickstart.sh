@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The embedded default pipeline on a fresh machine: set-up and build, then
-#   data -> the released base (models/shapeworld-base, its SHA256SUMS checked) -> unified stage
-#   -> refined t2i, mcq and oe stages -> merge of mcq and oe -> corl eval --suite all on every
-#   model -> runs/eval/report.html
+#   RL rows (configs/world.yaml) -> the released base (models/shapeworld-base, its SHA256SUMS
+#   checked) -> unified stage -> refined t2i, mcq and oe stages -> merge of mcq and oe -> the
+#   benchmarks (fresh suites of the RL world) on the base, the unified, the refined t2i and the
+#   merged model -> runs/eval/report.html; the base and the merged model on suites of the base's
+#   own pretraining world (configs/web.yaml), nothing forgotten -> runs/eval_web
 #
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
@@ -47,12 +49,22 @@ stage runs/merged - \
   "$CORL" merge --inputs runs/refine_mcq runs/refine_oe --weights 0.5 0.5 --out runs/merged/final
 stage runs/eval configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
-  --ckpt "$BASE" --ckpt runs/unified --ckpt runs/refine_t2i --ckpt runs/refine_mcq \
-  --ckpt runs/refine_oe --ckpt runs/merged/final
+  --ckpt "$BASE" --ckpt runs/unified --ckpt runs/refine_t2i --ckpt runs/merged/final
+# Nothing forgotten: the same suites drawn from the world the base was pretrained on.
+stage runs/eval_web configs/eval.yaml \
+  "$CORL" eval --config configs/eval.yaml --suite all --set world=configs/web.yaml \
+  --set report.plotter=none --out runs/eval_web --ckpt "$BASE" --ckpt runs/merged/final
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
+labels="$BASE_NAME=base,unified=unified,refine_t2i=unified + refined t2i"
+labels+=",merged=unified + refined mcq+oe (merged)"
+echo "quickstart: the benchmarks (fresh suites of the RL world), against the base"
 .venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,unified=unified,refine_t2i=unified + refined t2i,refine_mcq=unified + refined mcq,refine_oe=unified + refined oe,merged=unified + refined mcq+oe (merged)" \
+  --labels "$labels" \
   | tee runs/eval/table.md
+echo "quickstart: the base's own pretraining world (configs/web.yaml), nothing forgotten"
+.venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
+  --labels "$BASE_NAME=base,merged=unified + refined mcq+oe (merged)" \
+  | tee runs/eval_web/table.md
 echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"

@@ -220,6 +220,9 @@ TEST(ShippedRecipes, Load) {
   WorldRecipe world;
   Schema world_schema;
   EXPECT_NO_THROW(load_recipe(root + "/configs/world.yaml", {}, world, world_schema));
+  WorldRecipe web;
+  Schema web_schema;
+  EXPECT_NO_THROW(load_recipe(root + "/configs/web.yaml", {}, web, web_schema));
 }
 
 TEST(EditDistance, WorkedCases) {
