@@ -22,7 +22,9 @@ TEST(DecodePlan, GraphsOnlyOnACudaDeviceThroughTheCache) {
   const auto device = plan_decode(kCuda, true, true);
   EXPECT_EQ(device.graph, cuda_graphs_built());
   EXPECT_TRUE(device.on_cuda);
-  if (!cuda_graphs_built()) EXPECT_NE(device.reason.find("no CUDA graph"), std::string::npos);
+  if (!cuda_graphs_built()) {
+    EXPECT_NE(device.reason.find("no CUDA graph"), std::string::npos);
+  }
 
   const auto off = plan_decode(kCuda, false, true);
   EXPECT_FALSE(off.graph);
