@@ -19,6 +19,11 @@
 #      printed side by side. With one GPU the world is one rank, so ZeRO shards nothing: the
 #      difference is checkpointing's, and the run checks that the sharded optimizer works on
 #      CUDA tensors (its state gathered to the host for a checkpoint) with finite losses.
+#   7. janus (not in the default STEPS; one call of its own): corl against transformers at
+#      Janus-Pro-1B's widths, bf16 (scripts/bench_janus_gpu.sh): images/s at batches 16 and 64,
+#      answer tokens/s, the decode step's share of the copy bandwidth, and two unified steps'
+#      time and peak memory; logs janus.log and janus.md. Within 8 minutes with the programs
+#      built beforehand:  BUILD=.devbin STEPS=janus scripts/device_check.sh
 #
 #   scripts/device_check.sh            # logs under $OUT (or runs/device_check): at most 8 files,
 #                                      # within what the device tool brings back (8)
@@ -86,16 +91,17 @@ fi
 
 if wants build; then
   say "build ($JOBS jobs)"
-  cmake --build "$BUILD" -j "$JOBS" --target corl torch_tests bench_kernels dist_check \
+  cmake --build "$BUILD" -j "$JOBS" --target corl torch_tests bench_kernels dist_check bench_janus \
     >"$OUT/build.log" 2>&1 || { grep -E -A5 "error|FAILED" "$OUT/build.log" | head -60
                                 fail "build (log: build.log)"; }
   grep -E "spill|warning" "$OUT/build.log" | head -20
-  say "built corl, torch_tests, bench_kernels and dist_check in $BUILD"
+  say "built corl, torch_tests, bench_kernels, dist_check and bench_janus in $BUILD"
 fi
 
 if wants tests; then
   say "GPU tests (tests/gpu)"
-  "$BUILD/tests/torch_tests" --gtest_filter='*Kernel*' --gtest_brief=0 >"$OUT/gpu_tests.log" 2>&1
+  "$BUILD/tests/torch_tests" --gtest_filter='*Kernel*:DecodeGraphGpu.*' --gtest_brief=0 \
+    >"$OUT/gpu_tests.log" 2>&1
   status=$?
   grep -E "^\[ +(OK|FAILED|SKIPPED|PASSED) +\]|Failure|Expected|Which is|error" "$OUT/gpu_tests.log" |
     head -80
@@ -208,6 +214,12 @@ for run in sys.argv[1:]:
     assert os.path.getsize(os.path.join(run, "checkpoints", "step-00000001", "optimizer.pt")) > 0
     print(os.path.basename(run), "losses", [round(r["loss"], 6) for r in rows])
 PY
+fi
+
+if wants janus; then
+  say "Janus-Pro-1B widths: corl against transformers (scripts/bench_janus_gpu.sh)"
+  OUT=$OUT BUILD=$BUILD PYTHON=$PYTHON WORK=$WORK/janus scripts/bench_janus_gpu.sh ||
+    fail "janus benchmark (janus.log)"
 fi
 
 say "device_check: all steps passed ($STEPS)"

@@ -5,17 +5,23 @@
 //
 //   bench_janus --ckpt DIR [--threads 2] [--batches 4,8] [--repeats 3] [--answer-tokens 32]
 //               [--cfg 5] [--inputs FILE] [--profile FILE] [--profile-update FILE]
+//               [--device cpu|cuda] [--dtype fp32|bf16] [--no-update]
 //
 // images   G images per prompt with CFG, KV cache, sampling at temperature 1 and VQ decode to RGB
-//          (rollout::roll_images), at two batch sizes; seconds per image is the marginal cost
-//          (t(b2) - t(b1)) / (b2 - b1), so the fixed cost of a step (the prompt, the loop) drops
-//          out
+//          bytes on the host (rollout::roll_images), at each batch size (two or more); the time
+//          of each (image_seconds), and of its sampling alone (generation_seconds: the prefill
+//          and the decoding steps, no VQ); on CUDA also the sampling with eager decoding steps
+//          at the largest batch (generation_seconds_eager: no CUDA graph). Seconds per image is
+//          the marginal cost over the batches (tools/bench_janus_hf.py report: a least-squares
+//          slope), so the fixed cost of a step (the prompt, the loop) drops out
 // answers  G answers to one image and question at temperature 1 (rollout::roll_answers), of
 //          --answer-tokens each (a random model rarely draws <eos>; the program says when one
-//          ended early); tokens/s at the larger batch, and the marginal rate between the two
+//          ended early), timed at each batch; tokens/s at the largest, and the marginal rate
 // update   forward and backward of the log-probs of image codes and of answer tokens (what
-//          grpo::accumulate_gradients differentiates), at the larger batch; tokens/s counts every
-//          position of the sequences
+//          grpo::accumulate_gradients differentiates), at the largest batch; tokens/s counts
+//          every position of the sequences (left out with --no-update)
+//
+// --device cuda --dtype bf16 runs the model in bf16 on the GPU (tools/bench_janus_gpu.sh).
 //
 // --profile writes a Chrome trace of one image rollout at the larger batch (LibTorch's profiler)
 // and exits; --profile-update the same of one update of image rollouts (forward and backward).
@@ -33,6 +39,7 @@
 #include <vector>
 
 #include "corl/model/inputs.h"
+#include "corl/model/sampling.h"
 #include "corl/rollout/rollout.h"
 #include "corl/train/checkpoint.h"
 #include "corl/util/threads.h"
@@ -46,16 +53,21 @@ constexpr const char* kPrompt = "a red circle to the left of a blue square";
 constexpr const char* kQuestion = "How many circles are in the image? Answer with a number.";
 
 struct Options {
-  std::string checkpoint, inputs, profile, profile_update;
+  std::string checkpoint, inputs, profile, profile_update, device = "cpu", dtype = "fp32";
   int threads = 2, repeats = 3, answer_tokens = 32;
   std::vector<int> batches = {4, 8};
   double cfg = 5.0;
+  bool update = true;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--no-update") {
+      o.update = false;
+      continue;
+    }
     if (i + 1 >= argc) throw std::invalid_argument("bench_janus: " + flag + " needs a value");
     const std::string value = argv[++i];
     if (flag == "--ckpt") {
@@ -72,6 +84,10 @@ Options parse(int argc, char** argv) {
       o.repeats = std::stoi(value);
     } else if (flag == "--answer-tokens") {
       o.answer_tokens = std::stoi(value);
+    } else if (flag == "--device") {
+      o.device = value;
+    } else if (flag == "--dtype") {
+      o.dtype = value;
     } else if (flag == "--cfg") {
       o.cfg = std::stod(value);
     } else if (flag == "--batches") {
@@ -83,20 +99,31 @@ Options parse(int argc, char** argv) {
     }
   }
   if (o.checkpoint.empty()) throw std::invalid_argument("bench_janus: --ckpt DIR is required");
-  if (o.batches.size() != 2 || o.batches[0] >= o.batches[1] || o.batches[0] < 1) {
-    throw std::invalid_argument("bench_janus: --batches takes two sizes, the smaller first");
+  if (o.batches.size() < 2 || o.batches[0] < 1 ||
+      !std::is_sorted(o.batches.begin(), o.batches.end(), std::less_equal<int>())) {
+    throw std::invalid_argument("bench_janus: --batches takes two or more sizes, rising");
+  }
+  if (o.dtype != "fp32" && o.dtype != "bf16") {
+    throw std::invalid_argument("bench_janus: --dtype is fp32 or bf16");
   }
   return o;
+}
+
+// Waits for the GPU's queued work (every timed call also ends with a copy to the host).
+void synchronize() {
+  if (torch::cuda::is_available()) torch::cuda::synchronize();
 }
 
 // The fastest of `repeats` runs of `work`, in seconds, after one untimed run.
 template <class Work>
 double best_of(int repeats, Work&& work) {
   work();
+  synchronize();
   double best = 1e300;
   for (int r = 0; r < repeats; ++r) {
     const auto start = Clock::now();
     work();
+    synchronize();
     best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
   }
   return best;
@@ -111,6 +138,10 @@ int main(int argc, char** argv) try {
   auto policy = corl::train::load_policy(o.checkpoint);
   auto& model = policy.model;
   model->eval();
+  const torch::Device device(o.device);
+  const auto dtype = o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  model->to(device, dtype);
+  policy.vq->to(device, dtype);
   const auto& config = model->config;
   const corl::model::SequenceBuilder builder(*policy.text, config);
   const auto image = torch::rand({3, config.image_size, config.image_size}) * 2 - 1;
@@ -126,6 +157,8 @@ int main(int argc, char** argv) try {
   }
 
   json out;
+  out["device"] = o.device;
+  out["dtype"] = o.dtype;
   out["threads"] = o.threads;
   out["batches"] = o.batches;
   int64_t decoder = 0;
@@ -134,7 +167,7 @@ int main(int argc, char** argv) try {
   out["image_tokens"] = config.image_tokens;
 
   // Update of image rollouts: forward and backward of the log-probs of G code sequences.
-  const int rows = o.batches[1];
+  const int rows = o.batches.back();
   const std::vector<std::string> prompts(rows, kPrompt);
   const auto codes = torch::randint(0, config.image_vocab_size, {rows, config.image_tokens});
   const auto update_images = [&] {
@@ -154,7 +187,7 @@ int main(int argc, char** argv) try {
   images.cfg_weight = o.cfg;
   images.temperature = 1.0;
   if (!o.profile.empty()) {
-    images.num_generations = o.batches[1];
+    images.num_generations = o.batches.back();
     auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
     corl::rollout::roll_images(model, builder, policy.vq, {kPrompt}, images, generator);  // warm
     torch::autograd::profiler::RecordProfile trace(o.profile);
@@ -162,44 +195,66 @@ int main(int argc, char** argv) try {
     return 0;
   }
   json image_times = json::object();
-  std::vector<double> image_seconds;
+  json generation_times = json::object();
   for (int b : o.batches) {
     images.num_generations = b;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
-    const double t = best_of(o.repeats, [&] {
+    image_times[std::to_string(b)] = best_of(o.repeats, [&] {
       corl::rollout::roll_images(model, builder, policy.vq, {kPrompt}, images, generator);
     });
-    image_times[std::to_string(b)] = t;
-    image_seconds.push_back(t);
   }
   out["image_seconds"] = image_times;
-  out["image_seconds_per_image"] =
-      (image_seconds[1] - image_seconds[0]) / (o.batches[1] - o.batches[0]);
+  // The sampling alone (what the decode step's share of the memory bandwidth is drawn from), and
+  // on CUDA the same without a CUDA graph at the largest batch.
+  corl::model::ImageSamplingOptions sampling;
+  sampling.cfg_weight = o.cfg;
+  sampling.temperature = 1.0;
+  const auto generation = [&](int b, bool graphs) {
+    sampling.cuda_graphs = graphs;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+    const std::vector<std::string> group(b, kPrompt);
+    return best_of(o.repeats, [&] {
+      corl::model::generate_images(model, builder, group, sampling, generator);
+    });
+  };
+  for (int b : o.batches) generation_times[std::to_string(b)] = generation(b, true);
+  out["generation_seconds"] = generation_times;
+  if (device.is_cuda()) {
+    out["generation_seconds_eager"] = {
+        {std::to_string(o.batches.back()), generation(o.batches.back(), false)}};
+  }
 
   // Answers: G = batch answers to one image and question, none ending early.
   corl::rollout::RolloutOptions answers;
   answers.temperature = 1.0;
   answers.max_completion_length = o.answer_tokens;
-  std::vector<double> answer_seconds;
+  json answer_times = json::object();
+  double largest = 0;
   int64_t produced = 0;
   for (int b : o.batches) {
     answers.num_generations = b;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
-    answer_seconds.push_back(best_of(o.repeats, [&] {
+    largest = best_of(o.repeats, [&] {
       const auto rolled =
           corl::rollout::roll_answers(model, builder, {image}, {kQuestion}, answers, generator);
       produced = 0;
       for (auto length : rolled.lengths) produced += length;
-    }));
+    });
+    answer_times[std::to_string(b)] = largest;
   }
-  const int64_t wanted = static_cast<int64_t>(o.batches[1]) * o.answer_tokens;
+  const int64_t wanted = static_cast<int64_t>(o.batches.back()) * o.answer_tokens;
   if (produced != wanted) {
     std::fprintf(stderr, "bench_janus: %lld of %lld answer tokens (an <eos> came early)\n",
                  static_cast<long long>(produced), static_cast<long long>(wanted));
   }
-  out["answer_tokens_per_s"] = static_cast<double>(wanted) / answer_seconds[1];
-  out["answer_marginal_tokens_per_s"] = static_cast<double>(o.batches[1] - o.batches[0]) *
-                                        o.answer_tokens / (answer_seconds[1] - answer_seconds[0]);
+  // The marginal rates are fitted by the report over every batch (a least-squares slope with
+  // its error), from these times.
+  out["answer_seconds"] = answer_times;
+  out["answer_tokens_per_s"] = static_cast<double>(wanted) / largest;
+  if (!o.update) {
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
 
   // Update: forward and backward of the rollouts' log-probs at the larger batch.
   model->train();

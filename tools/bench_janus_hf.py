@@ -7,6 +7,10 @@
     bench_janus_hf.py describe DIR INPUTS    sizes and FLOPs the rooflines need (JSON)
     bench_janus_hf.py profile TRACE          self time per operator of bench_janus --profile
     bench_janus_hf.py report RESULTS.json    the table, ratios and roofline fractions
+    bench_janus_hf.py copy-bandwidth         a GPU's device-to-device copy bandwidth (JSON)
+    bench_janus_hf.py gpu-report RESULTS.json  the Janus-Pro-1B table on a GPU
+                                             (scripts/bench_janus_gpu.sh) against issue 40's
+                                             targets
 
 `make` builds transformers' JanusForConditionalGeneration at one of two sizes: `default` is the
 embedded default's (decoder hidden 192, 4 layers, 64 codes per image from a 512-code book) and
@@ -35,10 +39,19 @@ SIZES = {
     "25m": dict(hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1376,
                 vision_size=256, patch=16, vision_hidden=256, codes_side=16, codebook=4096,
                 vq_multiplier=[1, 1, 2, 2, 4]),
+    # Janus-Pro-1B's real widths (deepseek-community/Janus-Pro-1B's config.json): a 24-layer
+    # LLaMA of hidden 2048 over a 102,400-token vocabulary, SigLIP-L at 384 pixels, the 16,384-code
+    # VQ with 576 codes an image. Random weights: `make 1b DIR --device cuda` builds it on the GPU
+    # and saves it in bf16.
+    "1b": dict(hidden=2048, layers=24, heads=16, kv_heads=16, intermediate=5632,
+               vision_size=384, patch=16, vision_hidden=1024, vision_layers=24, vision_heads=16,
+               mlp_ratio=4.0, codes_side=24, codebook=16384, vq_multiplier=[1, 1, 2, 2, 4],
+               vq_embed=8, vq_latent=256, vq_base=128, vq_res_blocks=2, vocab=102400,
+               max_positions=16384),
 }
 
 
-def make(size, out):
+def make(size, out, device="cpu"):
     from janus_hf_reference import DEEPSEEK_SPLITS, SPECIAL, train_tokenizer
     from tokenizers import Regex, pre_tokenizers
     from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessorPil
@@ -55,40 +68,59 @@ def make(size, out):
     tokens = s["codes_side"] ** 2
     assert (s["vision_size"] // s["patch"]) ** 2 == tokens
     config = JanusConfig(
-        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=s["hidden"],
+        text_config=dict(model_type="llama", vocab_size=s.get("vocab", len(tokenizer)),
+                         hidden_size=s["hidden"],
                          intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
                          num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
-                         max_position_embeddings=1024, rms_norm_eps=1e-6, rope_theta=10000.0,
+                         max_position_embeddings=s.get("max_positions", 1024), rms_norm_eps=1e-6,
+                         rope_theta=10000.0,
                          bos_token_id=ids(SPECIAL[0]), eos_token_id=ids(SPECIAL[1]),
                          pad_token_id=ids(SPECIAL[2])),
         vision_config=dict(image_size=s["vision_size"], patch_size=s["patch"],
-                           hidden_size=s["vision_hidden"], num_hidden_layers=2,
-                           num_attention_heads=4, mlp_ratio=2.0, projection_dim=s["hidden"],
+                           hidden_size=s["vision_hidden"],
+                           num_hidden_layers=s.get("vision_layers", 2),
+                           num_attention_heads=s.get("vision_heads", 4),
+                           mlp_ratio=s.get("mlp_ratio", 2.0), projection_dim=s["hidden"],
                            hidden_act="gelu", num_image_tokens=tokens, depth=2),
-        vq_config=dict(embed_dim=8, num_embeddings=s["codebook"], latent_channels=64,
-                       base_channels=32, channel_multiplier=s["vq_multiplier"], num_res_blocks=1,
+        vq_config=dict(embed_dim=s.get("vq_embed", 8), num_embeddings=s["codebook"],
+                       latent_channels=s.get("vq_latent", 64), base_channels=s.get("vq_base", 32),
+                       channel_multiplier=s["vq_multiplier"],
+                       num_res_blocks=s.get("vq_res_blocks", 1),
                        num_patches=s["codes_side"], projection_dim=s["hidden"],
                        image_token_embed_dim=s["hidden"], num_hidden_layers=2,
                        hidden_act="gelu"),
         image_token_id=ids("<image_placeholder>"), tie_word_embeddings=False)
-    model = JanusForConditionalGeneration(config).eval()
+    with torch.device(device):
+        model = JanusForConditionalGeneration(config).eval()
     with torch.no_grad():  # random init leaves norms at 1: perturb every tensor
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
+    if device != "cpu":
+        model = model.to(torch.bfloat16)  # a 2B-parameter folder saved as the release is, in bf16
     model.save_pretrained(out)
     JanusImageProcessorPil(size={"height": s["vision_size"], "width": s["vision_size"]},
                            image_mean=[0.5, 0.5, 0.5],
                            image_std=[0.5, 0.5, 0.5]).save_pretrained(out)
 
 
+def synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def best_of(repeats, work):
     work()
+    synchronize()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         work()
+        synchronize()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def measure(args):
@@ -96,17 +128,22 @@ def measure(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    model = JanusForConditionalGeneration.from_pretrained(args.dir, torch_dtype=dtype)
+    model = model.to(device).eval()
     with open(args.inputs, encoding="utf-8") as f:
         inputs = json.load(f)
-    b1, b2 = args.batches
+    batches = args.batches
+    b2 = batches[-1]
     config = model.config
     tokens = config.vision_config.num_image_tokens
     size = config.vision_config.image_size
-    out = {"threads": args.threads, "batches": [b1, b2], "image_tokens": tokens,
+    out = {"threads": args.threads, "batches": batches, "image_tokens": tokens,
            "decoder_parameters": sum(p.numel() for p in model.model.language_model.layers.parameters())}
 
-    t2i = torch.tensor([inputs["t2i"]])
+    out["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    out["dtype"] = args.dtype
+    t2i = torch.tensor([inputs["t2i"]], device=device)
     # The prompt ends in <begin_of_image> after <bos>; the unconditional row pads the words.
     image_config = copy.deepcopy(model.generation_config)
     image_config.bos_token_id = inputs["t2i"][0]
@@ -120,29 +157,33 @@ def measure(args):
                                    guidance_scale=args.cfg, num_return_sequences=rows,
                                    generation_config=image_config, **common)
             pixels = model.decode_image_tokens(codes)  # [rows, H, W, 3] in [-1, 1]
-            return ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            # RGB bytes on the host, as corl's rollouts hand them to the rewards
+            return ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
-    times = {str(b): best_of(args.repeats, lambda b=b: images(b)) for b in (b1, b2)}
+    times = {str(b): best_of(args.repeats, lambda b=b: images(b)) for b in batches}
     out["image_seconds"] = times
-    out["image_seconds_per_image"] = (times[str(b2)] - times[str(b1)]) / (b2 - b1)
+    out["images_per_s"] = {str(b): b / times[str(b)] for b in batches}
 
     mm2t = inputs["mm2t"]
-    pixels = torch.rand(1, 3, size, size) * 2 - 1
+    pixels = (torch.rand(1, 3, size, size) * 2 - 1).to(device, dtype)
 
     def answers(rows):
-        ids = torch.tensor([mm2t] * rows)
+        ids = torch.tensor([mm2t] * rows, device=device)
         with torch.no_grad():
             return model.generate(ids, attention_mask=torch.ones_like(ids),
                                   pixel_values=pixels.expand(rows, -1, -1, -1),
                                   max_new_tokens=args.answer_tokens,
                                   min_new_tokens=args.answer_tokens, **common)
 
-    answer_times = [best_of(args.repeats, lambda b=b: answers(b)) for b in (b1, b2)]
+    answer_times = {str(b): best_of(args.repeats, lambda b=b: answers(b)) for b in batches}
     produced = answers(b2).shape[1] - len(mm2t)
     assert produced == args.answer_tokens, produced
-    out["answer_tokens_per_s"] = b2 * args.answer_tokens / answer_times[1]
-    out["answer_marginal_tokens_per_s"] = ((b2 - b1) * args.answer_tokens /
-                                           (answer_times[1] - answer_times[0]))
+    out["answer_tokens_per_s"] = b2 * args.answer_tokens / answer_times[str(b2)]
+    out["answer_seconds"] = answer_times
+    with_marginals(out, args.answer_tokens)
+    if args.no_update:
+        print(json.dumps(out))
+        return
 
     model.train()
     prompt = torch.tensor([inputs["t2i"]] * b2)
@@ -178,6 +219,53 @@ def measure(args):
     print(json.dumps(out))
 
 
+def slope_fit(times):
+    """Least-squares slope of time against batch size over {batch: seconds} (two or more sizes),
+    with its standard error (None with two sizes: a line through two points has no residual)."""
+    xs = [float(b) for b in times]
+    ys = [times[b] for b in times]
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    if n < 3:
+        return slope, None
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    return slope, (residual / (n - 2) / sxx) ** 0.5
+
+
+def marginal(times, per_row=1.0):
+    """The marginal seconds per row (times: {batch: seconds}) and, as a rate, rows x per_row per
+    second, with a guard against noise: a slope that is not positive, or (two sizes) whose added
+    time is under a tenth of the smallest batch's time, or (three or more) under twice its
+    standard error, is reported as None with the reason, never as a rate."""
+    slope, error = slope_fit(times)
+    low, high = min(times, key=float), max(times, key=float)
+    added = slope * (float(high) - float(low))
+    out = {"seconds_per_row": slope, "error": error}
+    if slope <= 0 or (error is None and added < 0.1 * times[low]) or \
+            (error is not None and slope < 2 * error):
+        out.update(rate=None, note=f"slope {slope:.4g} s/row" +
+                   (f" +- {error:.2g}" if error is not None else
+                    f", {added:.4g} s added over {times[low]:.4g} s") + ": within noise")
+    else:
+        out["rate"] = per_row / slope
+    return out
+
+
+def with_marginals(r, answer_tokens):
+    """Fills the marginal measures of one side's results from its raw times (both sides the same
+    way): seconds per image, and answer tokens per second."""
+    if "image_seconds" in r:
+        r["image_seconds_per_image"] = marginal(r["image_seconds"])["seconds_per_row"]
+    if "answer_seconds" in r:
+        m = marginal(r["answer_seconds"], answer_tokens)
+        r["answer_marginal_tokens_per_s"] = m["rate"]
+        if m["rate"] is None:
+            r["answer_marginal_note"] = m["note"]
+    return r
+
+
 def machine(args):
     """The rates a roofline is drawn with: fp32 matmul FLOP/s and streaming read bandwidth."""
     torch.set_num_threads(args.threads)
@@ -206,7 +294,7 @@ def rooflines(d, r, rates):
     overlapped on a CPU: a decode step's matrix products and its attention run one after
     the other)."""
     t = d["text"]
-    b1, b2 = r["corl"]["batches"]
+    b2 = r["corl"]["batches"][-1]
     answer_tokens = r["answer_tokens"]
     at_limit = lambda flops, bytes_: flops / rates["matmul_flops"] + bytes_ / rates["read_bytes_per_s"]
     # Images, per image as a marginal cost: a step reads the weights once for the whole batch,
@@ -241,15 +329,31 @@ def describe(args):
     decode, of an answer's prefill and of the updates' forward and backward (counted by
     torch's FlopCounterMode on transformers' modules, one row each)."""
     from torch.utils.flop_counter import FlopCounterMode
-    from transformers import JanusForConditionalGeneration
+    from transformers import JanusConfig, JanusForConditionalGeneration
 
-    model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
+    if args.sizes_only:  # the sizes and counts alone, from a model with no storage
+        with torch.device("meta"):
+            model = JanusForConditionalGeneration(JanusConfig.from_pretrained(args.dir))
+    else:
+        model = JanusForConditionalGeneration.from_pretrained(args.dir).eval()
     with open(args.inputs, encoding="utf-8") as f:
         inputs = json.load(f)
     t = model.config.text_config
     n = model.config.vision_config.num_image_tokens
     size = model.config.vision_config.image_size
     m = model.model
+    sizes = {
+        "text": {"hidden": t.hidden_size, "layers": t.num_hidden_layers,
+                 "heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads},
+        "image_tokens": n,
+        "decoder_parameters": sum(p.numel() for p in m.language_model.layers.parameters()),
+        # per generated code: the head that scores it and the aligner that embeds it
+        "generation_parameters": sum(p.numel() for p in m.generation_head.parameters()) +
+        sum(p.numel() for p in m.generation_aligner.parameters()),
+        "lm_head_parameters": model.lm_head.weight.numel()}
+    if args.sizes_only:
+        print(json.dumps(sizes))
+        return
 
     def flops_of(work):
         counter = FlopCounterMode(display=False)
@@ -280,14 +384,7 @@ def describe(args):
         logits.float().log_softmax(-1).sum().backward()
 
     print(json.dumps({
-        "text": {"hidden": t.hidden_size, "layers": t.num_hidden_layers,
-                 "heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads},
-        "image_tokens": n,
-        "decoder_parameters": sum(p.numel() for p in m.language_model.layers.parameters()),
-        # per generated code: the head that scores it and the aligner that embeds it
-        "generation_parameters": sum(p.numel() for p in m.generation_head.parameters()) +
-        sum(p.numel() for p in m.generation_aligner.parameters()),
-        "lm_head_parameters": model.lm_head.weight.numel(),
+        **sizes,
         "vq_decode_flops": vq,
         "answer_prefix_tokens": mm2t.shape[1],
         "answer_prefill_flops": prefill,
@@ -333,6 +430,10 @@ MEASURES = [("s per image (marginal)", "image_seconds_per_image", True),
             ("update tokens/s, answers", "update_answer_tokens_per_s", False)]
 
 
+def fmt(value):
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def report(args):
     with open(args.results, encoding="utf-8") as f:
         results = json.load(f)
@@ -344,19 +445,88 @@ def report(args):
               "|---|---|---|---|---|")
     print(header)
     for size, r in results["sizes"].items():
-        c, h = r["corl"], r["transformers"]
+        c = with_marginals(r["corl"], r["answer_tokens"])
+        h = with_marginals(r["transformers"], r["answer_tokens"])
         for label, key, lower in MEASURES:
+            if c.get(key) is None or h.get(key) is None:
+                notes = "; ".join(f"{side}: {x['answer_marginal_note']}" for side, x in
+                                  (("corl", c), ("transformers", h)) if "answer_marginal_note" in x)
+                print(f"| {size} | {label} | {fmt(c.get(key))} | {fmt(h.get(key))} | "
+                      f"n/a ({notes or 'not measured'}) |")
+                continue
             ratio = h[key] / c[key] if lower else c[key] / h[key]
             print(f"| {size} | {label} | {c[key]:.4g} | {h[key]:.4g} | {ratio:.2f}x |")
     print("\n| size | measure | roofline | corl's fraction of it |\n|---|---|---|---|")
     for size, r in results["sizes"].items():
         bound = rooflines(r["describe"], r, rates)
         for label, key, lower in MEASURES:
-            if key not in bound:
+            if key not in bound or r["corl"].get(key) is None:
                 continue
             c = r["corl"][key]
             fraction = bound[key] / c if lower else c / bound[key]
             print(f"| {size} | {label} | {bound[key]:.4g} | {100 * fraction:.0f}% |")
+
+
+def copy_bandwidth(args):
+    """Device-to-device copy of 2 GiB, bytes read + written per second: the ceiling a decode
+    step's reads are held to (as bench_kernels measures it)."""
+    src = torch.empty(2 << 30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    seconds = best_of(10, lambda: dst.copy_(src))
+    print(json.dumps({"copy_bytes_per_s": 2 * src.numel() / seconds,
+                      "device": torch.cuda.get_device_name(0)}))
+
+
+def gpu_report(args):
+    """Janus-Pro-1B widths on one GPU, bf16: corl against transformers, and issue 40's targets."""
+    with open(args.results, encoding="utf-8") as f:
+        r = json.load(f)
+    c, h, d = r["corl"], r["transformers"], r["describe"]
+    bandwidth = r["copy"]["copy_bytes_per_s"]
+    t = d["text"]
+    head_dim = t["hidden"] // t["heads"]
+    print(f"device: {r['copy']['device']}; copy bandwidth {bandwidth / 1e9:.0f} GB/s; "
+          f"bf16; {d['decoder_parameters'] / 1e9:.3f} B decoder parameters, "
+          f"{d['image_tokens']} codes an image, CFG {r['cfg']}\n")
+    print("| measure | batch | corl | transformers | corl / transformers | target |")
+    print("|---|---|---|---|---|---|")
+    for b in c["image_seconds"]:
+        ci, hi = int(b) / c["image_seconds"][b], int(b) / h["image_seconds"][b]
+        ratio = ci / hi
+        print(f"| images/s (sampling + VQ decode to RGB) | {b} | {ci:.3g} | {hi:.3g} | "
+              f"{ratio:.2f}x | >= 3x: {'met' if ratio >= 3 else 'missed'} |")
+    for b in c["answer_seconds"]:
+        tokens = int(b) * r["answer_tokens"]
+        ca, ha = tokens / c["answer_seconds"][b], tokens / h["answer_seconds"][b]
+        print(f"| answer tokens/s ({r['answer_tokens']} each, one question) | {b} | {ca:.4g} | "
+              f"{ha:.4g} | {ca / ha:.2f}x | |")
+    # The decode step's reads: every decoder weight, the generation head and aligner once a step
+    # (bf16), and each row's keys and values up to its position (2 rows an image under CFG).
+    rows_per_image = 2 if r["cfg"] != 1 else 1
+    weights = 2 * (d["decoder_parameters"] + d["generation_parameters"])
+    print("\n| batch | sampling s (graph) | s per decode step | bytes read per step | "
+          "share of copy bandwidth | eager sampling s | target |")
+    print("|---|---|---|---|---|---|---|")
+    for b, seconds in c["generation_seconds"].items():
+        rows = rows_per_image * int(b)
+        steps = d["image_tokens"]
+        cache = sum(2 * 2 * t["layers"] * t["kv_heads"] * head_dim * rows *
+                    (r["prompt_tokens"] + k + 1) for k in range(steps)) / steps
+        step = seconds / steps  # the prefill's share included: a bound from below on the share
+        share = (weights + cache) / step / bandwidth
+        eager = c.get("generation_seconds_eager", {}).get(b)
+        target = (f">= 50%: {'met' if share >= 0.5 else 'missed'}"
+                  if b == max(c["generation_seconds"], key=int) else "")
+        print(f"| {b} | {seconds:.3f} | {1e3 * step:.2f} ms | {(weights + cache) / 1e9:.2f} GB | "
+              f"{100 * share:.0f}% | {'' if eager is None else f'{eager:.3f}'} | {target} |")
+    if r.get("unified"):
+        u = r["unified"]
+        print(f"\nunified stage, {u['what']}: {u['seconds_per_step']:.1f} s per step "
+              f"(rollout {u['rollout']:.1f} s, rewards {u['reward']:.1f} s, update {u['update']:.1f} s); "
+              f"peak GPU memory {u['peak_mib'] / 1024:.1f} GiB against docs/janus.md's "
+              f"{u['estimate_gb']:.1f} GB ({u['estimate_how']}): "
+              f"{100 * (u['peak_mib'] * 2**20 / 1e9 / u['estimate_gb'] - 1):+.0f}% "
+              f"(target within 15%)")
 
 
 def main():
@@ -365,6 +535,7 @@ def main():
     p = sub.add_parser("make")
     p.add_argument("size", choices=sorted(SIZES))
     p.add_argument("dir")
+    p.add_argument("--device", default="cpu", help="where the random weights are made (cuda: bf16)")
     p = sub.add_parser("measure")
     p.add_argument("dir")
     p.add_argument("inputs")
@@ -373,20 +544,27 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--answer-tokens", type=int, default=32)
     p.add_argument("--cfg", type=float, default=5.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    p.add_argument("--no-update", action="store_true", help="time the rollouts only")
     p = sub.add_parser("machine")
     p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("describe")
     p.add_argument("dir")
     p.add_argument("inputs")
     p.add_argument("--answer-tokens", type=int, default=32)
+    p.add_argument("--sizes-only", action="store_true", help="no FLOP counts (no weights read)")
     p = sub.add_parser("profile")
     p.add_argument("trace")
     p.add_argument("--top", type=int, default=20)
     p = sub.add_parser("report")
     p.add_argument("results")
+    sub.add_parser("copy-bandwidth")
+    p = sub.add_parser("gpu-report")
+    p.add_argument("results")
     args = parser.parse_args()
     if args.command == "make":
-        make(args.size, args.dir)
+        make(args.size, args.dir, args.device)
     elif args.command == "measure":
         measure(args)
     elif args.command == "machine":
@@ -395,6 +573,10 @@ def main():
         describe(args)
     elif args.command == "profile":
         profile(args)
+    elif args.command == "copy-bandwidth":
+        copy_bandwidth(args)
+    elif args.command == "gpu-report":
+        gpu_report(args)
     else:
         report(args)
 

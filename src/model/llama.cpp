@@ -91,15 +91,19 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
 }  // namespace
 
 KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Dtype dtype,
-                 torch::Device device)
-    : capacity_(capacity) {
+                 torch::Device device, CacheAttention attention)
+    : capacity_(capacity), attention_(attention) {
   const auto options = torch::TensorOptions().dtype(dtype).device(device);
+  // Zeros, not empty: a masked key still enters the whole-buffer attention's products, where
+  // 0 · NaN from uninitialised memory would spoil the sum.
   for (int i = 0; i < config.num_layers; ++i) {
     keys_.push_back(
-        torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
+        torch::zeros({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
     values_.push_back(
-        torch::empty({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
+        torch::zeros({batch, config.num_kv_heads, capacity, config.head_dim()}, options));
   }
+  key_mask_ = torch::zeros({batch, capacity}, options.dtype(torch::kBool));
+  slot_ = torch::zeros({1}, options.dtype(torch::kInt64));
 }
 
 std::pair<torch::Tensor, torch::Tensor> KVCache::append(int layer, const torch::Tensor& k,
@@ -114,9 +118,49 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::append(int layer, const torch::
   return {keys_[layer].narrow(2, 0, length_ + steps), values_[layer].narrow(2, 0, length_ + steps)};
 }
 
+void KVCache::mark(const torch::Tensor& attention_mask) {
+  const int64_t steps = attention_mask.size(1);
+  key_mask_.narrow(1, length_, steps).copy_(attention_mask.to(torch::kBool));
+}
+
+void KVCache::advance(int64_t steps) {
+  length_ += steps;
+  slot_.fill_(length_);
+}
+
+torch::Tensor KVCache::begin_step() {
+  if (attention_ == CacheAttention::kWhole) {
+    key_mask_.index_fill_(1, slot_, true);
+    return key_mask_.unsqueeze(1).unsqueeze(1);
+  }
+  if (length_ + 1 > capacity_) {
+    throw std::out_of_range("KVCache: " + std::to_string(length_ + 1) +
+                            " positions exceed the capacity of " + std::to_string(capacity_));
+  }
+  key_mask_.select(1, length_).fill_(true);
+  return key_mask_.narrow(1, 0, length_ + 1).unsqueeze(1).unsqueeze(1);
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append_step(int layer, const torch::Tensor& k,
+                                                             const torch::Tensor& v) {
+  if (attention_ == CacheAttention::kWhole) {
+    keys_[layer].index_copy_(2, slot_, k);
+    values_[layer].index_copy_(2, slot_, v);
+    return {keys_[layer], values_[layer]};
+  }
+  return append(layer, k, v);
+}
+
+void KVCache::end_step() {
+  ++length_;
+  slot_.add_(1);
+}
+
 void KVCache::select_rows(const torch::Tensor& rows) {
-  for (auto& k : keys_) k = k.index_select(0, rows);
-  for (auto& v : values_) v = v.index_select(0, rows);
+  const auto on_device = rows.to(key_mask_.device());
+  for (auto& k : keys_) k = k.index_select(0, on_device);
+  for (auto& v : values_) v = v.index_select(0, on_device);
+  key_mask_ = key_mask_.index_select(0, on_device);
 }
 
 RMSNormImpl::RMSNormImpl(int64_t size, double eps) : eps(eps) {
@@ -160,7 +204,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& c)
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin, const torch::Tensor& mask,
-                                          KVCache* cache, int layer) {
+                                          KVCache* cache, int layer, bool step) {
   const int64_t batch = x.size(0);
   const int64_t steps = x.size(1);
   auto q = q_proj(x).view({batch, steps, num_heads, head_dim}).transpose(1, 2);
@@ -168,7 +212,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto v = v_proj(x).view({batch, steps, num_kv_heads, head_dim}).transpose(1, 2);
   q = apply_rotary(q, cos, sin);
   k = apply_rotary(k, cos, sin);
-  if (cache) std::tie(k, v) = cache->append(layer, k, v);
+  if (cache) std::tie(k, v) = step ? cache->append_step(layer, k, v) : cache->append(layer, k, v);
   const auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt,
                                                     /*enable_gqa=*/num_kv_heads != num_heads);
   return o_proj(out.transpose(1, 2).reshape({batch, steps, num_heads * head_dim}));
@@ -194,8 +238,8 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& c) {
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin, const torch::Tensor& mask,
-                                             KVCache* cache, int layer) {
-  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+                                             KVCache* cache, int layer, bool step) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer, step);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -218,6 +262,7 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
                                 std::to_string(past + steps));
   }
   const auto mask = causal_mask(attention_mask, past, steps);
+  if (cache) cache->mark(attention_mask.narrow(1, past, steps));
   const auto [cos, sin] =
       rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta, embeddings.scalar_type());
   // Checkpointing pays only when a backward pass will follow: not while sampling with a cache.
@@ -235,6 +280,22 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeddings,
     }
   }
   if (cache) cache->advance(steps);
+  return norm(h);
+}
+
+torch::Tensor LlamaModelImpl::decode_step(const torch::Tensor& embeddings,
+                                          const torch::Tensor& position_ids, KVCache& cache) {
+  // The query at the slot sees every real key up to itself: exactly the key mask once its own
+  // position is marked (causal_mask's rule for one query after the cached positions).
+  const auto mask = cache.begin_step();
+  const auto [cos, sin] =
+      rotary_cos_sin(position_ids, config.head_dim(), config.rope_theta, embeddings.scalar_type());
+  auto h = embeddings;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, &cache,
+                                                    static_cast<int>(i), /*step=*/true);
+  }
+  cache.end_step();
   return norm(h);
 }
 

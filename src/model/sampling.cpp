@@ -1,5 +1,7 @@
 #include "corl/model/sampling.h"
 
+#include "corl/model/decode_graph.h"  // defines: plan_decode, StepRunner
+
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -8,12 +10,13 @@ namespace corl::model {
 namespace {
 
 // Feeds a batch of prefixes, then one embedding per row per step, returning the last hidden
-// state each time: through a KV cache, or by recomputing the whole sequence. With `repeats`, each
-// prefix is read once and continued in that many consecutive rows (its cache copied to each).
+// state each time: through a static KV cache, or by recomputing the whole sequence. With
+// `repeats`, each prefix is read once and continued in that many consecutive rows (its cache
+// copied to each).
 class Decoder {
  public:
   Decoder(UnifiedModel& model, const Batch& prefix, int64_t max_new_tokens, bool use_cache,
-          int64_t repeats = 1)
+          CacheAttention attention, int64_t repeats = 1)
       : model_(model),
         mask_(prefix.attention_mask),
         positions_(prefix.position_ids),
@@ -22,7 +25,7 @@ class Decoder {
     if (use_cache) {
       cache_.emplace(model_->config, prefix.input_ids.size(0),
                      prefix.input_ids.size(1) + max_new_tokens, embeddings_.scalar_type(),
-                     embeddings_.device());
+                     embeddings_.device(), attention);
     }
   }
 
@@ -30,38 +33,55 @@ class Decoder {
     auto hidden =
         model_->hidden_states(embeddings_, mask_, positions_, cache_ ? &*cache_ : nullptr);
     hidden = hidden.select(1, hidden.size(1) - 1);
+    if (cache_) {
+      // Each row's last prefix position, on the model's device; every step adds one in place.
+      step_positions_ =
+          positions_.narrow(1, positions_.size(1) - 1, 1).to(hidden.device()).clone();
+    }
     if (repeats_ == 1) return hidden;
     const auto rows = torch::arange(hidden.size(0), hidden.options().dtype(torch::kInt64))
                           .repeat_interleave(repeats_);
-    if (cache_) cache_->select_rows(rows);
-    embeddings_ = embeddings_.repeat_interleave(repeats_, 0);
-    mask_ = mask_.repeat_interleave(repeats_, 0);
-    positions_ = positions_.repeat_interleave(repeats_, 0);
+    if (cache_) {
+      cache_->select_rows(rows);
+      step_positions_ = step_positions_.index_select(0, rows);
+    } else {
+      embeddings_ = embeddings_.repeat_interleave(repeats_, 0);
+      mask_ = mask_.repeat_interleave(repeats_, 0);
+      positions_ = positions_.repeat_interleave(repeats_, 0);
+    }
     return hidden.index_select(0, rows);
   }
 
   torch::Tensor step(const torch::Tensor& next) {  // next [B, 1, hidden]
-    mask_ = torch::cat({mask_, torch::ones({mask_.size(0), 1}, mask_.options())}, 1);
-    torch::Tensor hidden;
     if (cache_) {
-      positions_ = positions_.narrow(1, positions_.size(1) - 1, 1) + 1;
-      hidden = model_->hidden_states(next, mask_, positions_, &*cache_);
-    } else {
-      embeddings_ = torch::cat({embeddings_, next}, 1);
-      positions_ = positions_from_mask(mask_);
-      hidden = model_->hidden_states(embeddings_, mask_, positions_);
+      step_positions_.add_(1);
+      return model_->decode_step(next, step_positions_, *cache_).select(1, 0);
     }
+    mask_ = torch::cat({mask_, torch::ones({mask_.size(0), 1}, mask_.options())}, 1);
+    embeddings_ = torch::cat({embeddings_, next}, 1);
+    positions_ = positions_from_mask(mask_);
+    const auto hidden = model_->hidden_states(embeddings_, mask_, positions_);
     return hidden.select(1, hidden.size(1) - 1);
   }
 
  private:
   UnifiedModel& model_;
-  torch::Tensor embeddings_;
+  torch::Tensor embeddings_;  // the recomputed path's whole sequence
   torch::Tensor mask_;
   torch::Tensor positions_;
+  torch::Tensor step_positions_;  // [B, 1] on the device: the cached path's current positions
   std::optional<KVCache> cache_;
   int64_t repeats_;
 };
+
+torch::Device device_of(UnifiedModel& model) {
+  return model->language_model->model->embed_tokens->weight.device();
+}
+
+CacheAttention cache_attention(const SamplingOptions& options, torch::Device device) {
+  if (options.cache_attention) return *options.cache_attention;
+  return device.is_cpu() ? CacheAttention::kFilled : CacheAttention::kWhole;
+}
 
 }  // namespace
 
@@ -181,8 +201,12 @@ class Sampler {
     }
   }
 
-  torch::Tensor operator()(const torch::Tensor& logits, int64_t step) {
-    if (uniforms_.defined()) return sample_by_uniforms(logits, options_, uniforms_.select(1, step));
+  // `step` [1] int64 on the logits' device: the column of uniforms to draw with, read on the
+  // device so that a replayed step takes the next one.
+  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& step) {
+    if (uniforms_.defined()) {
+      return sample_by_uniforms(logits, options_, uniforms_.index_select(1, step).squeeze(1));
+    }
     return sample_tokens(logits, options_, generators_);
   }
 
@@ -212,39 +236,81 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
   TORCH_CHECK(options.continuations >= 1, "generate_text: continuations must be at least 1");
   const Batch batch = builder.collate(prefixes, Padding::kLeft);
   const int64_t rows = batch.input_ids.size(0) * options.continuations;
-  Decoder decoder(model, batch, options.max_new_tokens, options.use_cache, options.continuations);
+  const int64_t max_steps = options.max_new_tokens;
+  const auto device = device_of(model);
+  const DecodePlan plan = plan_decode(device, options.cuda_graphs, options.use_cache);
+  StepRunner run_step(plan, "generate_text");
+  Decoder decoder(model, batch, max_steps, options.use_cache, cache_attention(options, device),
+                  options.continuations);
   auto hidden = decoder.start();
-  Sampler sample(options, generator, rows, options.max_new_tokens, hidden.device());
-  const int64_t stop_check = hidden.device().is_cpu() ? 1 : kStopCheckSteps;
-  std::vector<torch::Tensor> drawn;
-  std::vector<torch::Tensor> kept;
-  std::vector<torch::Tensor> kept_logp;
-  auto finished = torch::zeros({rows}, hidden.options().dtype(torch::kBool));
-  for (int step = 0; step < options.max_new_tokens; ++step) {
+  if (plan.graph) hidden = hidden.contiguous();  // the buffer every replay reads
+  Sampler sample(options, generator, rows, max_steps, device);
+  const int64_t stop_check = device.is_cpu() ? 1 : kStopCheckSteps;
+
+  // Everything a step writes goes in place at its column (step, on the device), so that a
+  // replayed step writes where the eager one would.
+  const auto on_device = hidden.options();
+  auto step = torch::zeros({1}, on_device.dtype(torch::kInt64));
+  auto tokens = torch::zeros({rows, std::max<int64_t>(max_steps, 1)}, step.options());
+  auto finished = torch::zeros({rows}, on_device.dtype(torch::kBool));
+  torch::Tensor kept;
+  torch::Tensor kept_logp;
+  if (options.keep_logp) kept_logp = torch::zeros({rows, max_steps}, on_device.dtype(torch::kFloat32));
+  torch::Tensor next;
+  const auto draw = [&] {
     const auto logits = model->text_logits(hidden);
-    if (options.keep_logits) kept.push_back(logits);
-    auto next = sample(logits, step);
-    if (options.keep_logp) kept_logp.push_back(drawn_logp(logits, next, options));
+    if (options.keep_logits) {
+      if (!kept.defined()) kept = torch::zeros({rows, max_steps, logits.size(-1)}, logits.options());
+      kept.index_copy_(1, step, logits.unsqueeze(1));
+    }
+    next = sample(logits, step);
+    if (options.keep_logp) {
+      kept_logp.index_copy_(1, step, drawn_logp(logits, next, options).unsqueeze(1));
+    }
     next = next.masked_fill(finished, builder.tokenizer().pad_id());  // ended rows feed pads
-    drawn.push_back(next);
-    finished = finished | next.eq(builder.eos_id());
-    if (step + 1 == options.max_new_tokens) break;
-    if ((step + 1) % stop_check == 0 && finished.all().item<bool>()) break;
-    hidden = decoder.step(model->language_model->model->embed_tokens(next.unsqueeze(1)));
+    tokens.index_copy_(1, step, next.unsqueeze(1));
+    finished.logical_or_(next.eq(builder.eos_id()));
+  };
+  const auto feed = [&] {
+    const auto h = decoder.step(model->language_model->model->embed_tokens(next.unsqueeze(1)));
+    if (plan.graph) {
+      hidden.copy_(h);
+    } else {
+      hidden = h;
+    }
+    step.add_(1);
+  };
+  int64_t taken = 0;
+  for (int64_t s = 0; s < max_steps; ++s) {
+    const bool last = s + 1 == max_steps;
+    const bool check = (s + 1) % stop_check == 0;
+    if (plan.graph && !last) {
+      // The end is asked for after the step's feed, which a replay includes.
+      run_step([&] {
+        draw();
+        feed();
+      });
+      taken = s + 1;
+      if (check && finished.all().item<bool>()) break;
+      continue;
+    }
+    draw();
+    taken = s + 1;
+    if (last || (check && finished.all().item<bool>())) break;
+    feed();
   }
   // Each row's tokens up to and including its first <eos>, from one copy to the host.
-  const auto tokens = torch::stack(drawn, 1).to(torch::kCPU, torch::kInt64).contiguous();
-  const int64_t taken = tokens.size(1);
-  const int64_t* values = tokens.data_ptr<int64_t>();
+  const auto host_tokens = tokens.narrow(1, 0, taken).to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t* values = host_tokens.data_ptr<int64_t>();
   TextSamples out;
   out.tokens.resize(rows);
-  size_t longest = 0;
+  int64_t longest = 0;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t t = 0; t < taken; ++t) {
       out.tokens[r].push_back(values[r * taken + t]);
       if (values[r * taken + t] == builder.eos_id()) break;
     }
-    longest = std::max(longest, out.tokens[r].size());
+    longest = std::max(longest, static_cast<int64_t>(out.tokens[r].size()));
   }
   for (auto& row : out.tokens) {
     std::vector<int> text(row.begin(), row.end());
@@ -252,10 +318,9 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     out.texts.push_back(builder.tokenizer().decode(text));
   }
   // Steps past the longest row (a device asks for the end every few steps) are not kept.
-  kept.resize(std::min(kept.size(), longest));
-  kept_logp.resize(std::min(kept_logp.size(), longest));
-  if (options.keep_logits) out.logits = torch::stack(kept, 1);
-  if (options.keep_logp) out.logp = torch::stack(kept_logp, 1).cpu();
+  const int64_t kept_steps = std::min(taken, longest);
+  if (options.keep_logits && kept.defined()) out.logits = kept.narrow(1, 0, kept_steps);
+  if (options.keep_logp) out.logp = kept_logp.narrow(1, 0, kept_steps).cpu();
   return out;
 }
 
@@ -279,13 +344,24 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
     for (const auto& p : prompts) sequences.push_back(builder.text_to_image(p, {}, true));
   }
   const int64_t steps = model->config.image_tokens;
-  Decoder decoder(model, builder.collate(sequences, Padding::kLeft), steps, options.use_cache);
+  const auto device = device_of(model);
+  const DecodePlan plan = plan_decode(device, options.cuda_graphs, options.use_cache);
+  StepRunner run_step(plan, "generate_images");
+  Decoder decoder(model, builder.collate(sequences, Padding::kLeft), steps, options.use_cache,
+                  cache_attention(options, device));
   auto hidden = decoder.start();
-  Sampler sample(options, generator, rows, steps, hidden.device());
-  std::vector<torch::Tensor> codes;
-  std::vector<torch::Tensor> kept;
-  std::vector<torch::Tensor> kept_logp;
-  for (int64_t step = 0; step < steps; ++step) {
+  if (plan.graph) hidden = hidden.contiguous();  // the buffer every replay reads
+  Sampler sample(options, generator, rows, steps, device);
+
+  // Outputs in place at the step's column (step, on the device), as in generate_text.
+  const auto on_device = hidden.options();
+  auto step = torch::zeros({1}, on_device.dtype(torch::kInt64));
+  auto codes = torch::zeros({rows, steps}, step.options());
+  torch::Tensor kept;
+  torch::Tensor kept_logp;
+  if (options.keep_logp) kept_logp = torch::zeros({rows, steps}, on_device.dtype(torch::kFloat32));
+  torch::Tensor next;
+  const auto draw = [&] {
     auto logits = model->image_logits(hidden);
     torch::Tensor conditional = logits;
     if (guided) {
@@ -293,20 +369,38 @@ ImageSamples generate_images(UnifiedModel& model, const SequenceBuilder& builder
       const auto uncond = logits.narrow(0, rows, rows);
       logits = guided_logits(conditional, uncond, options.cfg_weight);
     }
-    if (options.keep_logits) kept.push_back(logits);
-    const auto next = sample(logits, step);
-    if (options.keep_logp) {
-      kept_logp.push_back(drawn_logp(options.logp_guided ? logits : conditional, next, options));
+    if (options.keep_logits) {
+      if (!kept.defined()) kept = torch::zeros({rows, steps, logits.size(-1)}, logits.options());
+      kept.index_copy_(1, step, logits.unsqueeze(1));
     }
-    codes.push_back(next);
-    if (step + 1 == steps) break;
+    next = sample(logits, step);
+    if (options.keep_logp) {
+      const auto logp = drawn_logp(options.logp_guided ? logits : conditional, next, options);
+      kept_logp.index_copy_(1, step, logp.unsqueeze(1));
+    }
+    codes.index_copy_(1, step, next.unsqueeze(1));
+  };
+  const auto feed = [&] {
     const auto fed = guided ? torch::cat({next, next}) : next;
-    hidden = decoder.step(model->embed_image_codes(fed.unsqueeze(1)));
+    const auto h = decoder.step(model->embed_image_codes(fed.unsqueeze(1)));
+    if (plan.graph) {
+      hidden.copy_(h);
+    } else {
+      hidden = h;
+    }
+    step.add_(1);
+  };
+  for (int64_t s = 0; s + 1 < steps; ++s) {
+    run_step([&] {
+      draw();
+      feed();
+    });
   }
+  draw();
   ImageSamples out;
-  out.codes = torch::stack(codes, 1).to(torch::kCPU);  // host data, like the text samples
-  if (options.keep_logits) out.logits = torch::stack(kept, 1);
-  if (options.keep_logp) out.logp = torch::stack(kept_logp, 1).cpu();
+  out.codes = codes.to(torch::kCPU);  // host data, like the text samples
+  if (options.keep_logits) out.logits = kept;
+  if (options.keep_logp) out.logp = kept_logp.cpu();
   return out;
 }
 

@@ -52,6 +52,11 @@ torch::Tensor UnifiedModelImpl::hidden_states(const torch::Tensor& embeddings,
                                         position_ids.to(embeddings.device()), cache);
 }
 
+torch::Tensor UnifiedModelImpl::decode_step(const torch::Tensor& embeddings,
+                                            const torch::Tensor& position_ids, KVCache& cache) {
+  return language_model->model->decode_step(embeddings, position_ids, cache);
+}
+
 torch::Tensor UnifiedModelImpl::text_logits(const torch::Tensor& hidden) {
   return language_model->logits(hidden);
 }

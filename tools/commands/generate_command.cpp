@@ -1,5 +1,7 @@
 // corl generate and corl answer: a checkpoint's two abilities, one prompt at a time, or a file of
 // prompts into GenEval's folder layout (eval/geneval_folder.h).
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 
@@ -8,6 +10,7 @@
 #include "corl/data/render.h"
 #include "corl/eval/geneval_folder.h"
 #include "corl/model/sampling.h"
+#include "corl/rollout/rollout.h"
 #include "corl/train/checkpoint.h"
 #include "corl/util/error.h"
 #include "corl/util/log.h"
@@ -15,6 +18,15 @@
 #include "corl/util/threads.h"
 
 namespace corl::tools {
+namespace {
+
+std::string fmt_seconds(const std::string& what, double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3f s", seconds);
+  return what + text;
+}
+
+}  // namespace
 
 void add_generate_command(CLI::App& app) {
   struct Options {
@@ -85,19 +97,38 @@ void add_generate_command(CLI::App& app) {
                 std::to_string(prompts.size()) + " prompts to " + o->out);
       return;
     }
+    using Clock = std::chrono::steady_clock;
+    const auto seconds = [](Clock::time_point from) {
+      return std::chrono::duration<double>(Clock::now() - from).count();
+    };
+    const auto start = Clock::now();
     auto policy = train::load_policy(o->checkpoint);
+    const double load = seconds(start);
     const model::SequenceBuilder builder(*policy.text, policy.model->config);
     auto generator = at::make_generator<at::CPUGeneratorImpl>(o->seed);
-    const auto samples = model::generate_images(
-        policy.model, builder, std::vector<std::string>(o->n, o->prompt), options, generator);
-    torch::NoGradGuard no_grad;
-    const auto images = tokenize::tensor_to_images(policy.vq->decode(samples.codes));
+    const auto sampled = Clock::now();
+    // N images of one prompt are a GRPO group: the rollout's own path (sampling, VQ decode, RGB
+    // bytes), so that the command is as fast as the rollout it shares its code with.
+    rollout::RolloutOptions group;
+    group.num_generations = o->n;
+    group.cfg_weight = o->cfg_weight;
+    group.temperature = o->temperature;
+    group.top_k = o->top_k;
+    group.top_p = o->top_p;
+    const auto images =
+        rollout::roll_images(policy.model, builder, policy.vq, {o->prompt}, group, generator)
+            .images;
+    const double sampling = seconds(sampled);
+    const auto written = Clock::now();
     std::filesystem::create_directories(o->out);
     for (size_t i = 0; i < images.size(); ++i) {
       const auto path = (std::filesystem::path(o->out) / ("image_" + std::to_string(i) + ".png"));
       data::write_png(images[i], path.string());
       std::cout << path.string() << "\n";
     }
+    log::info(fmt_seconds("generate: " + std::to_string(images.size()) + " images; load ", load) +
+              fmt_seconds(", sampling and VQ decode ", sampling) +
+              fmt_seconds(", PNG files ", seconds(written)));
   });
 }
 

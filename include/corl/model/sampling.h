@@ -7,6 +7,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@ struct SamplingOptions {
   // Keep each drawn token's log-prob under the logits divided by the temperature (before top-k
   // and top-p, as the trainer scores it): the sampler's side of the sampler/trainer ratio.
   bool keep_logp = false;
+  // How decoding steps read the static KV cache; unset: the filled positions on the host (the
+  // same float sums as a cache grown by concatenation), the whole buffer on a device (fixed
+  // shapes, for CUDA graphs).
+  std::optional<CacheAttention> cache_attention;
+  // On a CUDA device, capture one decoding step as a CUDA graph and replay it for every position
+  // (decode_graph.h); falls back to eager steps, logged once, where that is not possible.
+  bool cuda_graphs = true;
   // Text: each prefix is continued this many times, in consecutive rows (a GRPO group's G answers
   // to one question): the prefix is read once and its KV cache copied, rather than read G times.
   int continuations = 1;

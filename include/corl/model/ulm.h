@@ -29,6 +29,10 @@ struct UnifiedModelImpl : torch::nn::Module {
   // Final-normed hidden states [B, T, hidden] (see LlamaModel::forward).
   torch::Tensor hidden_states(const torch::Tensor& embeddings, const torch::Tensor& attention_mask,
                               const torch::Tensor& position_ids, KVCache* cache = nullptr);
+  // One decoding step through a static cache (LlamaModel::decode_step); every input on the
+  // model's device.
+  torch::Tensor decode_step(const torch::Tensor& embeddings, const torch::Tensor& position_ids,
+                            KVCache& cache);
   torch::Tensor text_logits(const torch::Tensor& hidden);
   torch::Tensor image_logits(const torch::Tensor& hidden);
 
