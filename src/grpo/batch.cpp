@@ -307,6 +307,10 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
     }
     batch.micro.push_back(std::move(micro));
   }
+  for (size_t m = 0; m < batch.micro.size(); ++m) {
+    batch.micro[m].local_images = {counts[4 * m], counts[4 * m + 1]};
+    batch.micro[m].local_answers = {counts[4 * m + 2], counts[4 * m + 3]};
+  }
   std::vector<torch::Tensor> sums{
       torch::tensor(counts, torch::kDouble).reshape({static_cast<int64_t>(cuts.size()), 4})};
   group.all_reduce_sum(sums);

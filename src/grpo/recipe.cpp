@@ -50,9 +50,11 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "Upper clip: ratio <= 1 + epsilon_high; -1: epsilon (TRL's default, DAPO uses 0.28)")
       .range(-1.0, 100.0);
   s.add("grpo.loss_type", &g.loss_type,
-        "How the step's tokens are weighed, as TRL: grpo (mean over the step's rollouts of each "
-        "one's token mean), bnpo (each micro-batch's token mean, averaged), dr_grpo (token sum / "
-        "(rollouts x max_completion_length)), dapo (token sum / the step's tokens)")
+        "How the step's tokens are weighed: grpo (mean over the step's rollouts of each one's "
+        "token mean), bnpo (each rank's token mean of each micro-batch, averaged: TRL's), dr_grpo "
+        "(token sum / (rollouts x max_completion_length)), dapo (token sum / the step's tokens: "
+        "TRL's). grpo and dr_grpo weigh every rollout of the step alike, where TRL weighs each "
+        "micro-batch alike: the same when micro-batches are even")
       .choices({"grpo", "bnpo", "dr_grpo", "dapo"});
   s.add("grpo.scale_rewards", &g.scale_rewards,
         "group: divide advantages by the group's std; batch: by the whole step's std (mean still "

@@ -7,7 +7,8 @@
 // The micro-batches of gradient accumulation are those of the single process, over the global
 // batch's kept groups; each rank trains on its members of each, and the loss divides by the
 // whole step's counts over every rank (grpo/loss.h). Summing the ranks' gradients then gives
-// the single-process gradient, up to float reassociation.
+// the single-process gradient, up to float reassociation (bnpo aside: its normaliser is each
+// rank's own tokens, as TRL's).
 #pragma once
 
 #include <cstdint>
