@@ -348,6 +348,19 @@ void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>&
   }
 }
 
+torch::Tensor gather_ragged(ProcessGroup& group, const torch::Tensor& values) {
+  // Padded to the longest with a sentinel below any value, then gathered.
+  auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
+  group.all_reduce_max(width);
+  const auto n = static_cast<int64_t>(width.item<double>());
+  if (n == 0) return torch::zeros({0}, torch::kDouble);  // every rank sees the same n
+  constexpr double kSentinel = -1e300;
+  auto padded = torch::full({n}, kSentinel, torch::kDouble);
+  padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
+  const auto all = group.all_gather(padded).reshape(-1);
+  return all.masked_select(all.gt(kSentinel));
+}
+
 int64_t first_differing_parameter(ProcessGroup& group,
                                   const std::vector<torch::Tensor>& parameters) {
   if (parameters.empty()) return -1;

@@ -74,7 +74,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       "Answers cut off at max_completion_length (no <eos>) leave the loss (images are never cut)");
   s.add("grpo.top_entropy_quantile", &g.top_entropy_quantile,
         "rho: the policy term keeps only tokens whose entropy is >= the (1 - rho) quantile of the "
-        "step's tokens, per task (1: all)")
+        "step's tokens in the groups trained on, per task (1: all)")
       .range(0.0, 1.0);
   s.add("grpo.importance_sampling_correction", &g.importance_sampling_correction,
         "Weigh the policy term by the ratio of the trainer's old log-probs to the sampler's "
@@ -115,7 +115,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "Unified stage: loss = loss_t2i + this x loss_mm2t (the answers' share of the update)")
       .range(0.0, 100.0);
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
-        "Drop groups whose rewards have zero spread (no signal)");
+        "Drop groups without signal: every advantage they contribute is 0");
   s.add("grpo.reward_funcs", &g.reward_funcs,
         "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers)")
       .choices(reward::reward_names())

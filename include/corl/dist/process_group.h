@@ -102,6 +102,10 @@ class ProcessGroup {
 void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
                           int64_t bucket_bytes);
 
+// Every rank's values [n_r] (any shape, read flat) as one float64 tensor, rank by rank; the ranks
+// may hold different counts. Collective.
+torch::Tensor gather_ragged(ProcessGroup& group, const torch::Tensor& values);
+
 // The first parameter (by index) whose bits differ from rank 0's, or -1 when every rank holds
 // the same weights: an exact check, the sum of each parameter's bit patterns as integers.
 int64_t first_differing_parameter(ProcessGroup& group,
