@@ -31,7 +31,8 @@ GrpoRecipe recipe_for(const std::string& loss_type, int accumulation) {
   GrpoRecipe r;
   r.task = "unified";
   r.grpo.num_generations = kG;
-  r.grpo.per_device_train_batch_size = kGroups;
+  // kGroups groups of kG over `accumulation` micro-steps (completions per micro-step, as TRL).
+  r.grpo.per_device_train_batch_size = static_cast<int>(kGroups * kG / accumulation);
   r.grpo.loss_type = loss_type;
   r.grpo.beta = 0.04;
   r.grpo.epsilon = 0.2;
@@ -328,7 +329,7 @@ TEST(GrpoUpdate, TwoRanksSumToTheStepGradient) {
     // groups 1 and 3 (round robin), so each rank misses a micro-batch entirely.
     SCOPED_TRACE(type);
     auto recipe = recipe_for(type, 3);
-    recipe.grpo.per_device_train_batch_size = kGroups / 2;
+    recipe.grpo.per_device_train_batch_size = static_cast<int>(kGroups / 2 * kG / 3);
     const int port = dist::free_port();
     std::vector<std::vector<torch::Tensor>> per_rank(2);
     std::vector<Models> models(2);

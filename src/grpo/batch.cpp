@@ -22,7 +22,7 @@ std::string at_row(const GrpoRecipe& recipe, const data::Record& row) {
 std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
                            const dist::ProcessGroup& group) {
   std::mt19937_64 rng(data::split_seed(recipe.run.seed, "grpo/rows/" + std::to_string(step)));
-  const int per_rank = recipe.grpo.per_device_train_batch_size;
+  const int per_rank = groups_per_rank(recipe);
   std::vector<int> global;
   for (int i = 0; i < per_rank * group.world_size(); ++i) {
     global.push_back(static_cast<int>(rng() % rows));
@@ -37,8 +37,7 @@ std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
 void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, StepBatch& batch) {
   // One generator per group, from (seed, step, group of the global batch).
   std::vector<at::Generator> generators;
-  for (int64_t g : dist::rank_groups(recipe.grpo.per_device_train_batch_size, group.rank(),
-                                     group.world_size())) {
+  for (int64_t g : dist::rank_groups(groups_per_rank(recipe), group.rank(), group.world_size())) {
     generators.push_back(at::make_generator<at::CPUGeneratorImpl>(data::split_seed(
         recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" + std::to_string(g))));
   }

@@ -38,10 +38,23 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.num_generations", &g.num_generations, "G: rollouts per prompt and per question")
       .range(2, 1024);
   s.add("grpo.per_device_train_batch_size", &g.per_device_train_batch_size,
-        "Unified samples (groups) per step and rank: the global batch is this x the ranks")
-      .range(1, 100000);
-  s.add("grpo.max_steps", &g.max_steps, "Rollout batches (steps) to train on").range(1, 100000000);
-  s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per rollout batch")
+        "Completions (images, or answers; a unified sample's image and answer count once) per "
+        "rank per micro-step, as TRL: x gradient_accumulation_steps / num_generations groups per "
+        "rank per generation batch")
+      .range(1, 10000000);
+  s.add("grpo.steps_per_generation", &g.steps_per_generation,
+        "Micro-steps per generation batch (TRL); -1: gradient_accumulation_steps, the only value "
+        "corl runs (one generation batch per optimizer update's accumulation)")
+      .range(-1, 100000);
+  s.add("grpo.generation_batch_size", &g.generation_batch_size,
+        "Completions per generation batch over every rank (TRL); -1: per_device_train_batch_size x "
+        "ranks x steps_per_generation, the only value corl runs")
+      .range(-1, 100000000);
+  s.add("grpo.max_steps", &g.max_steps,
+        "Optimizer updates to train for (TRL); the stage makes max_steps / num_iterations "
+        "generation batches")
+      .range(1, 100000000);
+  s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per generation batch")
       .range(1, 100);
   s.add("grpo.beta", &g.beta, "Weight of the k3 KL to the frozen starting policy (0: no reference)")
       .range(0.0, 100.0);
@@ -140,7 +153,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       .range(0.0, 1.0);
   s.add("reward.exclusive", &w.exclusive,
         "geneval reward: objects the prompt did not ask for count against the image");
-  s.add("train.checkpoint_every", &r.train.checkpoint_every, "Steps between checkpoints (0: none)")
+  s.add("train.checkpoint_every", &r.train.checkpoint_every,
+        "Generation batches between checkpoints (0: none); num_iterations optimizer updates each")
       .range(0, 100000000);
   train::bind(s, r.eval);
   dist::bind(s, r.dist);
@@ -197,6 +211,36 @@ void validate(const GrpoRecipe& r) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
                       " makes answers but no reward scores them (accuracy, format or perception)");
   }
+  // The batch keys count as TRL counts them (recipe.h). A recipe written when
+  // per_device_train_batch_size counted groups and max_steps generation batches fails here when
+  // the numbers cannot be TRL's, with the conversion.
+  const int G = g.num_generations;
+  const int accumulation = r.optim.gradient_accumulation_steps;
+  if (g.steps_per_generation != -1 && g.steps_per_generation != accumulation) {
+    throw RecipeError("grpo.steps_per_generation: " + std::to_string(g.steps_per_generation) +
+                      "; corl makes one generation batch per optimizer update's " +
+                      std::to_string(accumulation) +
+                      " micro-steps (optim.gradient_accumulation_steps): leave it -1 or set it "
+                      "equal");
+  }
+  if (static_cast<int64_t>(g.per_device_train_batch_size) * accumulation % G != 0) {
+    throw RecipeError(
+        "grpo.per_device_train_batch_size: " + std::to_string(g.per_device_train_batch_size) +
+        " completions per rank per micro-step x " + std::to_string(accumulation) +
+        " micro-steps (optim.gradient_accumulation_steps) is not a whole number of groups of "
+        "num_generations " +
+        std::to_string(G) +
+        ". The key counts completions, as in TRL, not groups: for P groups per rank per "
+        "generation batch set it to P x " +
+        std::to_string(G) + " / " + std::to_string(accumulation));
+  }
+  if (g.max_steps % g.num_iterations != 0) {
+    throw RecipeError("grpo.max_steps: " + std::to_string(g.max_steps) +
+                      " optimizer updates is not a whole number of generation batches of " +
+                      std::to_string(g.num_iterations) +
+                      " updates (num_iterations). The key counts optimizer updates, as in TRL, "
+                      "not generation batches: for B batches set it to B x num_iterations");
+  }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
   }
@@ -204,6 +248,28 @@ void validate(const GrpoRecipe& r) {
     throw RecipeError(
         "model.path and init are both empty: give the Hugging Face Janus folder to start from "
         "with --set model.path=DIR (or a corl checkpoint with --init)");
+  }
+}
+
+int groups_per_rank(const GrpoRecipe& r) {
+  return r.grpo.per_device_train_batch_size * r.optim.gradient_accumulation_steps /
+         r.grpo.num_generations;
+}
+
+int generation_batches(const GrpoRecipe& r) { return r.grpo.max_steps / r.grpo.num_iterations; }
+
+void check_generation_batch(const GrpoRecipe& r, int world_size) {
+  const int64_t made = static_cast<int64_t>(r.grpo.per_device_train_batch_size) * world_size *
+                       r.optim.gradient_accumulation_steps;
+  if (r.grpo.generation_batch_size != -1 && r.grpo.generation_batch_size != made) {
+    throw RecipeError("grpo.generation_batch_size: " +
+                      std::to_string(r.grpo.generation_batch_size) + ", but " +
+                      std::to_string(world_size) + " ranks x per_device_train_batch_size " +
+                      std::to_string(r.grpo.per_device_train_batch_size) +
+                      " x gradient_accumulation_steps " +
+                      std::to_string(r.optim.gradient_accumulation_steps) + " make " +
+                      std::to_string(made) +
+                      " completions per generation batch, the only size corl runs; leave it -1");
   }
 }
 
