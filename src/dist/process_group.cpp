@@ -197,9 +197,10 @@ torch::Tensor on_device(const torch::Tensor& t, const torch::Device& device) {
   return t.to(device).contiguous();
 }
 
-// A collective's result returned to the caller's tensor, when it was staged in a copy.
+// A collective's result returned to the caller's tensor, when it was staged in a copy (moved to
+// the caller's device first: not every backend's device copies into another device's tensor).
 void give_back(torch::Tensor& caller, const torch::Tensor& staged) {
-  if (!staged.is_same(caller)) caller.copy_(staged);
+  if (!staged.is_same(caller)) caller.copy_(staged.to(caller.device()));
 }
 
 }  // namespace
