@@ -119,11 +119,7 @@ def task_losses(parts, batch, length):
     the sum of the rollouts' token means by the step's rollouts; dr_grpo the token sum by rollouts
     x max_completion_length; dapo the token sum by the step's tokens (TRL's num_items_in_batch);
     bnpo takes each micro-batch's token mean and divides it by the number of micro-batches (a
-    world of one: TRL's local batch is the micro-batch)."""Each micro-batch's share of the step's loss, as TRL's GRPOTrainer weighs the whole step
-    (trl/trainer/grpo_trainer.py, _compute_loss): grpo divides the sum of the rollouts' token
-    means by the step's rollouts; dr_grpo the token sum by rollouts x max_completion_length; dapo
-    the token sum by the step's tokens (num_items_in_batch); bnpo takes each micro-batch's token
-    mean and divides it by the number of micro-batches (gradient accumulation)."""
+    world of one: TRL's local batch is the micro-batch)."""
     terms = [per_token_loss(p, batch) for p in parts]
     rollouts = sum(mask.shape[0] for _, mask in terms)
     tokens = max(1.0, sum(mask.sum() for _, mask in terms))  # TRL clamps it to >= 1
