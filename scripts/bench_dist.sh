@@ -24,11 +24,13 @@ t = [r['time'] for r in map(json.loads, open('$1')) if 'updates' in r]
 print(f'{(len(t) - 1) / (t[-1] - t[0]):.4f}')"
 }
 
+# BATCH / NPROC groups a rank: completions per micro-step x configs/unified.yaml's 4 micro-steps
+# / its G of 8.
 run() {  # run NAME NPROC THREADS
   local name=$1 nproc=$2 threads=$3 launch=()
   ((nproc > 1)) && launch=(--nproc "$nproc")
   "$CORL" train "${launch[@]}" "${COMMON[@]}" --set run.threads="$threads" \
-    --set grpo.per_device_train_batch_size=$((BATCH / nproc)) --out "$OUT/$name" >/dev/null 2>&1
+    --set grpo.per_device_train_batch_size=$((BATCH * 2 / nproc)) --out "$OUT/$name" >/dev/null 2>&1
   steps_per_second "$OUT/$name/metrics.jsonl"
 }
 

@@ -124,14 +124,16 @@ if wants dist; then
 fi
 
 # The tiny unified stage of the train and zero steps, from the train step's data and base, on
-# the device: unified_stage OUT [--set KEY=VALUE ...].
+# the device, 4 groups of 4 a step over ACCUMULATION micro-steps:
+# unified_stage OUT ACCUMULATION [--set KEY=VALUE ...].
 unified_stage() {
-  local out=$1
-  shift
+  local out=$1 accumulation=$2
+  shift 2
   "$BUILD/corl" train --config configs/unified.yaml --init "$WORK/pre" \
     --set run.device="$DEVICE" --set run.autocast="$AUTOCAST" --set run.threads="$THREADS" \
     --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl" \
-    --set grpo.per_device_train_batch_size=4 --set grpo.num_generations=4 \
+    --set optim.gradient_accumulation_steps="$accumulation" \
+    --set grpo.per_device_train_batch_size=$((16 / accumulation)) --set grpo.num_generations=4 \
     --set grpo.max_completion_length=24 \
     --set "grpo.reward_funcs=[cycle, accuracy, format]" --set "grpo.reward_weights=[1.0, 1.0, 0.5]" \
     "$@" --out "$out"
@@ -152,7 +154,7 @@ if wants train; then
     fail "corl pretrain (prepare.log)"
 
   say "unified stage on $DEVICE, autocast $AUTOCAST"
-  unified_stage "$WORK/uni" --set grpo.max_steps=4 --set optim.gradient_accumulation_steps=2 \
+  unified_stage "$WORK/uni" 2 --set grpo.max_steps=4 \
     --set train.checkpoint_every=2 --set eval.prompts=8 --set eval.questions=8 >"$OUT/train.log" 2>&1
   status=$?
   tail -5 "$OUT/train.log"
@@ -187,7 +189,7 @@ if wants zero; then
     nvidia-smi -i "$GPU" --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 \
       >"$WORK/$name.mem" 2>/dev/null &
     sampler=$!
-    unified_stage "$WORK/$name" --set grpo.max_steps=2 --set optim.gradient_accumulation_steps=1 \
+    unified_stage "$WORK/$name" 1 --set grpo.max_steps=2 \
       --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0 "$@" \
       >>"$OUT/train.log" 2>&1
     status=$?

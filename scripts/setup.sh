@@ -46,10 +46,11 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 fi
 # Python packages for interoperability checks (safetensors, and transformers for the Janus
-# parity tests), the eval report's plots and TensorBoard (scripts/tensorboard_events.py).
-if ! .venv/bin/python -c "import safetensors, matplotlib, transformers, tokenizers, tensorboard" 2>/dev/null; then
+# parity tests), the eval report's plots, TensorBoard (scripts/tensorboard_events.py) and TRL,
+# whose own GRPO loss tests/grpo_dump_check.py checks corl's against.
+if ! .venv/bin/python -c "import safetensors, matplotlib, transformers, tokenizers, tensorboard, trl" 2>/dev/null; then
   .venv/bin/pip install --quiet --progress-bar off safetensors matplotlib transformers tokenizers \
-    tensorboard
+    tensorboard trl
 fi
 
 TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')

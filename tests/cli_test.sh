@@ -85,17 +85,29 @@ check answer-no-ckpt 1 "not a checkpoint" -- "$CORL" answer --ckpt "$WORK/none" 
   --image "$WORK/gen/image_0.png" --question "?"
 
 
-# GRPO stages from the tiny base: unified, refined, merge, dump, exact resume.
+# GRPO stages from the tiny base: unified, refined, merge, dump, exact resume. Two groups of 3 a
+# generation batch (3 completions per micro-step x 2 micro-steps); max_steps counts optimizer
+# updates, num_iterations of them per generation batch.
 GRPO=(--set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl"
-      --set grpo.max_steps=4 --set grpo.per_device_train_batch_size=2 --set grpo.num_generations=3
+      --set grpo.max_steps=4 --set grpo.per_device_train_batch_size=3 --set grpo.num_generations=3
+      --set optim.gradient_accumulation_steps=2
       --set grpo.max_completion_length=6 --set train.checkpoint_every=2 --set eval.prompts=3
       --set eval.questions=3 --set eval.max_new_tokens=6 --set run.threads=1)
 check train 0 "held-out geneval" -- "$CORL" train --config "$SRC/configs/unified.yaml" \
   --init "$WORK/pre" "${GRPO[@]}" --set grpo.beta=0.04 --set grpo.num_iterations=2 \
-  --set optim.gradient_accumulation_steps=2 --dump-batch "$WORK/dump" --out "$WORK/uni"
+  --set grpo.max_steps=8 --dump-batch "$WORK/dump" --out "$WORK/uni"
 check train-final 0 "" -- test -s "$WORK/uni/final/model.safetensors"
 check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' -- \
   head -1 "$WORK/uni/metrics.jsonl"
+# The schedule advances per optimizer update (TRL): the first update of generation batch s is
+# update 2s at mu = 2, so configs/unified.yaml's 5 warm-up updates reach the peak in batch 3.
+check train-lr-per-update 0 "" -- "$SRC/.venv/bin/python" -c "
+import json
+lr = [json.loads(l)['lr'] for l in open('$WORK/uni/metrics.jsonl') if '\"lr\"' in l]
+peak = 3e-5
+want = [peak * min(1, (2 * s + 1) / 5) for s in range(4)]
+assert all(abs(a - b) < 1e-12 for a, b in zip(lr, want)) and len(lr) == 4, (lr, want)
+"
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
 # The recipe's other sharing: per-task advantages A_t2i + lambda A_mm2t shared by image i and
@@ -113,7 +125,7 @@ check train-shared-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" \
 # sampler/trainer correction with a cap the cache's rounding crosses, the step's reward spread,
 # rewards normalised in group before their sum; tim gives every group a spread): the advantages,
 # policy weights and losses recomputed from the dump, and their figures in the metrics.
-TRL=(--set grpo.max_steps=1 --set grpo.num_iterations=2 --set optim.gradient_accumulation_steps=2
+TRL=(--set grpo.max_steps=2 --set grpo.num_iterations=2
      --set grpo.importance_sampling_level=sequence --set grpo.top_entropy_quantile=0.5
      --set grpo.importance_sampling_correction=true --set "grpo.reward_funcs=[tim, accuracy]"
      --set "grpo.reward_weights=[1, 1]")
@@ -142,7 +154,7 @@ rm -rf "$WORK/uni2/final" "$WORK/uni2/checkpoints/step-00000004"
 head -2 "$WORK/uni/metrics.jsonl" >"$WORK/uni2/metrics.jsonl"
 check train-resume 0 "resuming from .*step-00000002" -- "$CORL" train \
   --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.beta=0.04 \
-  --set grpo.num_iterations=2 --set optim.gradient_accumulation_steps=2 --out "$WORK/uni2" --resume
+  --set grpo.num_iterations=2 --set grpo.max_steps=8 --out "$WORK/uni2" --resume
 check train-resume-same-weights 0 "" -- cmp "$WORK/uni/final/model.safetensors" \
   "$WORK/uni2/final/model.safetensors"
 check train-resume-same-metrics 0 "" -- bash -c "diff <(sed 's/\"time[a-z_]*\":[0-9.e+-]*//g' \
@@ -168,7 +180,7 @@ check train-into-finished-run 1 "only_final holds an earlier run \\(.*only_final
 # the log and metrics say how many updates each bad step applied and how many it skipped.
 check train-nonfinite-said 0 "non-finite (reward, )?loss or gradient; ([0-9]+ applied, the rest|step) skipped" \
   -- "$CORL" train --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
-  --set grpo.max_steps=3 --set grpo.num_iterations=4 --set optim.learning_rate=1 \
+  --set grpo.max_steps=12 --set grpo.num_iterations=4 --set optim.learning_rate=1 \
   --set optim.max_grad_norm=0 --set grpo.max_bad_steps=100 --set eval.prompts=0 \
   --set eval.questions=0 --set "grpo.reward_funcs=[tim, format]" \
   --set "grpo.reward_weights=[1, 0.5]" --out "$WORK/blowup"
@@ -187,28 +199,28 @@ assert rows[-1]['bad_steps'] == len(bad), (rows[-1]['bad_steps'], len(bad))
 # update. The two runs must agree where only float reassociation separates them: the first
 # step's rewards, losses and summed gradient (before the optimizer, which would turn last-bit
 # differences of near-zero gradients into whole steps).
-DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=2
+DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=4
     --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0
-    --set grpo.loss_type=dapo --set optim.gradient_accumulation_steps=2 --set grpo.beta=0.04
+    --set grpo.loss_type=dapo --set grpo.beta=0.04
     --set grpo.num_iterations=2 --set dist.check_weights=true --set dist.timeout_s=60
     --set "grpo.reward_funcs=[tim, format]" --set "grpo.reward_weights=[1, 0.5]")
-check dp-one-process 0 "" -- "$CORL" train "${DP[@]}" --set grpo.per_device_train_batch_size=4 \
+check dp-one-process 0 "" -- "$CORL" train "${DP[@]}" --set grpo.per_device_train_batch_size=6 \
   --dump-batch "$WORK/dp1/dump" --out "$WORK/dp1"
 check dp-two-ranks 0 "2 ranks over gloo, a global batch of 4 groups" -- "$CORL" train --nproc 2 \
-  "${DP[@]}" --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/dp2/dump" \
+  "${DP[@]}" --set grpo.per_device_train_batch_size=3 --dump-batch "$WORK/dp2/dump" \
   --out "$WORK/dp2"
 check dp-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/dp2"
 check dp-rank0-writes 0 "" -- test -s "$WORK/dp2/checkpoints/step-00000001/model.safetensors"
 # TRL's options whose figures are the whole step's (the reward spread, the entropy quantile, the
 # correction's figures) gathered over ranks: two ranks again match one process.
-DPT=(--set grpo.max_steps=1 --set grpo.scale_rewards=batch --set grpo.top_entropy_quantile=0.5
+DPT=(--set grpo.max_steps=2 --set grpo.scale_rewards=batch --set grpo.top_entropy_quantile=0.5
      --set grpo.importance_sampling_level=sequence --set grpo.importance_sampling_correction=true
      --set grpo.multi_objective_aggregation=normalize_then_sum)
 check dp-trl-one-process 0 "" -- "$CORL" train "${DP[@]}" "${DPT[@]}" \
-  --set grpo.per_device_train_batch_size=4 --dump-batch "$WORK/dpt1/dump" --out "$WORK/dpt1"
+  --set grpo.per_device_train_batch_size=6 --dump-batch "$WORK/dpt1/dump" --out "$WORK/dpt1"
 check dp-trl-two-ranks 0 "" -- "$CORL" train --nproc 2 "${DP[@]}" "${DPT[@]}" \
-  --set grpo.per_device_train_batch_size=2 --dump-batch "$WORK/dpt2/dump" --out "$WORK/dpt2"
+  --set grpo.per_device_train_batch_size=3 --dump-batch "$WORK/dpt2/dump" --out "$WORK/dpt2"
 check dp-trl-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dpt1" "$WORK/dpt2"
 # Dr.GRPO's constant normaliser, three micro-batches over 4 groups (uneven shares per rank),
@@ -216,7 +228,7 @@ check dp-trl-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/pyth
 # learns); then the 2-rank run killed after step 1 and resumed ends with the same bits as the
 # uninterrupted one.
 DS=("${DP[@]}" --set grpo.loss_type=dr_grpo --set grpo.dynamic_sampling=true
-    --set grpo.max_steps=3 --set optim.gradient_accumulation_steps=3)
+    --set grpo.max_steps=6 --set optim.gradient_accumulation_steps=3)
 check dp-ds-one-process 0 "" -- "$CORL" train "${DS[@]}" --set grpo.per_device_train_batch_size=4 \
   --dump-batch "$WORK/ds1/dump" --out "$WORK/ds1"
 check dp-ds-two-ranks 0 "" -- "$CORL" train --nproc 2 "${DS[@]}" \
@@ -234,7 +246,7 @@ check dp-ds-resume-same-weights 0 "" -- cmp "$WORK/ds2/final/model.safetensors" 
 # parallelism does. Stage 2, with every part but the language model frozen, killed after step 1
 # and resumed from the gathered optimizer state, ends with the uninterrupted run's bits.
 check zero1-two-ranks 0 "ZeRO stage 1, this rank holds AdamW state of" -- "$CORL" train \
-  --nproc 2 "${DP[@]}" --set grpo.per_device_train_batch_size=2 --set dist.zero_stage=1 \
+  --nproc 2 "${DP[@]}" --set grpo.per_device_train_batch_size=3 --set dist.zero_stage=1 \
   --set model.gradient_checkpointing=true --dump-batch "$WORK/z1/dump" --out "$WORK/z1"
 check zero1-same-as-one-process 0 "matches one process" -- "$SRC/.venv/bin/python" \
   "$SRC/tests/dp_compare.py" "$WORK/dp1" "$WORK/z1"

@@ -73,6 +73,40 @@ TEST(UnifiedAdvantages, NoSignalOnlyWhenBothTasksHaveNone) {
   }
 }
 
+TEST(UnifiedAdvantages, AdvantagesThatCancelCarryNoSignal) {
+  // lambda 1, a group of two with mirrored rewards: A_t2i = {+c, -c}, A_mm2t = {-c, +c} (c =
+  // kPair), so the shared advantage A_t2i + A_mm2t is {0, 0} although both tasks' rewards vary;
+  // the shared reward r_t2i + r_mm2t = {1, 1} has no spread. Per task, image 0 is pushed up and
+  // answer 0 down: signal.
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 1.0};
+  const auto r_t2i = rewards({1, 0});
+  const auto r_mm2t = rewards({0, 1});
+  const auto shared = unified_advantages(r_t2i, r_mm2t, UnifiedAdvantage::kSharedAdvantage, s);
+  expect_near(shared.images, {0, 0}, 0.0);
+  EXPECT_EQ(flags(shared.no_signal), std::vector<bool>{true});
+  const auto reward = unified_advantages(r_t2i, r_mm2t, UnifiedAdvantage::kSharedReward, s);
+  EXPECT_EQ(flags(reward.no_signal), std::vector<bool>{true});
+  const auto per_task = unified_advantages(r_t2i, r_mm2t, UnifiedAdvantage::kPerTask, s);
+  expect_near(per_task.images, {kPair, -kPair});
+  expect_near(per_task.answers, {-kPair, kPair});
+  EXPECT_EQ(flags(per_task.no_signal), std::vector<bool>{false});
+}
+
+TEST(UnifiedAdvantages, LambdaZeroSilencesAnAnswerOnlySpread) {
+  // lambda 0: group 0's images are equal and only its answers vary, so every advantage it
+  // contributes is 0 (images: 0; answers: 0 x A_mm2t) in every mode; group 1's images vary.
+  const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.0};
+  const auto r_t2i = rewards({0.5, 0.5, 1, 0});
+  const auto r_mm2t = rewards({1, 0, 1, 1});
+  for (auto mode : {UnifiedAdvantage::kPerTask, UnifiedAdvantage::kSharedAdvantage,
+                    UnifiedAdvantage::kSharedReward}) {
+    const auto a = unified_advantages(r_t2i, r_mm2t, mode, s);
+    expect_near(a.answers.narrow(0, 0, 2), {0, 0}, 0.0);
+    expect_near(a.images, {0, 0, kPair, -kPair});
+    EXPECT_EQ(flags(a.no_signal), (std::vector<bool>{true, false})) << static_cast<int>(mode);
+  }
+}
+
 TEST(UnifiedAdvantages, SharedRewardCombinesRewardsFirst) {
   // r = r_t2i + 0.8 r_mm2t = {1.3, 0.5}: one advantage for image i and answer i.
   const AdvantageSettings s{2, ops::RewardScale::kGroup, 0.8};

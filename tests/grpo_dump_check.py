@@ -1,11 +1,18 @@
-"""Recomputes a GRPO step from `corl train --dump-batch DIR`'s DIR/batch.json with NumPy alone:
-the group advantages from the rewards, the policy term's weights (entropy mask, sampler/trainer
+"""Recomputes a GRPO step from `corl train --dump-batch DIR`'s DIR/batch.json: with NumPy, the
+format reward from the completions, each task's reward from the rewards by name and their
+weights, the group advantages, the policy term's weights (entropy mask, sampler/trainer
 correction) from the old log-probs, entropies and sampler log-probs, and each micro-batch's share
-of the step's loss from its log-probs, masks and advantages (DESIGN section 4), with each loss
-type's normaliser counted over the whole step, each option as TRL's GRPOTrainer defines it
-(trl/trainer/grpo_trainer.py 1.x). Exits non-zero on a mismatch."""
+of the step's loss from its log-probs, masks and advantages (DESIGN section 4); then with the
+installed `trl` package's own GRPOTrainer._compute_loss, the loss and its gradient with respect to
+every log-prob: per micro-batch where TRL's definition is corl's (bnpo, dapo, and grpo and
+dr_grpo when every micro-batch holds as many rollouts), else the whole step's as TRL computes
+it in one micro-batch (corl's grpo and dr_grpo do not depend on the cut). Exits non-zero on a
+mismatch."""
 import json
+import re
 import sys
+import types
+from collections import defaultdict
 
 import numpy as np
 
@@ -25,16 +32,31 @@ def advantages(rewards, group_size, scale):
     return (centred / (std + 1e-4)).reshape(-1)
 
 
+def well_formed(text):
+    """The format reward: <think>...</think><answer>...</answer>, one of each tag in that order,
+    only blanks outside them, a non-blank answer."""
+    tags = ["<think>", "</think>", "<answer>", "</answer>"]
+    if any(text.count(t) != 1 for t in tags):
+        return False
+    at = [text.index(t) for t in tags]
+    if at != sorted(at):
+        return False
+    blank = lambda a, b: text[a:b].strip() == ""  # noqa: E731
+    return (blank(0, at[0]) and blank(at[1] + len(tags[1]), at[2]) and
+            blank(at[3] + len(tags[3]), len(text)) and not blank(at[2] + len(tags[2]), at[3]))
+
+
 def task_reward(batch, name):
-    """sum_then_normalize: the dumped weighted sum; normalize_then_sum (TRL, GDPO): each reward
-    normalised within its group (std ddof 1, + 1e-4), then the weighted sum."""
-    if batch["multi_objective_aggregation"] == "sum_then_normalize":
-        return np.asarray(batch[f"reward_{name}"], dtype=np.float64)
+    """sum_then_normalize: the weighted sum of the task's rewards; normalize_then_sum (TRL, GDPO):
+    each reward normalised within its group (std ddof 1, + 1e-4), then the weighted sum."""
     g = batch["num_generations"]
     total = 0.0
     for func, weight in zip(batch["reward_funcs"], batch["reward_weights"]):
         if (func in IMAGE_REWARDS) == (name == "t2i"):
-            total = total + weight * advantages(batch["rewards"][func], g, "group")
+            r = np.asarray(batch["rewards"][func], dtype=np.float64)
+            if batch["multi_objective_aggregation"] != "sum_then_normalize":
+                r = advantages(r, g, "group")
+            total = total + weight * r
     return total
 
 
@@ -88,16 +110,16 @@ def per_token_loss(part, batch):
         per_token = per_token * np.asarray(part["policy_weight"], dtype=np.float64)
     if batch["beta"] > 0:
         ref = np.asarray(part["ref_logp"], dtype=np.float64)
-        per_token += batch["beta"] * (np.exp(ref - logp) - (ref - logp) - 1)
+        per_token = per_token + batch["beta"] * (np.exp(ref - logp) - (ref - logp) - 1)
     return per_token * mask, mask
 
 
 def task_losses(parts, batch, length):
-    """Each micro-batch's share of the step's loss, as TRL's GRPOTrainer weighs the whole step
-    (trl/trainer/grpo_trainer.py, _compute_loss): grpo divides the sum of the rollouts' token
-    means by the step's rollouts; dr_grpo the token sum by rollouts x max_completion_length; dapo
-    the token sum by the step's tokens (num_items_in_batch); bnpo takes each micro-batch's token
-    mean and divides it by the number of micro-batches (gradient accumulation)."""
+    """Each micro-batch's share of the step's loss, as corl spreads it (grpo/loss.h): grpo divides
+    the sum of the rollouts' token means by the step's rollouts; dr_grpo the token sum by rollouts
+    x max_completion_length; dapo the token sum by the step's tokens (TRL's num_items_in_batch);
+    bnpo takes each micro-batch's token mean and divides it by the number of micro-batches (a
+    world of one: TRL's local batch is the micro-batch)."""
     terms = [per_token_loss(p, batch) for p in parts]
     rollouts = sum(mask.shape[0] for _, mask in terms)
     tokens = max(1.0, sum(mask.sum() for _, mask in terms))  # TRL clamps it to >= 1
@@ -118,12 +140,115 @@ def task_losses(parts, batch, length):
     return out
 
 
+class OneProcess:
+    """What _compute_loss asks of accelerate's Accelerator in a world of one."""
+    num_processes = 1
+    sync_gradients = True
+
+    def gather(self, x):
+        return x
+
+    def gather_for_metrics(self, x):
+        return x
+
+    def reduce(self, x, reduction="sum"):
+        return x
+
+
+def trl_loss(rows, batch, accumulation, num_items, length):
+    """TRL's _compute_loss (the installed trl package's GRPOTrainer) on one micro-batch of one
+    task: `rows` lists each rollout's (logp, old_logp, ref_logp, mask, advantage, policy weight).
+    Returns the loss and its gradient with respect to the log-probs, [R, T]. corl's policy weights
+    go in as TRL's importance_sampling_ratio (which multiplies the policy term, not the KL), and
+    the KL is not weighted by the ratio (use_bias_correction_kl=False): corl's k3 term."""
+    import torch
+    from trl.trainer.grpo_trainer import GRPOTrainer
+
+    width = max(len(r[0]) for r in rows)
+    pad = lambda k: torch.tensor([list(r[k]) + [0.0] * (width - len(r[k])) for r in rows],  # noqa: E731
+                                 dtype=torch.float64)
+    logp = pad(0).requires_grad_()
+    mask = pad(3)
+    weights = pad(5) if rows[0][5] is not None else None
+    n = len(rows)
+    trainer = types.SimpleNamespace(
+        _get_per_token_logps_and_entropies=lambda *a, **k: (logp, torch.zeros_like(logp), None),
+        aux_loss_enabled=False, top_entropy_quantile=1.0, off_policy_mask_threshold=None,
+        importance_sampling_level=batch.get("importance_sampling_level", "token"),
+        beta=batch["beta"], loss_type=batch["loss_type"], epsilon_low=batch["epsilon"],
+        epsilon_high=batch["epsilon_high"], use_vllm=weights is not None,
+        vllm_importance_sampling_correction=weights is not None,
+        args=types.SimpleNamespace(use_bias_correction_kl=False, delta=None,
+                                   steps_per_generation=accumulation),
+        model=types.SimpleNamespace(training=True), current_gradient_accumulation_steps=accumulation,
+        max_completion_length=length, accelerator=OneProcess(), _entropy_bonus_enabled=False,
+        _metrics=defaultdict(lambda: defaultdict(list)))
+    inputs = {"prompt_ids": torch.zeros((n, 1), dtype=torch.long),
+              "prompt_mask": torch.ones((n, 1), dtype=torch.long),
+              "completion_ids": torch.zeros((n, width), dtype=torch.long),
+              "completion_mask": mask,
+              "advantages": torch.tensor([r[4] for r in rows], dtype=torch.float64),
+              "old_per_token_logps": pad(1),
+              "num_items_in_batch": torch.tensor(float(num_items), dtype=torch.float64)}
+    if batch["beta"] > 0:
+        inputs["ref_per_token_logps"] = pad(2)
+    if weights is not None:
+        inputs["importance_sampling_ratio"] = weights
+    loss = GRPOTrainer._compute_loss(trainer, None, inputs)
+    loss.backward()
+    return loss.item(), logp.grad.numpy()
+
+
+def check_against_trl(name, parts, batch, length, weight):
+    """corl's loss and d loss / d logp of one task against TRL's, per micro-batch where TRL's
+    definition is corl's, else for the whole step in one micro-batch."""
+    rows = []
+    for p in parts:
+        w = p.get("policy_weight")
+        for i in range(len(p["logp"])):
+            rows.append((p["logp"][i], p["old_logp"][i], p["ref_logp"][i] if "ref_logp" in p else
+                         p["logp"][i], p["mask"][i], p["advantages"][i], w[i] if w else None))
+    tokens = sum(float(np.sum(p["mask"])) for p in parts)
+    sizes = {len(p["logp"]) for p in parts}
+    per_micro = batch["loss_type"] in ("bnpo", "dapo") or len(sizes) == 1
+    if per_micro:
+        start = 0
+        for i, p in enumerate(parts):
+            n = len(p["logp"])
+            value, grad = trl_loss(rows[start:start + n], batch, len(parts), tokens, length)
+            start += n
+            if not np.isclose(value, p["loss"], rtol=1e-4, atol=1e-6):
+                sys.exit(f"micro-batch {i} {name}: loss {p['loss']}, TRL's {value}")
+            got = np.asarray(p["logp_grad"]) / weight
+            if not np.allclose(got, grad[:, :got.shape[1]], rtol=1e-4, atol=1e-7):
+                sys.exit(f"micro-batch {i} {name}: d loss / d logp differs from TRL's")
+        return "per micro-batch"
+    value, grad = trl_loss(rows, batch, 1, tokens, length)
+    total = sum(p["loss"] for p in parts)
+    if not np.isclose(value, total, rtol=1e-4, atol=1e-6):
+        sys.exit(f"{name}: the step's loss {total}, TRL's in one micro-batch {value}")
+    start = 0
+    for i, p in enumerate(parts):
+        got = np.asarray(p["logp_grad"]) / weight
+        if not np.allclose(got, grad[start:start + len(got), :got.shape[1]], rtol=1e-4, atol=1e-7):
+            sys.exit(f"micro-batch {i} {name}: d loss / d logp differs from TRL's whole step")
+        start += len(got)
+    return "for the whole step"
+
+
 def main(path):
     batch = json.load(open(path))
     g = batch["num_generations"]
     lam = batch["unify_lambda"]
     batch.setdefault("multi_objective_aggregation", "sum_then_normalize")
     task = batch["task"]
+    if "format" in batch.get("rewards", {}):
+        want = [1.0 if well_formed(c) else 0.0 for c in batch["completions"]]
+        if want != list(batch["rewards"]["format"]):
+            sys.exit(f"format rewards differ:\n{want}\n{batch['rewards']['format']}")
+        checked_format = True
+    else:
+        checked_format = False
     adv = lambda r: step_advantages(r, batch)  # noqa: E731
     expected = {}
     if task == "unified" and batch["unify_reward"]:
@@ -148,6 +273,7 @@ def main(path):
     micro = batch["micro_batches"]
     totals = np.zeros(len(micro))
     checked = []
+    trl_checked = []
     for name in expected:
         parts = [m[name] for m in micro]
         if name == "mm2t" and "lengths" in batch:
@@ -173,12 +299,15 @@ def main(path):
             if not np.allclose(np.asarray(part["advantages"]), expected[name][idx], atol=1e-5):
                 sys.exit(f"micro-batch {i} {name}: advantages not those of its rollouts")
             totals[i] += weight * value
+        trl_checked.append(f"{name} loss and gradient match TRL's "
+                           f"{check_against_trl(name, parts, batch, length, weight)}")
     for i, m in enumerate(micro):
         if not np.isclose(totals[i], m["loss"], rtol=1e-4, atol=1e-6):
             sys.exit(f"micro-batch {i}: total {m['loss']} recomputed as {totals[i]}")
     print(f"loss recomputed for {len(micro)} micro-batches ({batch['loss_type']}, the step's "
           f"normalisers, {batch.get('importance_sampling_level', 'token')}-level ratio); "
-          f"advantages match" + "".join(f"; {c} match" for c in checked))
+          f"advantages match" + ("; format rewards match" if checked_format else "") +
+          "".join(f"; {c} match" for c in checked) + "".join(f"; {c}" for c in trl_checked))
 
 
 if __name__ == "__main__":

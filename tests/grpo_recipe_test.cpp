@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "corl/grpo/recipe.h"
 #include "corl/util/error.h"
 #include "corl/util/fs.h"
@@ -50,7 +52,7 @@ TEST(GrpoRecipe, JanusProRecipesCarryThePaperHyperParameters) {
   // 7B: the same step as 1B's over 8 ranks (2 prompts each), with the memory settings of
   // docs/janus.md.
   const auto seven = load("janus_pro_7b_unified.yaml", {"model.path=/data/Janus-Pro-7B"});
-  EXPECT_EQ(seven.grpo.per_device_train_batch_size * 8, unified.grpo.per_device_train_batch_size);
+  EXPECT_EQ(groups_per_rank(seven) * 8, groups_per_rank(unified));
   EXPECT_DOUBLE_EQ(seven.optim.learning_rate, unified.optim.learning_rate);
   EXPECT_EQ(seven.grpo.num_generations, unified.grpo.num_generations);
   EXPECT_EQ(seven.dist.zero_stage, 2);
@@ -87,6 +89,63 @@ TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
       reward_options_of(load("", {"reward.cycle_image=ssim", "reward.exclusive=false"}));
   EXPECT_EQ(options.cycle_image, "ssim");
   EXPECT_FALSE(options.judge.exclusive);
+}
+
+// TRL's batch keys (GRPOConfig 1.x): per_device_train_batch_size completions per rank per
+// micro-step, gradient_accumulation_steps micro-steps per generation batch (steps_per_generation's
+// default), max_steps optimizer updates, num_iterations of them per generation batch. The shipped
+// recipes keep the batches they had when per_device_train_batch_size counted groups and max_steps
+// generation batches.
+TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
+  const std::vector<std::tuple<std::string, int, int>> shipped{
+      {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 2, 50},
+      {"refine_mcq.yaml", 8, 40},    {"refine_oe.yaml", 8, 80},
+      {"janus_pro_1b_unified.yaml", 16, 1000}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
+      {"janus_pro_7b_unified.yaml", 2, 1000}};
+  for (const auto& [file, groups, batches] : shipped) {
+    const auto r = load(file, {"model.path=/data/x"});
+    EXPECT_EQ(groups_per_rank(r), groups) << file;
+    EXPECT_EQ(generation_batches(r), batches) << file;
+    EXPECT_EQ(r.grpo.num_iterations, 1) << file;
+  }
+  // 12 completions a micro-step x 2 micro-steps / G 8 = 3 groups; 6 updates at mu 2 = 3 batches.
+  const auto r = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                           "optim.gradient_accumulation_steps=2", "grpo.max_steps=6",
+                           "grpo.num_iterations=2"});
+  EXPECT_EQ(groups_per_rank(r), 3);
+  EXPECT_EQ(generation_batches(r), 3);
+  EXPECT_NO_THROW(load("", {"optim.gradient_accumulation_steps=4", "grpo.steps_per_generation=4"}));
+  EXPECT_NO_THROW(check_generation_batch(r, 2));
+  const auto sized = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                               "optim.gradient_accumulation_steps=2",
+                               "grpo.generation_batch_size=48"});
+  EXPECT_NO_THROW(check_generation_batch(sized, 2));  // 12 x 2 ranks x 2 micro-steps
+  EXPECT_THROW(check_generation_batch(sized, 1), RecipeError);
+}
+
+// A recipe written for the old meanings, where the numbers cannot be TRL's, names the key and
+// the conversion.
+TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
+  const auto message = [](const std::string& file, const std::vector<std::string>& overrides) {
+    try {
+      load(file, overrides);
+    } catch (const RecipeError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // refine_t2i as it was: 2 "groups" of 16 in one micro-step are 2 completions, not a group.
+  const auto groups = message("refine_t2i.yaml", {"grpo.per_device_train_batch_size=2"});
+  EXPECT_NE(groups.find("grpo.per_device_train_batch_size: 2 completions"), std::string::npos)
+      << groups;
+  EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
+  EXPECT_NE(groups.find("P x 16 / 1"), std::string::npos) << groups;
+  // 3 rollout batches at mu 2, as max_steps used to count them.
+  const auto steps = message("", {"grpo.max_steps=3", "grpo.num_iterations=2"});
+  EXPECT_NE(steps.find("counts optimizer updates, as in TRL"), std::string::npos) << steps;
+  const auto spg = message("", {"optim.gradient_accumulation_steps=2",
+                                "grpo.steps_per_generation=4"});
+  EXPECT_NE(spg.find("grpo.steps_per_generation: 4"), std::string::npos) << spg;
 }
 
 // TRL's GRPOConfig: epsilon_high defaults to epsilon, not to 0.2 on its own.

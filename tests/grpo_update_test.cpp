@@ -1,7 +1,11 @@
-// One GRPO update's gradient (grpo/update.h) against the gradient of TRL's whole-step loss,
-// computed here in one piece with plain LibTorch: for each loss type, with gradient accumulation
-// 1, 2 and 3 (uneven micro-batches), and with the step split over two Gloo ranks (threads of
-// this process) whose gradients are summed. Only float reassociation may separate them.
+// One GRPO update's gradient (grpo/update.h) against the gradient of TRL's loss, computed here
+// one share at a time as TRL's ranks compute it on their micro-batches (trl/trainer/
+// grpo_trainer.py, _compute_loss), from log-probs scored here one rollout at a time with a plain
+// log-softmax: for each loss type, with gradient accumulation 1, 2 (even micro-batches, where
+// TRL's definition is corl's for every type) and 3 (uneven: TRL's for bnpo and dapo, the
+// whole step's for grpo and dr_grpo, whose rule does not depend on the cut), and with the step
+// split over two Gloo ranks (threads of this process) whose gradients are summed. Only float
+// reassociation may separate them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,7 +31,8 @@ GrpoRecipe recipe_for(const std::string& loss_type, int accumulation) {
   GrpoRecipe r;
   r.task = "unified";
   r.grpo.num_generations = kG;
-  r.grpo.per_device_train_batch_size = kGroups;
+  // kGroups groups of kG over `accumulation` micro-steps (completions per micro-step, as TRL).
+  r.grpo.per_device_train_batch_size = static_cast<int>(kGroups * kG / accumulation);
   r.grpo.loss_type = loss_type;
   r.grpo.beta = 0.04;
   r.grpo.epsilon = 0.2;
@@ -150,52 +155,105 @@ std::vector<torch::Tensor> staged_gradient(const GrpoRecipe& recipe, StepBatch b
   return gradients(in.policy.model);
 }
 
-// TRL's loss of the whole step (each task's per-token loss from DESIGN section 4's equation,
-// reduced over the step as TRL reduces it), images + mm2t_loss_weight x answers. bnpo needs the
-// micro-batches: `micro` lists each one's rollouts.
+// Each rollout's log-probs by itself: one unpadded sequence through the model, a log-softmax of
+// the head's logits at every position that has a target. [R, width] and its mask.
+std::pair<torch::Tensor, torch::Tensor> one_by_one(model::UnifiedModel& model,
+                                                   const model::SequenceBuilder& builder,
+                                                   const std::vector<model::Sequence>& sequences,
+                                                   bool images) {
+  std::vector<torch::Tensor> rows;
+  int64_t width = 0;
+  for (const auto& sequence : sequences) {
+    const auto b = builder.collate({sequence}, model::Padding::kRight);
+    const auto hidden = model->hidden_states(model->embed(b), b.attention_mask, b.position_ids)[0];
+    const auto targets = (images ? b.image_targets : b.text_targets)[0];
+    const auto at = targets.ne(model::kIgnore).nonzero().squeeze(1);
+    const auto h = hidden.index_select(0, at);
+    const auto logits = images ? model->image_logits(h) : model->text_logits(h);
+    rows.push_back(torch::log_softmax(logits.to(torch::kFloat32), -1)
+                       .gather(1, targets.index_select(0, at).unsqueeze(1))
+                       .squeeze(1));
+    width = std::max(width, rows.back().size(0));
+  }
+  auto mask = torch::zeros({static_cast<int64_t>(rows.size()), width});
+  std::vector<torch::Tensor> padded;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t n = rows[i].size(0);
+    padded.push_back(torch::cat({rows[i], torch::zeros({width - n})}));
+    mask[i].narrow(0, 0, n).fill_(1.0);
+  }
+  return {torch::stack(padded), mask};
+}
+
+// Row indices of each rank's share of each micro-batch: shares[m][r].
+using Shares = std::vector<std::vector<std::vector<int64_t>>>;
+
+// One task's loss as TRL's ranks compute it: each rank's _compute_loss on each of its
+// micro-batches (its own rows; l the masked per-token loss of DESIGN section 4's equation),
+//   grpo     ((l m).sum(-1) / m.sum(-1).clamp(min=1)).mean() / gradient_accumulation_steps
+//   bnpo     (l m).sum() / m.sum().clamp(min=1) / gradient_accumulation_steps
+//   dr_grpo  (l m).sum() / (rows x max_completion_length) / gradient_accumulation_steps
+//   dapo     (l m).sum() / (num_items_in_batch / num_processes x gradient_accumulation_steps /
+//            steps_per_generation), steps_per_generation = gradient_accumulation_steps
+// summed over its micro-batches; DDP averages the ranks. A share with no rows adds nothing.
 torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
                             const torch::Tensor& old, const torch::Tensor& ref,
                             const torch::Tensor& adv, const torch::Tensor& mask, int64_t length,
-                            const std::vector<std::vector<int64_t>>& micro) {
+                            const Shares& shares) {
   const auto ratio = torch::exp(logp - old);
   const auto a = adv.unsqueeze(1);
   const auto d = ref - logp;
   const auto l =
       (-torch::min(ratio * a, ratio.clamp(0.8, 1.28) * a) + 0.04 * (torch::exp(d) - d - 1.0)) *
       mask;
-  if (type == "grpo") return (l.sum(1) / mask.sum(1).clamp_min(1.0)).mean();
-  if (type == "dr_grpo") return l.sum() / static_cast<double>(l.size(0) * length);
-  if (type == "dapo") return l.sum() / mask.sum();
+  const double accumulation = static_cast<double>(shares.size());
+  const double ranks = static_cast<double>(shares.at(0).size());
   torch::Tensor total = torch::zeros({});
-  for (const auto& rows : micro) {
-    const auto index = torch::tensor(rows, torch::kInt64);
-    total = total + l.index_select(0, index).sum() / mask.index_select(0, index).sum();
+  for (const auto& micro : shares) {
+    for (const auto& rows : micro) {
+      if (rows.empty()) continue;
+      const auto index = torch::tensor(rows, torch::kInt64);
+      const auto lr = l.index_select(0, index);
+      const auto mr = mask.index_select(0, index);
+      if (type == "grpo") {
+        total = total + (lr.sum(1) / mr.sum(1).clamp_min(1.0)).mean() / accumulation;
+      } else if (type == "bnpo") {
+        total = total + lr.sum() / mr.sum().clamp_min(1.0) / accumulation;
+      } else if (type == "dr_grpo") {
+        total = total + lr.sum() / static_cast<double>(lr.size(0) * length) / accumulation;
+      } else {
+        total = total + lr.sum() / (mask.sum().clamp_min(1.0) / ranks);
+      }
+    }
   }
-  return total / static_cast<double>(micro.size());
+  return total / ranks;
 }
 
 std::vector<torch::Tensor> trl_gradient(const GrpoRecipe& recipe, const StepBatch& b,
-                                        const std::vector<std::vector<int64_t>>& micro) {
+                                        const Shares& shares) {
   auto model = tiny_model();
   auto reference = reference_model();
   const model::SequenceBuilder builder(tokenizer(), tiny_config());
   model->train();
-  const auto images = rollout::score_images(model, builder, b.images.prompts, b.images.codes, {});
-  const auto answers = rollout::score_completions(model, builder, b.answers.sequences);
+  std::vector<model::Sequence> image_sequences;
+  for (size_t i = 0; i < b.images.prompts.size(); ++i) {
+    image_sequences.push_back(builder.text_to_image(b.images.prompts[i], b.images.codes[i]));
+  }
+  const auto [image_logp, image_mask] = one_by_one(model, builder, image_sequences, true);
+  const auto [answer_logp, answer_mask] = one_by_one(model, builder, b.answers.sequences, false);
   torch::Tensor ref_images, ref_answers;
   {
     torch::NoGradGuard no_grad;
-    ref_images =
-        rollout::score_images(reference, builder, b.images.prompts, b.images.codes, {}).logp;
-    ref_answers = rollout::score_completions(reference, builder, b.answers.sequences).logp;
+    ref_images = one_by_one(reference, builder, image_sequences, true).first;
+    ref_answers = one_by_one(reference, builder, b.answers.sequences, false).first;
   }
   const auto& type = recipe.grpo.loss_type;
   const auto loss =
-      trl_task_loss(type, images.logp, b.old_images, ref_images, b.advantages.images,
-                    torch::ones_like(images.logp), tiny_config().image_tokens, micro) +
+      trl_task_loss(type, image_logp, b.old_images, ref_images, b.advantages.images, image_mask,
+                    tiny_config().image_tokens, shares) +
       recipe.grpo.mm2t_loss_weight *
-          trl_task_loss(type, answers.logp, b.old_answers.narrow(1, 0, answers.logp.size(1)),
-                        ref_answers, b.advantages.answers, answers.mask, 6, micro);
+          trl_task_loss(type, answer_logp, b.old_answers.narrow(1, 0, answer_logp.size(1)),
+                        ref_answers, b.advantages.answers, answer_mask, 6, shares);
   loss.backward();
   return gradients(model);
 }
@@ -217,16 +275,22 @@ std::pair<double, double> difference(const std::vector<torch::Tensor>& a,
 // moves the gradient by whole factors.
 constexpr double kRelative = 1e-4;
 
-std::vector<std::vector<int64_t>> rollouts_of(const std::vector<std::vector<int64_t>>& groups) {
-  std::vector<std::vector<int64_t>> out;
+// Groups of each rank's share of each micro-batch -> their rollouts.
+Shares rollouts_of(const std::vector<std::vector<std::vector<int64_t>>>& groups) {
+  Shares out;
   for (const auto& micro : groups) {
     out.emplace_back();
-    for (int64_t g : micro) {
-      for (int64_t k = 0; k < kG; ++k) out.back().push_back(g * kG + k);
+    for (const auto& share : micro) {
+      out.back().emplace_back();
+      for (int64_t g : share) {
+        for (int64_t k = 0; k < kG; ++k) out.back().back().push_back(g * kG + k);
+      }
     }
   }
   return out;
 }
+
+bool cut_free(const std::string& type) { return type == "grpo" || type == "dr_grpo"; }
 
 TEST(GrpoUpdate, StepGradientIsTrlsForAnyAccumulation) {
   at::set_num_threads(1);
@@ -234,7 +298,7 @@ TEST(GrpoUpdate, StepGradientIsTrlsForAnyAccumulation) {
   const model::SequenceBuilder builder(tokenizer(), tiny_config());
   const StepBatch batch = global_batch(model, builder);
   ASSERT_GT(batch.answers.lengths[0] + batch.answers.lengths[5], 2);
-  const std::vector<std::vector<int64_t>> whole{{0, 1, 2, 3}};
+  const Shares whole = rollouts_of({{{0, 1, 2, 3}}});
   for (const std::string type : {"grpo", "dr_grpo", "dapo", "bnpo"}) {
     for (int accumulation : {1, 2, 3}) {
       SCOPED_TRACE(type + ", accumulation " + std::to_string(accumulation));
@@ -243,11 +307,10 @@ TEST(GrpoUpdate, StepGradientIsTrlsForAnyAccumulation) {
       Models models;
       const auto got = staged_gradient(recipe, batch, one, models);
       // Accumulation 3 over 4 groups: micro-batches {0}, {1}, {2, 3}.
-      const std::vector<std::vector<int64_t>> cut =
-          accumulation == 1   ? whole
-          : accumulation == 2 ? std::vector<std::vector<int64_t>>{{0, 1}, {2, 3}}
-                              : std::vector<std::vector<int64_t>>{{0}, {1}, {2, 3}};
-      const auto want = trl_gradient(recipe, batch, rollouts_of(type == "bnpo" ? cut : whole));
+      const Shares cut = accumulation == 1   ? whole
+                         : accumulation == 2 ? rollouts_of({{{0, 1}}, {{2, 3}}})
+                                             : rollouts_of({{{0}}, {{1}}, {{2, 3}}});
+      const auto want = trl_gradient(recipe, batch, accumulation == 3 && cut_free(type) ? whole : cut);
       const auto [worst, largest] = difference(got, want);
       ASSERT_GT(largest, 0.0);
       EXPECT_LE(worst, kRelative * largest) << "largest element " << largest;
@@ -266,7 +329,7 @@ TEST(GrpoUpdate, TwoRanksSumToTheStepGradient) {
     // groups 1 and 3 (round robin), so each rank misses a micro-batch entirely.
     SCOPED_TRACE(type);
     auto recipe = recipe_for(type, 3);
-    recipe.grpo.per_device_train_batch_size = kGroups / 2;
+    recipe.grpo.per_device_train_batch_size = static_cast<int>(kGroups / 2 * kG / 3);
     const int port = dist::free_port();
     std::vector<std::vector<torch::Tensor>> per_rank(2);
     std::vector<Models> models(2);
@@ -283,8 +346,12 @@ TEST(GrpoUpdate, TwoRanksSumToTheStepGradient) {
       });
     }
     for (auto& t : ranks) t.join();
-    const std::vector<std::vector<int64_t>> cut{{0}, {1}, {2, 3}};
-    const auto want = trl_gradient(recipe, batch, rollouts_of(cut));
+    // bnpo: each rank's own token mean of each micro-batch, averaged over ranks (TRL's local
+    // batch), so rank 0's lone group of micro-batch 0 weighs as much as the pair of
+    // micro-batch 2.
+    const Shares cut = cut_free(type) ? rollouts_of({{{0, 1, 2, 3}}})
+                                      : rollouts_of({{{0}, {}}, {{}, {1}}, {{2}, {3}}});
+    const auto want = trl_gradient(recipe, batch, cut);
     for (int rank = 0; rank < 2; ++rank) {
       const auto [worst, largest] = difference(per_rank[rank], want);
       EXPECT_LE(worst, kRelative * largest) << "rank " << rank << ", largest " << largest;

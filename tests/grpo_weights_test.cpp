@@ -93,5 +93,24 @@ TEST(SamplerCorrection, AllTokensMaskedGiveOne) {
   EXPECT_THROW(c.run("token"), std::invalid_argument);
 }
 
+// The quantile is the trained groups' alone: groups 0 (rows 0, 1) trained, group 1 (rows 2, 3)
+// dropped by dynamic sampling. The trained tokens sorted {0.1, 0.2, 0.5, 0.9}; rho = 0.5: the 0.5
+// quantile at position 1.5 is 0.2 + 0.5 x 0.3 = 0.35, keeping 0.5 and 0.9 (half the trained
+// tokens). Pooled with the dropped group's {5, 6, 7, 8} it would be 0.9 + 0.5 x 4.1 = 2.95 and
+// keep no trained token at all.
+TEST(EntropyMask, QuantileOfTheTrainedGroupsOnly) {
+  const auto entropy = matrix({{0.1, 0.5}, {0.2, 0.9}, {5, 6}, {7, 8}});
+  const auto mask = torch::ones({4, 2}, torch::kFloat64);
+  const auto trained = torch::tensor({true, true, false, false});
+  dist::ProcessGroup one;
+  const auto m = trained_entropy_mask(entropy, mask, trained, 0.5, one);
+  expect_matrix(m.keep.narrow(0, 0, 2), {{0, 1}, {0, 1}});
+  EXPECT_DOUBLE_EQ(m.kept_share, 0.5);
+  // No trained token anywhere: nothing is kept.
+  const auto none = trained_entropy_mask(entropy, mask, torch::zeros({4}, torch::kBool), 0.5, one);
+  EXPECT_FALSE(none.keep.any().item<bool>());
+  EXPECT_DOUBLE_EQ(none.kept_share, 0.0);
+}
+
 }  // namespace
 }  // namespace corl::grpo

@@ -37,16 +37,17 @@ stage() {
 
 # The flags that run a GRPO recipe's stage as RANKS data-parallel processes (`corl ... --nproc`,
 # docs/distributed.md) sharing the machine's cores, each rolling out its share of the recipe's
-# groups a step, so that the global batch stays the recipe's. On a 2-core machine two
+# completions a micro-step, so that the global batch stays the recipe's. On a 2-core machine two
 # single-threaded ranks finish a stage sooner than one two-threaded process (docs/benchmarks.md,
 # "Data-parallel steps"). RANKS sets the count (default 2, or 1 on a 1-core machine); one rank, or
-# a group count RANKS does not divide, keeps one process.
+# a count RANKS does not divide, keeps one process (corl refuses a share that is not whole
+# groups).
 #
 #   "$CORL" train --config configs/unified.yaml $(ranks configs/unified.yaml)
 ranks() {
-  local ranks=${RANKS:-$(($(nproc) >= 2 ? 2 : 1))} groups
-  groups=$(sed -n 's/^  per_device_train_batch_size: *\([0-9][0-9]*\).*/\1/p' "$1")
-  if ((ranks <= 1)) || [[ -z $groups ]] || ((groups % ranks)); then return 0; fi
+  local ranks=${RANKS:-$(($(nproc) >= 2 ? 2 : 1))} completions
+  completions=$(sed -n 's/^  per_device_train_batch_size: *\([0-9][0-9]*\).*/\1/p' "$1")
+  if ((ranks <= 1)) || [[ -z $completions ]] || ((completions % ranks)); then return 0; fi
   echo "--nproc $ranks --set run.threads=$(($(nproc) > ranks ? $(nproc) / ranks : 1))" \
-    "--set grpo.per_device_train_batch_size=$((groups / ranks))"
+    "--set grpo.per_device_train_batch_size=$((completions / ranks))"
 }

@@ -104,6 +104,9 @@ ProcessGroup::ProcessGroup(const RankEnv& env, const std::string& backend,
       rank_(env.rank),
       world_size_(env.world_size),
       backend_name_(backend),
+      device_(backend == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                                                  env.local_rank))
+                                : torch::Device(torch::kCPU)),
       timeout_(timeout) {
   if (!backend_built(backend)) {
     throw UsageError("dist.backend " + backend + ": this build of corl has no " + backend +
@@ -186,30 +189,56 @@ void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works, const std::str
 
 }  // namespace
 
+namespace {
+
+// What a collective hands its backend: `t` itself when it already lies, contiguous, on the
+// backend's device, else a copy there. The one place tensors cross to the backend's device.
+torch::Tensor on_device(const torch::Tensor& t, const torch::Device& device) {
+  return t.to(device).contiguous();
+}
+
+// A collective's result returned to the caller's tensor, when it was staged in a copy (moved to
+// the caller's device first: not every backend's device copies into another device's tensor).
+void give_back(torch::Tensor& caller, const torch::Tensor& staged) {
+  if (!staged.is_same(caller)) caller.copy_(staged.to(caller.device()));
+}
+
+}  // namespace
+
+void ProcessGroup::wrap_backend(const BackendWrapper& wrap, torch::Device device) {
+  if (impl_ && impl_->backend) impl_->backend = wrap(impl_->backend);
+  device_ = device;
+}
+
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (world_size_ == 1) return;
+  std::vector<torch::Tensor> staged;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (auto& t : tensors) {
-    std::vector<at::Tensor> one{t};
+    staged.push_back(on_device(t, device_));
+    std::vector<at::Tensor> one{staged.back()};
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     works.push_back(impl_->backend->allreduce(one, options));
   }
   wait_all(works, "all-reduce", rank_, timeout_);
+  for (size_t i = 0; i < tensors.size(); ++i) give_back(tensors[i], staged[i]);
 }
 
 void ProcessGroup::all_reduce_max(torch::Tensor& tensor) {
   if (world_size_ == 1) return;
-  std::vector<at::Tensor> one{tensor};
+  const auto staged = on_device(tensor, device_);
+  std::vector<at::Tensor> one{staged};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
   std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->allreduce(one, options)};
   wait_all(works, "all-reduce", rank_, timeout_);
+  give_back(tensor, staged);
 }
 
 torch::Tensor ProcessGroup::all_gather(const torch::Tensor& tensor) {
   if (world_size_ == 1) return tensor.unsqueeze(0);
-  const auto input = tensor.contiguous();
+  const auto input = on_device(tensor, device_);
   std::vector<at::Tensor> outputs;
   for (int r = 0; r < world_size_; ++r) outputs.push_back(torch::empty_like(input));
   std::vector<std::vector<at::Tensor>> output_lists{outputs};
@@ -217,16 +246,18 @@ torch::Tensor ProcessGroup::all_gather(const torch::Tensor& tensor) {
   std::vector<c10::intrusive_ptr<c10d::Work>> works{
       impl_->backend->allgather(output_lists, inputs)};
   wait_all(works, "all-gather", rank_, timeout_);
-  return torch::stack(output_lists[0]);
+  return torch::stack(output_lists[0]).to(tensor.device());
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
   if (world_size_ == 1) return;
-  std::vector<at::Tensor> one{tensor};
+  const auto staged = on_device(tensor, device_);
+  std::vector<at::Tensor> one{staged};
   c10d::BroadcastOptions options;
   options.rootRank = root;
   std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->broadcast(one, options)};
   wait_all(works, "broadcast", rank_, timeout_);
+  give_back(tensor, staged);
 }
 
 void ProcessGroup::reduce_scatter_sum(torch::Tensor& input, torch::Tensor& output) {
@@ -234,11 +265,14 @@ void ProcessGroup::reduce_scatter_sum(torch::Tensor& input, torch::Tensor& outpu
     output.copy_(input);
     return;
   }
+  auto in = on_device(input, device_);
+  auto out = on_device(output, device_);
   c10d::ReduceScatterOptions options;
   options.reduceOp = c10d::ReduceOp::SUM;
   std::vector<c10::intrusive_ptr<c10d::Work>> works{
-      impl_->backend->_reduce_scatter_base(output, input, options)};
+      impl_->backend->_reduce_scatter_base(out, in, options)};
   wait_all(works, "reduce-scatter", rank_, timeout_);
+  give_back(output, out);
 }
 
 void ProcessGroup::all_gather_into(torch::Tensor& output, torch::Tensor& input) {
@@ -246,8 +280,11 @@ void ProcessGroup::all_gather_into(torch::Tensor& output, torch::Tensor& input) 
     output.copy_(input);
     return;
   }
-  std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->_allgather_base(output, input)};
+  auto in = on_device(input, device_);
+  auto out = on_device(output, device_);
+  std::vector<c10::intrusive_ptr<c10d::Work>> works{impl_->backend->_allgather_base(out, in)};
   wait_all(works, "all-gather", rank_, timeout_);
+  give_back(output, out);
 }
 
 void ProcessGroup::barrier() {
@@ -310,6 +347,19 @@ void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>&
       offset += g.numel();
     }
   }
+}
+
+torch::Tensor gather_ragged(ProcessGroup& group, const torch::Tensor& values) {
+  // Padded to the longest with a sentinel below any value, then gathered.
+  auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
+  group.all_reduce_max(width);
+  const auto n = static_cast<int64_t>(width.item<double>());
+  if (n == 0) return torch::zeros({0}, torch::kDouble);  // every rank sees the same n
+  constexpr double kSentinel = -1e300;
+  auto padded = torch::full({n}, kSentinel, torch::kDouble);
+  padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
+  const auto all = group.all_gather(padded).reshape(-1);
+  return all.masked_select(all.gt(kSentinel));
 }
 
 int64_t first_differing_parameter(ProcessGroup& group,

@@ -3,6 +3,13 @@
 namespace corl::grpo {
 namespace {
 constexpr double kEps = 1e-4;  // TRL's and the paper's code's
+
+// [N / G] bool: groups whose advantages [N] are all 0. A group without reward spread gets exactly
+// 0; the bound only absorbs float32 rounding where two tasks' advantages cancel.
+torch::Tensor zero_advantage_groups(const torch::Tensor& a, int64_t G) {
+  constexpr double kZero = 1e-6;
+  return a.abs().reshape({-1, G}).amax(1).le(kZero);
+}
 }  // namespace
 
 torch::Tensor task_reward(const std::vector<torch::Tensor>& rewards,
@@ -59,9 +66,18 @@ StepAdvantages unified_advantages(const torch::Tensor& r_t2i, const torch::Tenso
     out.images = a_t2i;
     out.answers = a_mm2t;
   }
-  // Judged from the rewards, not the advantages: a group of +-c advantages (binary rewards split
-  // half and half, any group of two) is all signal.
-  out.no_signal = ops::zero_spread_groups(r_t2i, G) & ops::zero_spread_groups(r_mm2t, G);
+  // No signal when every advantage the group contributes is 0, not when they merely have no
+  // spread: +-c (binary rewards split half and half, any group of two) is all signal. Both tasks
+  // may vary and still give nothing: A_t2i + A_mm2t cancels for mirrored rewards at lambda 1,
+  // and lambda 0 silences the answers.
+  const auto t2i_silent = ops::zero_spread_groups(r_t2i, G);
+  const auto mm2t_silent = ops::zero_spread_groups(r_mm2t, G);
+  if (mode == UnifiedAdvantage::kSharedAdvantage) {
+    out.no_signal = (t2i_silent & mm2t_silent) | zero_advantage_groups(out.images, G);
+  } else {
+    out.no_signal = (t2i_silent | zero_advantage_groups(out.images, G)) &
+                    (mm2t_silent | zero_advantage_groups(out.answers, G));
+  }
   return out;
 }
 

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "corl/dist/data_parallel.h"
-#include "corl/grpo/weights.h"  // defines: sampler_correction, high_entropy_mask
+#include "corl/grpo/weights.h"  // defines: sampler_correction, trained_entropy_mask
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
 #include "corl/util/faults.h"
@@ -22,7 +22,7 @@ std::string at_row(const GrpoRecipe& recipe, const data::Record& row) {
 std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
                            const dist::ProcessGroup& group) {
   std::mt19937_64 rng(data::split_seed(recipe.run.seed, "grpo/rows/" + std::to_string(step)));
-  const int per_rank = recipe.grpo.per_device_train_batch_size;
+  const int per_rank = groups_per_rank(recipe);
   std::vector<int> global;
   for (int i = 0; i < per_rank * group.world_size(); ++i) {
     global.push_back(static_cast<int>(rng() % rows));
@@ -37,8 +37,7 @@ std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
 void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, StepBatch& batch) {
   // One generator per group, from (seed, step, group of the global batch).
   std::vector<at::Generator> generators;
-  for (int64_t g : dist::rank_groups(recipe.grpo.per_device_train_batch_size, group.rank(),
-                                     group.world_size())) {
+  for (int64_t g : dist::rank_groups(groups_per_rank(recipe), group.rank(), group.world_size())) {
     generators.push_back(at::make_generator<at::CPUGeneratorImpl>(data::split_seed(
         recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" + std::to_string(g))));
   }
@@ -199,22 +198,9 @@ StepAdvantages advantages_of(const GrpoRecipe& recipe, const StageInputs& in,
   return out;
 }
 
-// Every rank's values [n_r] as one tensor (ragged: padded with a sentinel below them).
-torch::Tensor gather_ragged(dist::ProcessGroup& group, const torch::Tensor& values) {
-  auto width = torch::tensor({static_cast<double>(values.numel())}, torch::kDouble);
-  group.all_reduce_max(width);
-  const auto n = static_cast<int64_t>(width.item<double>());
-  if (n == 0) return torch::zeros({0}, torch::kDouble);  // every rank sees the same n
-  constexpr double kSentinel = -1e300;
-  auto padded = torch::full({n}, kSentinel, torch::kDouble);
-  padded.narrow(0, 0, values.numel()).copy_(values.to(torch::kDouble).reshape(-1));
-  const auto all = group.all_gather(padded).reshape(-1);
-  return all.masked_select(all.gt(kSentinel));
-}
-
 // {mean, min, max} of every rank's values; null when there are none.
 nlohmann::json spread(dist::ProcessGroup& group, const torch::Tensor& values) {
-  const auto all = gather_ragged(group, values);
+  const auto all = dist::gather_ragged(group, values);
   if (all.numel() == 0) return nullptr;
   return {{"mean", all.mean().item<double>()},
           {"min", all.min().item<double>()},
@@ -233,7 +219,7 @@ torch::Tensor sampler_weights(const torch::Tensor& old_logp, const torch::Tensor
                          recipe.grpo.importance_sampling_cap);
   const auto counted = c.sequence ? torch::ones_like(c.weight, torch::kBool) : mask.gt(0);
   metrics["importance_sampling_ratio_" + task] = spread(group, c.weight.masked_select(counted));
-  const auto over = gather_ragged(group, c.over.masked_select(counted));
+  const auto over = dist::gather_ragged(group, c.over.masked_select(counted));
   if (over.numel() > 0) metrics["importance_sampling_clipped_" + task] = over.mean().item<double>();
   const auto diff = (old_logp.to(torch::kFloat64) - sampler_logp.to(torch::kFloat64)).abs();
   metrics["sampling_logp_difference_" + task] = spread(group, diff.masked_select(mask.gt(0)));
@@ -241,11 +227,12 @@ torch::Tensor sampler_weights(const torch::Tensor& old_logp, const torch::Tensor
 }
 
 // The policy term's weights of one task (StepBatch::weight_images/_answers); undefined when the
-// recipe asks for none.
+// recipe asks for none. `trained` [N] bool: the rollouts of the groups the updates train on.
 torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
                              const torch::Tensor& mask, const torch::Tensor& old_logp,
                              const torch::Tensor& sampler_logp, const torch::Tensor& entropy,
-                             dist::ProcessGroup& group, nlohmann::json& metrics) {
+                             const torch::Tensor& trained, dist::ProcessGroup& group,
+                             nlohmann::json& metrics) {
   const auto& g = recipe.grpo;
   torch::Tensor weight;
   if (g.importance_sampling_correction) {
@@ -254,19 +241,10 @@ torch::Tensor policy_weights(const GrpoRecipe& recipe, const std::string& task,
                  .contiguous();
   }
   if (g.top_entropy_quantile < 1.0) {
-    // The quantile is over every rank's masked tokens; with none anywhere, nothing is kept.
-    const auto pooled = gather_ragged(group, entropy.masked_select(mask.gt(0)));
-    const auto keep =
-        pooled.numel() == 0
-            ? torch::zeros_like(mask, torch::kBool)
-            : high_entropy_mask(entropy, mask, entropy_threshold(pooled, g.top_entropy_quantile));
-    std::vector<torch::Tensor> counts{
-        torch::tensor({keep.sum().item<double>(), mask.sum().item<double>()}, torch::kDouble)};
-    group.all_reduce_sum(counts);
-    const auto c = counts[0];
-    metrics["entropy_mask_kept_" + task] =
-        c[1].item<double>() > 0.0 ? c[0].item<double>() / c[1].item<double>() : 0.0;
-    const auto kept = keep.to(torch::kFloat32);
+    const auto entropy_mask =
+        trained_entropy_mask(entropy, mask, trained, g.top_entropy_quantile, group);
+    metrics["entropy_mask_kept_" + task] = entropy_mask.kept_share;
+    const auto kept = entropy_mask.keep.to(torch::kFloat32);
     weight = weight.defined() ? weight * kept : kept;
   }
   return weight;
@@ -306,6 +284,10 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
       }
     }
     batch.micro.push_back(std::move(micro));
+  }
+  for (size_t m = 0; m < batch.micro.size(); ++m) {
+    batch.micro[m].local_images = {counts[4 * m], counts[4 * m + 1]};
+    batch.micro[m].local_answers = {counts[4 * m + 2], counts[4 * m + 3]};
   }
   std::vector<torch::Tensor> sums{
       torch::tensor(counts, torch::kDouble).reshape({static_cast<int64_t>(cuts.size()), 4})};
@@ -416,13 +398,8 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   roll(in, recipe, group, batch);
   batch.rollout_seconds = seconds_since(began);
   const auto scored = Clock::now();
-  if (makes_images(recipe)) {
-    score_images(in, recipe, step, batch);
-    const auto mask = torch::ones({batch.images.codes.size(0), batch.images.codes.size(1)});
-    batch.weight_images =
-        policy_weights(recipe, "t2i", mask, batch.old_images, batch.images.sampler_logp,
-                       batch.entropy_images, group, batch.weight_metrics);
-  }
+  if (makes_images(recipe)) score_images(in, recipe, step, batch);
+  torch::Tensor answer_mask;
   if (makes_answers(recipe)) {
     score_answers(in, recipe, step, batch);
     const auto& an = batch.answers;
@@ -434,15 +411,26 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
     // The answers' loss mask over the batch's width: sampled tokens of the answers kept.
     const int64_t width = n > 0 ? *std::max_element(an.lengths.begin(), an.lengths.end()) : 0;
     const auto lengths = torch::tensor(an.lengths, torch::kInt64).unsqueeze(1);
-    const auto mask =
+    answer_mask =
         torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
         batch.answer_kept.unsqueeze(1);
-    batch.weight_answers = policy_weights(recipe, "mm2t", mask, batch.old_answers, an.sampler_logp,
-                                          batch.entropy_answers, group, batch.weight_metrics);
   }
   batch.advantages = advantages_of(recipe, in, group, batch);
   batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()
                                             : torch::ones_like(batch.advantages.no_signal);
+  // The policy weights come after the kept groups: the entropy quantile is the trained tokens'.
+  const auto trained = batch.kept.repeat_interleave(recipe.grpo.num_generations);
+  if (makes_images(recipe)) {
+    const auto mask = torch::ones({batch.images.codes.size(0), batch.images.codes.size(1)});
+    batch.weight_images =
+        policy_weights(recipe, "t2i", mask, batch.old_images, batch.images.sampler_logp,
+                       batch.entropy_images, trained, group, batch.weight_metrics);
+  }
+  if (makes_answers(recipe)) {
+    batch.weight_answers =
+        policy_weights(recipe, "mm2t", answer_mask, batch.old_answers, batch.answers.sampler_logp,
+                       batch.entropy_answers, trained, group, batch.weight_metrics);
+  }
 
   auto bad = torch::zeros({1}, torch::kDouble);
   for (const auto& [name, values] : batch.by_reward) {

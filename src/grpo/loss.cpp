@@ -14,8 +14,8 @@ LossType loss_type_of(const std::string& name) {
   throw RecipeError("grpo.loss_type: unknown '" + name + "' (grpo, bnpo, dr_grpo, dapo)");
 }
 
-double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t m,
-                    int64_t length) {
+double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, int64_t length,
+                    const TokenCounts& local, int ranks) {
   TokenCounts step;
   for (const auto& c : micro) {
     step.rollouts += c.rollouts;
@@ -33,8 +33,9 @@ double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t
       divisor = step.tokens;
       break;
     case LossType::kBnpo:
-      divisor = micro.at(m).tokens * static_cast<double>(micro.size());
-      break;
+      // The share's own token mean (clamped as TRL clamps it), averaged over micro-batches and
+      // ranks.
+      return std::max(local.tokens, 1.0) * static_cast<double>(micro.size()) * ranks;
   }
   // An empty step or micro-batch sums to 0 whatever it is divided by.
   return std::max(divisor, 1.0);

@@ -38,10 +38,23 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.num_generations", &g.num_generations, "G: rollouts per prompt and per question")
       .range(2, 1024);
   s.add("grpo.per_device_train_batch_size", &g.per_device_train_batch_size,
-        "Unified samples (groups) per step and rank: the global batch is this x the ranks")
-      .range(1, 100000);
-  s.add("grpo.max_steps", &g.max_steps, "Rollout batches (steps) to train on").range(1, 100000000);
-  s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per rollout batch")
+        "Completions (images, or answers; a unified sample's image and answer count once) per "
+        "rank per micro-step, as TRL: x gradient_accumulation_steps / num_generations groups per "
+        "rank per generation batch")
+      .range(1, 10000000);
+  s.add("grpo.steps_per_generation", &g.steps_per_generation,
+        "Micro-steps per generation batch (TRL); -1: gradient_accumulation_steps, the only value "
+        "corl runs (one generation batch per optimizer update's accumulation)")
+      .range(-1, 100000);
+  s.add("grpo.generation_batch_size", &g.generation_batch_size,
+        "Completions per generation batch over every rank (TRL); -1: per_device_train_batch_size x "
+        "ranks x steps_per_generation, the only value corl runs")
+      .range(-1, 100000000);
+  s.add("grpo.max_steps", &g.max_steps,
+        "Optimizer updates to train for (TRL); the stage makes max_steps / num_iterations "
+        "generation batches")
+      .range(1, 100000000);
+  s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per generation batch")
       .range(1, 100);
   s.add("grpo.beta", &g.beta, "Weight of the k3 KL to the frozen starting policy (0: no reference)")
       .range(0.0, 100.0);
@@ -50,9 +63,11 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "Upper clip: ratio <= 1 + epsilon_high; -1: epsilon (TRL's default, DAPO uses 0.28)")
       .range(-1.0, 100.0);
   s.add("grpo.loss_type", &g.loss_type,
-        "How the step's tokens are weighed, as TRL: grpo (mean over the step's rollouts of each "
-        "one's token mean), bnpo (each micro-batch's token mean, averaged), dr_grpo (token sum / "
-        "(rollouts x max_completion_length)), dapo (token sum / the step's tokens)")
+        "How the step's tokens are weighed: grpo (mean over the step's rollouts of each one's "
+        "token mean), bnpo (each rank's token mean of each micro-batch, averaged: TRL's), dr_grpo "
+        "(token sum / (rollouts x max_completion_length)), dapo (token sum / the step's tokens: "
+        "TRL's). grpo and dr_grpo weigh every rollout of the step alike, where TRL weighs each "
+        "micro-batch alike: the same when micro-batches are even")
       .choices({"grpo", "bnpo", "dr_grpo", "dapo"});
   s.add("grpo.scale_rewards", &g.scale_rewards,
         "group: divide advantages by the group's std; batch: by the whole step's std (mean still "
@@ -72,7 +87,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       "Answers cut off at max_completion_length (no <eos>) leave the loss (images are never cut)");
   s.add("grpo.top_entropy_quantile", &g.top_entropy_quantile,
         "rho: the policy term keeps only tokens whose entropy is >= the (1 - rho) quantile of the "
-        "step's tokens, per task (1: all)")
+        "step's tokens in the groups trained on, per task (1: all)")
       .range(0.0, 1.0);
   s.add("grpo.importance_sampling_correction", &g.importance_sampling_correction,
         "Weigh the policy term by the ratio of the trainer's old log-probs to the sampler's "
@@ -113,7 +128,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "Unified stage: loss = loss_t2i + this x loss_mm2t (the answers' share of the update)")
       .range(0.0, 100.0);
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
-        "Drop groups whose rewards have zero spread (no signal)");
+        "Drop groups without signal: every advantage they contribute is 0");
   s.add("grpo.reward_funcs", &g.reward_funcs,
         "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers)")
       .choices(reward::reward_names())
@@ -138,7 +153,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       .range(0.0, 1.0);
   s.add("reward.exclusive", &w.exclusive,
         "geneval reward: objects the prompt did not ask for count against the image");
-  s.add("train.checkpoint_every", &r.train.checkpoint_every, "Steps between checkpoints (0: none)")
+  s.add("train.checkpoint_every", &r.train.checkpoint_every,
+        "Generation batches between checkpoints (0: none); num_iterations optimizer updates each")
       .range(0, 100000000);
   train::bind(s, r.eval);
   dist::bind(s, r.dist);
@@ -195,6 +211,36 @@ void validate(const GrpoRecipe& r) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
                       " makes answers but no reward scores them (accuracy, format or perception)");
   }
+  // The batch keys count as TRL counts them (recipe.h). A recipe written when
+  // per_device_train_batch_size counted groups and max_steps generation batches fails here when
+  // the numbers cannot be TRL's, with the conversion.
+  const int G = g.num_generations;
+  const int accumulation = r.optim.gradient_accumulation_steps;
+  if (g.steps_per_generation != -1 && g.steps_per_generation != accumulation) {
+    throw RecipeError("grpo.steps_per_generation: " + std::to_string(g.steps_per_generation) +
+                      "; corl makes one generation batch per optimizer update's " +
+                      std::to_string(accumulation) +
+                      " micro-steps (optim.gradient_accumulation_steps): leave it -1 or set it "
+                      "equal");
+  }
+  if (static_cast<int64_t>(g.per_device_train_batch_size) * accumulation % G != 0) {
+    throw RecipeError(
+        "grpo.per_device_train_batch_size: " + std::to_string(g.per_device_train_batch_size) +
+        " completions per rank per micro-step x " + std::to_string(accumulation) +
+        " micro-steps (optim.gradient_accumulation_steps) is not a whole number of groups of "
+        "num_generations " +
+        std::to_string(G) +
+        ". The key counts completions, as in TRL, not groups: for P groups per rank per "
+        "generation batch set it to P x " +
+        std::to_string(G) + " / " + std::to_string(accumulation));
+  }
+  if (g.max_steps % g.num_iterations != 0) {
+    throw RecipeError("grpo.max_steps: " + std::to_string(g.max_steps) +
+                      " optimizer updates is not a whole number of generation batches of " +
+                      std::to_string(g.num_iterations) +
+                      " updates (num_iterations). The key counts optimizer updates, as in TRL, "
+                      "not generation batches: for B batches set it to B x num_iterations");
+  }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
   }
@@ -202,6 +248,28 @@ void validate(const GrpoRecipe& r) {
     throw RecipeError(
         "model.path and init are both empty: give the Hugging Face Janus folder to start from "
         "with --set model.path=DIR (or a corl checkpoint with --init)");
+  }
+}
+
+int groups_per_rank(const GrpoRecipe& r) {
+  return r.grpo.per_device_train_batch_size * r.optim.gradient_accumulation_steps /
+         r.grpo.num_generations;
+}
+
+int generation_batches(const GrpoRecipe& r) { return r.grpo.max_steps / r.grpo.num_iterations; }
+
+void check_generation_batch(const GrpoRecipe& r, int world_size) {
+  const int64_t made = static_cast<int64_t>(r.grpo.per_device_train_batch_size) * world_size *
+                       r.optim.gradient_accumulation_steps;
+  if (r.grpo.generation_batch_size != -1 && r.grpo.generation_batch_size != made) {
+    throw RecipeError("grpo.generation_batch_size: " +
+                      std::to_string(r.grpo.generation_batch_size) + ", but " +
+                      std::to_string(world_size) + " ranks x per_device_train_batch_size " +
+                      std::to_string(r.grpo.per_device_train_batch_size) +
+                      " x gradient_accumulation_steps " +
+                      std::to_string(r.optim.gradient_accumulation_steps) + " make " +
+                      std::to_string(made) +
+                      " completions per generation batch, the only size corl runs; leave it -1");
   }
 }
 

@@ -103,12 +103,13 @@ void Stage::start() {
                                                   std::chrono::seconds(recipe_.dist.timeout_s));
     log::info(recipe_.run.name + ": " + std::to_string(group_->world_size()) + " ranks over " +
               backend + ", a global batch of " +
-              std::to_string(recipe_.grpo.per_device_train_batch_size * group_->world_size()) +
-              " groups per step");
+              std::to_string(groups_per_rank(recipe_) * group_->world_size()) +
+              " groups per generation batch");
   } else {
     group_ = std::make_unique<dist::ProcessGroup>();
   }
 
+  check_generation_batch(recipe_, group_->world_size());
   log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device.str());
   in_ = load_stage_inputs(recipe_, device);
   sources_ = train::checkpoint_sources(in_.policy);
@@ -174,16 +175,20 @@ void Stage::run() {
   const auto& o = recipe_.optim;
   auto& model = in_.policy.model;
   const auto parameters = model->parameters();
+  // A step is a generation batch (TRL's generation, the data position of a checkpoint) with its
+  // num_iterations optimizer updates; max_steps counts the updates.
+  const int steps = generation_batches(recipe_);
   log::info(recipe_.run.name + ": " + std::to_string(in_.rows.size()) + " training rows, " +
-            std::to_string(g.max_steps) + " steps of " +
-            std::to_string(g.per_device_train_batch_size) + " groups x " +
-            std::to_string(g.num_generations) + (group_->world_size() > 1 ? " a rank" : "") + " (" +
-            recipe_.task + ")");
+            std::to_string(g.max_steps) + " optimizer updates: " + std::to_string(steps) +
+            " generation batches of " + std::to_string(groups_per_rank(recipe_)) + " groups x " +
+            std::to_string(g.num_generations) + (group_->world_size() > 1 ? " a rank" : "") +
+            ", each trained on " + std::to_string(g.num_iterations) + " time(s) in " +
+            std::to_string(o.gradient_accumulation_steps) + " micro-steps (" + recipe_.task + ")");
 
   const CudaAutocast autocast(recipe_.autocast == "bf16");
   std::optional<util::Progress> progress;
-  if (run_.writer()) progress.emplace(recipe_.run.name, g.max_steps - start_step_, "steps");
-  for (int step = start_step_; step < g.max_steps; ++step) {
+  if (run_.writer()) progress.emplace(recipe_.run.name, steps - start_step_, "steps");
+  for (int step = start_step_; step < steps; ++step) {
     // 1. The step's whole batch: rollouts, rewards, advantages, old and reference log-probs.
     const StepBatch batch = make_step_batch(in_, recipe_, step, *group_);
     nlohmann::json metrics = batch_metrics(batch, recipe_, *group_);
@@ -217,7 +222,9 @@ void Stage::run() {
         optimizer_->zero_grad();
         break;
       }
-      const double lr = train::learning_rate_at(o, step, g.max_steps);
+      // The schedule advances per optimizer update, over max_steps of them (TRL).
+      const double lr =
+          train::learning_rate_at(o, step * g.num_iterations + iteration, g.max_steps);
       if (sharded_) {
         sharded_->step(lr);
       } else {
@@ -258,7 +265,7 @@ void Stage::run() {
     if (progress) progress->advance();
     const int done = step + 1;
     if (recipe_.train.checkpoint_every > 0 && done % recipe_.train.checkpoint_every == 0 &&
-        done < g.max_steps) {
+        done < steps) {
       if (sharded_) sharded_->gather_state();  // every rank takes part; rank 0 holds the result
       if (run_.writer()) save(train::step_checkpoint(run_.path(), done), done, true);
       if (sharded_) optimizer_->state().clear();
@@ -266,7 +273,7 @@ void Stage::run() {
   }
   if (!run_.writer()) return;  // rank 0 writes the model and judges it for every rank
   progress->finish();
-  save(run_.path() + "/final", g.max_steps, false);
+  save(run_.path() + "/final", steps, false);
   evaluate();
 }
 
@@ -320,7 +327,7 @@ void Stage::evaluate() {
   const auto eval_rows = data::read_dataset(recipe_.data.eval, read);
   const auto scores = train::evaluate_tasks(in_.policy.model, *in_.builder, in_.policy.vq,
                                             eval_rows.records, recipe_.eval, recipe_.run.seed);
-  run_.metric({{"step", recipe_.grpo.max_steps},
+  run_.metric({{"step", generation_batches(recipe_)},
                {"geneval", scores.geneval},
                {"geneval_categories", scores.categories},
                {"answer_accuracy", scores.answer_accuracy},

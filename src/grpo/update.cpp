@@ -127,6 +127,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
     const auto on_device = index.to(in.device);
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(in.device));
     nlohmann::json micro_dump;
+    // The log-probs whose gradient the dump records (d loss / d logp, TRL's check's figure).
+    std::vector<std::pair<std::string, torch::Tensor>> dumped_logp;
     if (images) {
       std::vector<std::string> prompts;
       for (int64_t i : micro.rollouts) prompts.push_back(batch.images.prompts[i]);
@@ -146,11 +148,14 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       if (batch.weight_images.defined()) {
         part.policy_weight = batch.weight_images.index_select(0, index).to(in.device);
       }
-      part.divisor = loss_divisor(type, image_counts, m, image_tokens);
+      part.divisor = loss_divisor(type, image_counts, image_tokens, micro.local_images,
+                                  group.world_size());
       const auto l = task_loss(part, recipe);
       loss = loss + l.loss;
       record(part, l, sums);
       if (dump) {
+        if (part.logp.requires_grad()) part.logp.retain_grad();
+        dumped_logp.emplace_back("t2i", part.logp);
         micro_dump["t2i"] = part_dump(part, micro.rollouts, l);
         dump_weight_sources(micro_dump["t2i"], index, part.logp.size(1), batch.images.sampler_logp,
                             batch.entropy_images);
@@ -189,7 +194,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
                                  .narrow(1, 0, scores.logp.size(1))
                                  .to(in.device);
       }
-      part.divisor = loss_divisor(type, answer_counts, m, g.max_completion_length);
+      part.divisor = loss_divisor(type, answer_counts, g.max_completion_length,
+                                  micro.local_answers, group.world_size());
       const auto l = task_loss(part, recipe);
       // The step's token counts came from the sampled lengths; the mask must agree.
       TORCH_CHECK(l.tokens == sampled, "accumulate_gradients: ", l.tokens,
@@ -197,6 +203,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       loss = loss + answer_weight * l.loss;
       record(part, l, sums);
       if (dump) {
+        if (part.logp.requires_grad()) part.logp.retain_grad();
+        dumped_logp.emplace_back("mm2t", part.logp);
         micro_dump["mm2t"] = part_dump(part, micro.rollouts, l);
         dump_weight_sources(micro_dump["mm2t"], index, part.logp.size(1),
                             batch.answers.sampler_logp, batch.entropy_answers);
@@ -210,6 +218,9 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
     sums.total("loss", value);
     loss.backward();
     if (dump) {
+      for (const auto& [task, logp] : dumped_logp) {
+        if (logp.grad().defined()) micro_dump[task]["logp_grad"] = tensor_json(logp.grad());
+      }
       micro_dump["loss"] = value;
       dump->push_back(micro_dump);
     }

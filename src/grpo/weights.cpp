@@ -1,6 +1,7 @@
 #include "corl/grpo/weights.h"
 
 #include <stdexcept>
+#include <vector>
 
 namespace corl::grpo {
 
@@ -12,6 +13,23 @@ double entropy_threshold(const torch::Tensor& entropies, double rho) {
 torch::Tensor high_entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask,
                                 double threshold) {
   return entropy.to(torch::kFloat64).ge(threshold) & mask.gt(0);
+}
+
+EntropyMask trained_entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask,
+                                 const torch::Tensor& trained, double rho,
+                                 dist::ProcessGroup& group) {
+  const auto counted = mask.gt(0) & trained.to(torch::kBool).unsqueeze(1);
+  const auto pooled = dist::gather_ragged(group, entropy.masked_select(counted));
+  EntropyMask out;
+  out.keep = pooled.numel() == 0
+                 ? torch::zeros_like(mask, torch::kBool)
+                 : high_entropy_mask(entropy, mask, entropy_threshold(pooled, rho));
+  std::vector<torch::Tensor> counts{torch::tensor(
+      {(out.keep & counted).sum().item<double>(), counted.sum().item<double>()}, torch::kDouble)};
+  group.all_reduce_sum(counts);
+  const auto c = counts[0];
+  out.kept_share = c[1].item<double>() > 0.0 ? c[0].item<double>() / c[1].item<double>() : 0.0;
+  return out;
 }
 
 SamplerCorrection sampler_correction(const torch::Tensor& old_logp,

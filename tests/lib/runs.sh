@@ -32,7 +32,8 @@ PRETRAIN=(pretrain --config "$SRC/configs/pretrain.yaml" --set data.train="$WORK
   --set eval.questions=2 --set eval.max_new_tokens=4 --set run.threads=1)
 TRAIN=(train --config "$SRC/configs/unified.yaml" --init "$WORK/pre"
   --set data.train="$WORK/data/train.jsonl" --set data.eval="$WORK/data/eval.jsonl"
-  --set grpo.max_steps=12 --set grpo.per_device_train_batch_size=1 --set grpo.num_generations=2
+  --set grpo.max_steps=12 --set grpo.per_device_train_batch_size=2 --set grpo.num_generations=2
+  --set optim.gradient_accumulation_steps=1
   --set grpo.max_completion_length=4 --set grpo.beta=0.04 --set train.checkpoint_every=3
   --set eval.prompts=2 --set eval.questions=2 --set eval.max_new_tokens=4 --set run.threads=1)
 

@@ -37,7 +37,7 @@ void add_stage_options(CLI::App& command, StageArguments& args) {
       .add_option("--nproc", args.nproc,
                   "Data parallel over N local ranks: starts N copies of this command as "
                   "torchrun would (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), each with "
-                  "per_device_train_batch_size groups per step")
+                  "per_device_train_batch_size completions per micro-step")
       ->check(CLI::Range(1, 4096));
 }
 

@@ -1,13 +1,15 @@
 // How a GRPO step's global batch is shared between data-parallel ranks, and the recipe keys
 // (dist.*) of the communication.
 //
-// A step's global batch is per_device_train_batch_size x world_size groups, drawn as a single
-// process with that batch would draw them. Rank r rolls out groups r, r + W, r + 2W, ... (round
+// A step's global batch (TRL's generation batch) is grpo::groups_per_rank x world_size groups
+// (per_device_train_batch_size completions x gradient_accumulation_steps micro-steps / G a rank),
+// drawn as a single process with that batch would draw them. Rank r rolls out groups r, r + W, r + 2W, ... (round
 // robin, W the world size): a group is never split, so its advantages need no communication.
 // The micro-batches of gradient accumulation are those of the single process, over the global
 // batch's kept groups; each rank trains on its members of each, and the loss divides by the
 // whole step's counts over every rank (grpo/loss.h). Summing the ranks' gradients then gives
-// the single-process gradient, up to float reassociation.
+// the single-process gradient, up to float reassociation (bnpo aside: its normaliser is each
+// rank's own tokens, as TRL's).
 #pragma once
 
 #include <cstdint>

@@ -6,14 +6,23 @@
 // Every collective and the rendezvous itself are bounded by one timeout: a peer that never
 // arrives or a rank that dies ends the others with an error naming the rank, the address and
 // the timeout, never a hang.
+//
+// The group owns the device its backend needs (NCCL takes CUDA tensors only, Gloo CPU ones):
+// every collective moves what it is given there and its results back to where they came from,
+// so callers hand it tensors wherever they keep them.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace c10d {
+class Backend;
+}  // namespace c10d
 
 namespace corl::dist {
 
@@ -44,7 +53,8 @@ class ProcessGroup {
   // same code as many.
   ProcessGroup();
   // Rendezvous through the TCPStore at MASTER_ADDR:MASTER_PORT, then the backend's own
-  // connections; both within `timeout`, which also bounds every later collective.
+  // connections; both within `timeout`, which also bounds every later collective. NCCL's
+  // collectives run on the GPU LOCAL_RANK names (where the stage places this rank's policy).
   ProcessGroup(const RankEnv& env, const std::string& backend, std::chrono::milliseconds timeout);
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
@@ -53,6 +63,14 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   const std::string& backend() const { return backend_name_; }
+  // Where the backend takes its tensors: cuda:LOCAL_RANK under NCCL, else the CPU.
+  const torch::Device& device() const { return device_; }
+
+  // Puts `wrap(backend)` in the backend's place, taking tensors on `device` (tests: a backend
+  // that checks or records what reaches it).
+  using BackendWrapper =
+      std::function<c10::intrusive_ptr<c10d::Backend>(c10::intrusive_ptr<c10d::Backend>)>;
+  void wrap_backend(const BackendWrapper& wrap, torch::Device device);
 
   // In place, every tensor summed over ranks; all are launched before the first is waited on.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
@@ -73,6 +91,7 @@ class ProcessGroup {
   int rank_ = 0;
   int world_size_ = 1;
   std::string backend_name_;
+  torch::Device device_{torch::kCPU};
   std::chrono::milliseconds timeout_;
 };
 
@@ -82,6 +101,10 @@ class ProcessGroup {
 // no rank has stays undefined, so the optimiser skips it as a single process would.
 void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
                           int64_t bucket_bytes);
+
+// Every rank's values [n_r] (any shape, read flat) as one float64 tensor, rank by rank; the ranks
+// may hold different counts. Collective.
+torch::Tensor gather_ragged(ProcessGroup& group, const torch::Tensor& values);
 
 // The first parameter (by index) whose bits differ from rank 0's, or -1 when every rank holds
 // the same weights: an exact check, the sum of each parameter's bit patterns as integers.

@@ -56,8 +56,9 @@ StepAdvantages task_advantages(const torch::Tensor& rewards, bool images,
                                const AdvantageSettings& settings);
 
 // The unified stage: r_t2i[i] and r_mm2t[i] score image i and answer i. A group has no signal
-// only when no advantage of it can differ from 0: under kSharedReward when the combined reward
-// has zero spread, otherwise when both tasks' rewards have.
+// when every advantage it contributes is 0: under kSharedReward when the combined reward has
+// zero spread; otherwise when both tasks' rewards have, or when the advantages it trains on
+// vanish all the same (A_t2i + lambda A_mm2t cancelling, lambda A_mm2t at lambda 0).
 StepAdvantages unified_advantages(const torch::Tensor& r_t2i, const torch::Tensor& r_mm2t,
                                   UnifiedAdvantage mode, const AdvantageSettings& settings);
 

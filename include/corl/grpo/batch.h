@@ -56,6 +56,7 @@ StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device);
 struct MicroBatch {
   std::vector<int64_t> rollouts;  // this rank's rollouts in it (local indices)
   TokenCounts images, answers;    // over every rank's share of it
+  TokenCounts local_images, local_answers;  // this rank's share of it
   torch::Tensor ref_images;       // [rollouts, image_tokens]: the reference's, when beta > 0
   torch::Tensor ref_answers;      // [rollouts, L]: likewise
 };

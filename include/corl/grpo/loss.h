@@ -1,14 +1,23 @@
-// The GRPO loss of one step, as TRL's GRPOTrainer weighs it (GRPOConfig.loss_type), and the one
-// rule that spreads it over gradient accumulation and data-parallel ranks.
+// The GRPO loss of one step (GRPOConfig.loss_type's names) and the one rule that spreads it over
+// gradient accumulation and data-parallel ranks.
 //
 // With l_it the per-token loss of rollout i (ops/grpo_loss.h: clipped surrogate + beta k3 KL)
 // and m_it its completion mask, over the step's N rollouts and T = sum m tokens (every
-// micro-batch of every rank; TRL's num_items_in_batch):
+// micro-batch of every rank; TRL's num_items_in_batch), W ranks and M micro-batches:
 //
 //   grpo     sum_i (sum_t l_it m_it / max(1, sum_t m_it)) / N        (original GRPO)
 //   dr_grpo  sum_it l_it m_it / (N x max_completion_length)          (Dr.GRPO)
 //   dapo     sum_it l_it m_it / T                                    (DAPO, TRL's default)
-//   bnpo     mean over the M micro-batches of sum_it l_it m_it / T_m (T_m: micro-batch m's tokens)
+//   bnpo     mean over micro-batches m and ranks r of sum_it l_it m_it / T_mr, over the
+//            rollouts of rank r's share of m (T_mr: that share's tokens)
+//
+// dapo and bnpo are TRL's GRPOTrainer's (bnpo: "normalization is performed over the local batch
+// only", each rank's token mean, averaged over ranks by DDP and over the accumulation steps).
+// grpo and dr_grpo are corl's rule, not TRL's: TRL takes each micro-batch's mean over its rows
+// and divides it by the accumulation steps, which weighs a rollout by 1 / (M x rows of its
+// micro-batch); corl weighs every rollout of the step 1 / N, so the step's loss and gradient do
+// not depend on how it is cut. The two agree when every micro-batch of every rank holds as many
+// rollouts, which is how TRL always cuts (tests/grpo_loss_test.cpp).
 //
 // Each rank's share of micro-batch m divides its own sum by the divisor below, so the shares'
 // losses and gradients add up, over micro-batches and ranks, to the step's. Images are
@@ -34,10 +43,12 @@ struct TokenCounts {
   double tokens = 0.0;
 };
 
-// What micro-batch m's summed per-token losses (per-rollout token means under grpo) are divided
-// by, given every micro-batch's counts of the step; `length` is Dr.GRPO's constant (the
-// completion budget, image_tokens for images).
-double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, size_t m, int64_t length);
+// What this rank's share of a micro-batch divides its summed per-token losses (per-rollout token
+// means under grpo) by, given every micro-batch's counts of the step over all ranks (`micro`),
+// the share's own counts (`local`, which bnpo reads) and the number of ranks; `length` is
+// Dr.GRPO's constant (the completion budget, image_tokens for images).
+double loss_divisor(LossType type, const std::vector<TokenCounts>& micro, int64_t length,
+                    const TokenCounts& local, int ranks);
 
 // The numerator each type sums: token means per rollout (grpo), else tokens.
 ops::Aggregation numerator_of(LossType type);

@@ -1,6 +1,14 @@
 // Recipes of the reinforcement-learning stages: `corl train` (the unified stage) and
 // `corl refine --task t2i|mcq|oe` (the refined stages). The GRPO keys carry the names of TRL's
-// GRPOConfig and of the paper's code, so every knob is where a researcher expects it.
+// GRPOConfig and of the paper's code, with TRL 1.x's meanings, so every knob is where a
+// researcher expects it and means what it means there.
+//
+// The batch, as TRL counts it: each rank trains on per_device_train_batch_size completions per
+// micro-step, gradient_accumulation_steps micro-steps per optimizer update; a generation batch
+// (one rollout of the policy, scored and turned into advantages at once) holds
+// steps_per_generation micro-steps of every rank, whole groups of G completions, and is trained
+// on num_iterations (mu) times; max_steps counts optimizer updates, and the learning-rate
+// schedule advances once per update.
 #pragma once
 
 #include <torch/torch.h>
@@ -48,10 +56,14 @@ struct GrpoRecipe {
   } data;
   std::string task = "unified";  // unified | t2i | mm2t
   struct Grpo {
-    int num_generations = 8;              // G
-    int per_device_train_batch_size = 4;  // unified samples (groups) per step
-    int max_steps = 100;
-    int num_iterations = 1;  // mu: policy updates per rollout batch
+    int num_generations = 8;               // G
+    int per_device_train_batch_size = 32;  // completions per rank per micro-step (TRL)
+    // Micro-steps per generation batch and that batch's completions over every rank; -1: TRL's
+    // defaults, gradient_accumulation_steps and per_device x ranks x steps_per_generation.
+    int steps_per_generation = -1;
+    int generation_batch_size = -1;
+    int max_steps = 100;     // optimizer updates (TRL)
+    int num_iterations = 1;  // mu: policy updates per generation batch
     double beta = 0.0;       // k3 KL weight; a frozen reference is kept only when > 0
     double epsilon = 0.2;
     double epsilon_high = -1.0;           // < 0: epsilon, as TRL's None
@@ -102,6 +114,15 @@ struct GrpoRecipe {
 
 void bind(config::Schema& schema, GrpoRecipe& recipe);
 void validate(const GrpoRecipe& recipe);
+
+// Groups (prompts, unified samples) each rank rolls out per generation batch:
+// per_device_train_batch_size x steps_per_generation / G.
+int groups_per_rank(const GrpoRecipe& recipe);
+// Generation batches (rollout steps) the stage makes: max_steps / num_iterations.
+int generation_batches(const GrpoRecipe& recipe);
+// generation_batch_size, when the recipe sets it, against `world_size` ranks: a RecipeError
+// unless it is the batch the other keys make.
+void check_generation_batch(const GrpoRecipe& recipe, int world_size);
 
 // The folder the policy (and its KL reference) starts from: model.path when set, else init.
 const std::string& start_from(const GrpoRecipe& recipe);

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "corl/dist/process_group.h"
+
 namespace corl::grpo {
 
 // top_entropy_quantile rho (Wang et al. 2025, "Beyond the 80/20 rule"; TRL get_high_entropy_mask):
@@ -17,6 +19,18 @@ double entropy_threshold(const torch::Tensor& entropies, double rho);
 // [N, T] bool: tokens in `mask` whose entropy is >= threshold.
 torch::Tensor high_entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask,
                                 double threshold);
+
+// The entropy mask of one task's tokens [N, T] as the updates apply it: the threshold is the
+// (1 - rho) quantile of the masked tokens of the `trained` rollouts ([N] bool: the groups
+// dynamic sampling keeps), pooled over every rank; a group that is dropped does not move it.
+// With no such token anywhere, nothing is kept. Collective.
+struct EntropyMask {
+  torch::Tensor keep;       // [N, T] bool
+  double kept_share = 0.0;  // of the trained rollouts' masked tokens, over every rank
+};
+EntropyMask trained_entropy_mask(const torch::Tensor& entropy, const torch::Tensor& mask,
+                                 const torch::Tensor& trained, double rho,
+                                 dist::ProcessGroup& group);
 
 // The sampler/trainer correction (TRL vllm_importance_sampling_mode, _cap): with
 // d_it = (old_logp - sampler_logp) m_it, the ratio r = exp(d_it) (token_*) or
