@@ -11,6 +11,7 @@
 #   unified + refined    stage 1 then stage 2 (the quickstart's models)
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
+#                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each)
 #   paper's rewards      the unified recipe with the paper's rewards alone: cycle and tim for
 #                        images, accuracy and format for answers (no geneval, no perception)
 #
@@ -41,14 +42,21 @@ for task in t2i mcq oe; do
 done
 stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
   --weights 0.5 0.5 --out "$A/base_merged/final"
-# The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe).
-stage "$A/only_t2i" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init "$BASE" --set task=t2i --set "grpo.reward_funcs=[geneval]" \
-  --set "grpo.reward_weights=[1.0]" --out "$A/only_t2i" $(ranks configs/unified.yaml)
-stage "$A/only_mm2t" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init "$BASE" --set task=mm2t \
-  --set "grpo.reward_funcs=[accuracy, format, perception]" \
-  --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t" $(ranks configs/unified.yaml)
+# The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
+# and all three once more with another seed.
+stage "$A/unified_seed1" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+  --init "$BASE" --set run.seed=1 --out "$A/unified_seed1" $(ranks configs/unified.yaml)
+for seed in 1234 1; do
+  stage "$A/only_t2i_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+    --init "$BASE" --set run.seed=$seed --set task=t2i \
+    --set "grpo.reward_funcs=[geneval, cycle, tim]" --set "grpo.reward_weights=[1.0, 0.5, 0.5]" \
+    --out "$A/only_t2i_$seed" $(ranks configs/unified.yaml)
+  stage "$A/only_mm2t_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+    --init "$BASE" --set run.seed=$seed --set task=mm2t \
+    --set "grpo.reward_funcs=[accuracy, format, perception]" \
+    --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t_$seed" \
+    $(ranks configs/unified.yaml)
+done
 # The paper's rewards alone (its Eq. for T2I: cycle + tim; for MM2T: accuracy + format).
 stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
@@ -56,9 +64,16 @@ stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/uni
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \
-  --ckpt "$A/only_t2i" --ckpt "$A/only_mm2t" --ckpt "$A/paper_rewards"
+  --ckpt "$A/unified_seed1" --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
+  --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
+labels="$BASE_NAME=base,unified=unified,unified_seed1=unified (seed 1)"
+labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base)"
+labels+=",refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged"
+labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
+labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
+labels+=",paper_rewards=unified with the paper's rewards"
 .venv/bin/python scripts/results_table.py "$A/eval/results.json" --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,unified=unified,base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base),refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged,only_t2i=t2i-only RL,only_mm2t=mm2t-only RL,paper_rewards=unified with the paper's rewards" \
+  --labels "$labels" \
   | tee "$A/table.md"
 echo "ablation: $((SECONDS - start)) s after the quickstart; table in $A/table.md, report in $A/eval/report.html"
