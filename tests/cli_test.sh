@@ -102,9 +102,9 @@ check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' 
 # The schedule advances per optimizer update (TRL): the first update of generation batch s is
 # update 2s at mu = 2, so configs/unified.yaml's 5 warm-up updates reach the peak in batch 3.
 check train-lr-per-update 0 "" -- "$SRC/.venv/bin/python" -c "
-import json
+import json, re
 lr = [json.loads(l)['lr'] for l in open('$WORK/uni/metrics.jsonl') if '\"lr\"' in l]
-peak = 3e-5
+peak = float(re.search(r'learning_rate: *([0-9.e+-]+)', open('$WORK/uni/recipe.yaml').read())[1])
 want = [peak * min(1, (2 * s + 1) / 5) for s in range(4)]
 assert all(abs(a - b) < 1e-12 for a, b in zip(lr, want)) and len(lr) == 4, (lr, want)
 "
