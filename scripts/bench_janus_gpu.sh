@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# corl against transformers at Janus-Pro-1B's real widths on one GPU, bf16 (issue 40; the
+# corl against transformers at Janus-Pro-1B's real widths on one GPU, bf16 (the
 # `janus` step of scripts/device_check.sh): a random checkpoint with all 24 layers made by
 # transformers on the GPU (tools/bench_janus_hf.py make 1b; no download), then in one run
 #

@@ -7,7 +7,7 @@
 #
 #   scripts/device_deps.sh && scripts/device_build.sh
 #   # then, there: BUILD=.devbin STEPS="tests bench dist train" scripts/device_check.sh
-#   #         and: BUILD=.devbin STEPS=janus scripts/device_check.sh   (issue 40's benchmark)
+#   #         and: BUILD=.devbin STEPS=janus scripts/device_check.sh   (the Janus-Pro-1B benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-device}

@@ -9,7 +9,7 @@
     bench_janus_hf.py report RESULTS.json    the table, ratios and roofline fractions
     bench_janus_hf.py copy-bandwidth         a GPU's device-to-device copy bandwidth (JSON)
     bench_janus_hf.py gpu-report RESULTS.json  the Janus-Pro-1B table on a GPU
-                                             (scripts/bench_janus_gpu.sh) against issue 40's
+                                             (scripts/bench_janus_gpu.sh) against corl's
                                              targets
 
 `make` builds transformers' JanusForConditionalGeneration at one of two sizes: `default` is the
@@ -478,7 +478,7 @@ def copy_bandwidth(args):
 
 
 def gpu_report(args):
-    """Janus-Pro-1B widths on one GPU, bf16: corl against transformers, and issue 40's targets."""
+    """Janus-Pro-1B widths on one GPU, bf16: corl against transformers, and corl's targets."""
     with open(args.results, encoding="utf-8") as f:
         r = json.load(f)
     c, h, d = r["corl"], r["transformers"], r["describe"]
