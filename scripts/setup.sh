@@ -17,7 +17,7 @@ DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
   libsentencepiece-dev sentencepiece libonig-dev libgloo-dev
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libcurl4-openssl-dev
 )
 # Packages of optional builds, named by the scripts that need them (scripts/fuzz.sh: clang).
 read -r -a extra <<<"${EXTRA_DEBIAN_PACKAGES:-}"

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <tuple>
 
 #include "corl/grpo/recipe.h"
@@ -185,7 +190,8 @@ TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
   EXPECT_NE(message({"task=t2i"}).find("scores answers, but task t2i"), std::string::npos);
   EXPECT_NE(message({"task=mm2t"}).find("scores images, but task mm2t"), std::string::npos);
   EXPECT_NE(message({"grpo.reward_funcs=[geneval]", "grpo.reward_weights=[1]"})
-                .find("no reward scores them (accuracy, format or perception)"),
+                .find("no reward scores them (accuracy, format, perception or a remote reward "
+                      "with task mm2t)"),
             std::string::npos);
   EXPECT_NE(message({"grpo.reward_funcs=[cycel]"}).find("cycel"), std::string::npos);
   EXPECT_NE(message({"grpo.num_generations=1"}).find("grpo.num_generations"), std::string::npos);
@@ -237,6 +243,91 @@ TEST(GrpoRecipe, ShardingFreezingAndCheckpointingKeys) {
   EXPECT_THROW(load("", {"model.freeze=[vq]"}), RecipeError);
 }
 
+// Remote rewards are named by the recipe: reward.remote.<name>.*, each a reward of its own.
+TEST(GrpoRecipe, RemoteRewardsAreNamedSections) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("corl_remote_recipe_" + std::to_string(::getpid()) + ".yaml"))
+                               .string();
+  std::ofstream(path) << "grpo:\n  reward_funcs: [clip, judge, accuracy]\n"
+                         "  reward_weights: [0.5, 1, 1]\n"
+                         "reward:\n  remote:\n"
+                         "    clip: {url: 'http://127.0.0.1:8001/score', batch_size: 8}\n"
+                         "    judge:\n      url: http://127.0.0.1:8000/score\n"
+                         "      timeout_s: 5\n      retries: 0\n";
+  GrpoRecipe recipe;
+  config::Schema schema;
+  config::load_recipe(path, {"reward.remote.judge.max_in_flight=2"}, recipe, schema);
+  ASSERT_EQ(recipe.reward.remote.size(), 2u);
+  const auto& clip = recipe.reward.remote.at("clip");
+  EXPECT_EQ(clip.url, "http://127.0.0.1:8001/score");
+  EXPECT_EQ(clip.batch_size, 8);
+  EXPECT_EQ(clip.task, "t2i");
+  EXPECT_EQ(clip.retries, reward::RemoteOptions{}.retries);  // untouched keys keep defaults
+  const auto& judge = recipe.reward.remote.at("judge");
+  EXPECT_DOUBLE_EQ(judge.timeout_s, 5.0);
+  EXPECT_EQ(judge.retries, 0);
+  EXPECT_EQ(judge.max_in_flight, 2);
+  EXPECT_TRUE(scores_images(recipe, "clip"));
+  EXPECT_FALSE(scores_images(recipe, "accuracy"));
+  // The resolved recipe (what a run folder keeps) reads back to the same remote rewards.
+  std::ofstream(path) << schema.resolved_yaml();
+  GrpoRecipe again;
+  config::Schema again_schema;
+  config::load_recipe(path, {}, again, again_schema);
+  EXPECT_EQ(again_schema.resolved_yaml(), schema.resolved_yaml());
+  EXPECT_EQ(again.reward.remote.at("judge").max_in_flight, 2);
+  // A remote reward given only by --set.
+  const auto set = load("", {"grpo.reward_funcs=[vlm, geneval, format]",
+                             "reward.remote.vlm.url=http://10.0.0.2:9000/judge",
+                             "reward.remote.vlm.task=mm2t"});
+  EXPECT_FALSE(scores_images(set, "vlm"));
+  std::remove(path.c_str());
+}
+
+TEST(GrpoRecipe, RemoteRewardMistakesNameTheKey) {
+  auto message = [](const std::vector<std::string>& overrides) {
+    try {
+      load("", overrides);
+    } catch (const RecipeError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string judge = "reward.remote.judge.url=http://127.0.0.1:8000/score";
+  EXPECT_EQ(message({"grpo.reward_funcs=[judge, accuracy]", "grpo.reward_weights=[1, 1]", judge}),
+            "");
+  // Named in reward_funcs but defined nowhere: the message says where it would be.
+  EXPECT_NE(message({"grpo.reward_funcs=[judge, accuracy]", "grpo.reward_weights=[1, 1]"})
+                .find("unknown reward 'judge'"),
+            std::string::npos);
+  EXPECT_NE(message({"grpo.reward_funcs=[judge, accuracy]", "grpo.reward_weights=[1, 1]"})
+                .find("reward.remote.judge.url"),
+            std::string::npos);
+  EXPECT_NE(message({"grpo.reward_funcs=[judge, accuracy]", "grpo.reward_weights=[1, 1]",
+                     "reward.remote.judge.batch_size=4"})
+                .find("reward.remote.judge.url: '' is not an http:// or https:// URL"),
+            std::string::npos);
+  EXPECT_NE(message({"reward.remote.geneval.url=http://127.0.0.1:8000/score"})
+                .find("reward.remote.geneval: 'geneval' is a built-in reward's name"),
+            std::string::npos);
+  EXPECT_NE(message({"reward.remote.judge.batch_size=0", judge}).find("reward.remote.judge.batch_size"),
+            std::string::npos);
+  EXPECT_NE(message({"reward.remote.judge.task=images", judge}).find("one of: t2i, mm2t"),
+            std::string::npos);
+  EXPECT_NE(message({"reward.remote.judge.urll=http://x/"}).find("did you mean 'reward.remote.judge.url'"),
+            std::string::npos);
+  EXPECT_NE(message({"reward.remote.a.b.url=http://x/"}).find("unknown key"), std::string::npos);
+  EXPECT_NE(message({"reward.remote.j!dge.url=http://x/"}).find("letters, digits"),
+            std::string::npos);
+  // A remote reward scores the task its task key names.
+  EXPECT_NE(message({"task=t2i", "grpo.reward_funcs=[judge]", "grpo.reward_weights=[1]", judge,
+                     "reward.remote.judge.task=mm2t"})
+                .find("'judge' scores answers, but task t2i"),
+            std::string::npos);
+  EXPECT_EQ(message({"task=t2i", "grpo.reward_funcs=[judge]", "grpo.reward_weights=[1]", judge}),
+            "");
+}
+
 TEST(RecipeDocs, GrpoKeysAreDocumented) {
   const std::string docs = util::read_file(kRoot + "/docs/recipes.md");
   GrpoRecipe recipe;
@@ -244,6 +335,13 @@ TEST(RecipeDocs, GrpoKeysAreDocumented) {
   config::load_recipe(kRoot + "/configs/unified.yaml", {}, recipe, schema);
   for (const auto& field : schema.fields()) {
     EXPECT_NE(docs.find("`" + field->key + "`"), std::string::npos) << field->key;
+  }
+  // A remote reward's keys, as the table lists them.
+  EXPECT_NE(schema.markdown().find("`reward.remote.<name>.url`"), std::string::npos);
+  for (const char* key : {"url", "task", "timeout_s", "batch_size", "max_in_flight", "retries",
+                          "retry_delay_s"}) {
+    EXPECT_NE(docs.find(std::string("`reward.remote.<name>.") + key + "`"), std::string::npos)
+        << key;
   }
 }
 

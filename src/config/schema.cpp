@@ -1,5 +1,7 @@
 #include "corl/config/schema.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -258,6 +260,37 @@ bool Schema::is_section(const std::string& prefix) const {
   return false;
 }
 
+bool Schema::is_named_sections(const std::string& key) const {
+  for (const auto& section : sections_) {
+    if (section.key == key) return true;
+  }
+  return false;
+}
+
+void Schema::enter_section(const std::string& key, const std::string& where) {
+  for (auto& section : sections_) {
+    const std::string& prefix = section.key;
+    if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 ||
+        key[prefix.size()] != '.') {
+      continue;
+    }
+    const auto end = key.find('.', prefix.size() + 1);
+    const std::string name = key.substr(prefix.size() + 1, end - prefix.size() - 1);
+    const bool good = std::all_of(name.begin(), name.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '_' || c == '-';
+    });
+    if (!good) {
+      throw RecipeError(where + ": " + prefix + "." + name +
+                        ": a name is letters, digits, '_' and '-'");
+    }
+    if (std::find(section.names.begin(), section.names.end(), name) == section.names.end()) {
+      section.names.push_back(name);
+      section.bind(*this, name);
+    }
+    return;
+  }
+}
+
 std::string Schema::nearest_key(const std::string& key) const {
   std::vector<std::string> candidates;
   for (const auto& f : fields_) {
@@ -318,9 +351,10 @@ void Schema::load_map(const YAML::Node& map, const std::string& prefix, const st
       throw RecipeError(at + ": key " + key + " appears twice (first at line " +
                         std::to_string(first->second) + ")");
     }
+    enter_section(key, at);
     if (const Field* field = find(key)) {
       field->parse(entry.second, at);
-    } else if (is_section(key)) {
+    } else if (is_section(key) || is_named_sections(key)) {
       if (!entry.second.IsMap()) {
         throw RecipeError(at + ": " + key + ": is a section of keys, got " + show(entry.second));
       }
@@ -339,6 +373,7 @@ void Schema::set(const std::string& assignment) {
   }
   const std::string key = util::trim(assignment.substr(0, eq));
   const std::string at = "--set " + assignment;
+  enter_section(key, at);
   const Field* field = find(key);
   if (!field) {
     throw RecipeError(at + ": unknown key '" + key + "'; did you mean '" + nearest_key(key) + "'?");
@@ -372,14 +407,21 @@ std::string Schema::resolved_yaml() const {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string Schema::markdown() const {
-  std::string table = "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+std::string Schema::markdown(bool header) const {
+  std::string table =
+      header ? "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n" : "";
   for (const auto& f : fields_) {
+    if (std::any_of(sections_.begin(), sections_.end(), [&](const NamedSections& section) {
+          return f->key.compare(0, section.key.size() + 1, section.key + ".") == 0;
+        })) {
+      continue;  // an entry's keys, listed once below as KEY.<name>.*
+    }
     YAML::Emitter value;
     value << YAML::Flow << f->emit();
     table += "| `" + f->key + "` | " + f->type + " | `" + value.c_str() + "` | " + f->allowed +
              " | " + f->doc + " |\n";
   }
+  for (const auto& section : sections_) table += section.markdown();
   return table;
 }
 

@@ -85,6 +85,27 @@ void write_png(const cv::Mat& rgb, const std::string& path) {
   }
 }
 
+std::vector<unsigned char> encode_png(const cv::Mat& rgb) {
+  if (rgb.type() != CV_8UC3) throw DataError("cannot encode image as PNG: not 8-bit RGB");
+  const cv::Mat pixels = rgb.isContinuous() ? rgb : rgb.clone();
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(pixels.cols);
+  image.height = static_cast<png_uint_32>(pixels.rows);
+  image.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;  // a first call with no buffer measures
+  const auto stride = static_cast<png_int_32>(pixels.step[0]);
+  if (!png_image_write_to_memory(&image, nullptr, &size, 0, pixels.data, stride, nullptr)) {
+    throw DataError(std::string("cannot encode image as PNG: ") + image.message);
+  }
+  std::vector<unsigned char> bytes(size);
+  if (!png_image_write_to_memory(&image, bytes.data(), &size, 0, pixels.data, stride, nullptr)) {
+    throw DataError(std::string("cannot encode image as PNG: ") + image.message);
+  }
+  bytes.resize(size);
+  return bytes;
+}
+
 cv::Mat read_image(const std::string& path, int resolution) {
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error)) {
@@ -121,6 +142,15 @@ void write_png(const cv::Mat& rgb, const std::string& path) {
     throw DataError(path + ": cannot write image: " + error.what());
   }
   if (!written) throw DataError(path + ": cannot write image");
+}
+
+std::vector<unsigned char> encode_png(const cv::Mat& rgb) {
+  if (rgb.type() != CV_8UC3) throw DataError("cannot encode image as PNG: not 8-bit RGB");
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  std::vector<unsigned char> bytes;
+  if (!cv::imencode(".png", bgr, bytes)) throw DataError("cannot encode image as PNG");
+  return bytes;
 }
 
 cv::Mat read_image(const std::string& path, int resolution) {

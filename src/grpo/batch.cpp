@@ -34,47 +34,164 @@ std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
   return mine;
 }
 
-void roll(StageInputs& in, const GrpoRecipe& recipe, dist::ProcessGroup& group, StepBatch& batch) {
-  // One generator per group, from (seed, step, group of the global batch).
+// One generator per group, from (seed, step, group of the global batch); a group's images and
+// then its answers draw from it.
+std::vector<at::Generator> rollout_generators(const GrpoRecipe& recipe, int step,
+                                              const dist::ProcessGroup& group) {
   std::vector<at::Generator> generators;
   for (int64_t g : dist::rank_groups(groups_per_rank(recipe), group.rank(), group.world_size())) {
     generators.push_back(at::make_generator<at::CPUGeneratorImpl>(data::split_seed(
-        recipe.run.seed, "grpo/rollout/" + std::to_string(batch.step) + "/" + std::to_string(g))));
+        recipe.run.seed, "grpo/rollout/" + std::to_string(step) + "/" + std::to_string(g))));
   }
+  return generators;
+}
+
+void roll_images(StageInputs& in, const GrpoRecipe& recipe, std::vector<at::Generator>& generators,
+                 StepBatch& batch) {
   auto& model = in.policy.model;
   model->eval();
   const int max_prompt = recipe.grpo.max_prompt_length;
-  if (makes_images(recipe)) {
-    std::vector<std::string> prompts;
-    for (int r : batch.rows) {
-      const auto length = in.builder->text_to_image(in.rows[r].prompt).ids.size();
-      if (static_cast<int>(length) > max_prompt) {
-        throw DataError(at_row(recipe, in.rows[r]) + ": prompt is " + std::to_string(length) +
-                        " tokens, over grpo.max_prompt_length " + std::to_string(max_prompt));
-      }
-      prompts.push_back(in.rows[r].prompt);
+  std::vector<std::string> prompts;
+  for (int r : batch.rows) {
+    const auto length = in.builder->text_to_image(in.rows[r].prompt).ids.size();
+    if (static_cast<int>(length) > max_prompt) {
+      throw DataError(at_row(recipe, in.rows[r]) + ": prompt is " + std::to_string(length) +
+                      " tokens, over grpo.max_prompt_length " + std::to_string(max_prompt));
     }
-    batch.images = rollout::roll_images(model, *in.builder, in.policy.vq, prompts,
-                                        rollout_options_of(recipe), generators);
+    prompts.push_back(in.rows[r].prompt);
   }
-  if (makes_answers(recipe)) {
-    std::vector<torch::Tensor> images;
-    std::vector<std::string> questions;
-    for (int r : batch.rows) {
-      images.push_back(model::image_to_tensor(in.rows[r].image, model->config.image_size));
-      questions.push_back(in.rows[r].qa_problem);
-      const auto length = in.builder->image_to_text(images.back(), questions.back()).ids.size();
-      if (static_cast<int>(length) > max_prompt) {
-        throw DataError(at_row(recipe, in.rows[r]) + ": question prefix is " +
-                        std::to_string(length) + " tokens, over grpo.max_prompt_length " +
-                        std::to_string(max_prompt));
-      }
+  batch.images = rollout::roll_images(model, *in.builder, in.policy.vq, prompts,
+                                      rollout_options_of(recipe), generators);
+}
+
+void roll_answers(StageInputs& in, const GrpoRecipe& recipe,
+                  std::vector<at::Generator>& generators, StepBatch& batch) {
+  auto& model = in.policy.model;
+  model->eval();
+  const int max_prompt = recipe.grpo.max_prompt_length;
+  std::vector<torch::Tensor> images;
+  std::vector<std::string> questions;
+  for (int r : batch.rows) {
+    images.push_back(model::image_to_tensor(in.rows[r].image, model->config.image_size));
+    questions.push_back(in.rows[r].qa_problem);
+    const auto length = in.builder->image_to_text(images.back(), questions.back()).ids.size();
+    if (static_cast<int>(length) > max_prompt) {
+      throw DataError(at_row(recipe, in.rows[r]) + ": question prefix is " +
+                      std::to_string(length) + " tokens, over grpo.max_prompt_length " +
+                      std::to_string(max_prompt));
     }
-    auto options = rollout_options_of(recipe);
-    options.temperature = answer_temperature_of(recipe);
-    batch.answers =
-        rollout::roll_answers(model, *in.builder, images, questions, options, generators);
   }
+  auto options = rollout_options_of(recipe);
+  options.temperature = answer_temperature_of(recipe);
+  batch.answers =
+      rollout::roll_answers(model, *in.builder, images, questions, options, generators);
+}
+
+// The protocol's items (reward/remote.h) of this rank's rollouts of one task, each group's row
+// encoded once.
+std::vector<nlohmann::json> remote_items(const StageInputs& in, bool images,
+                                         const StepBatch& batch) {
+  std::map<int, nlohmann::json> rows;
+  const auto row_of = [&](int source) -> const nlohmann::json& {
+    auto [entry, fresh] = rows.try_emplace(source);
+    if (fresh) entry->second = reward::row_fields(in.rows[batch.rows[source]]);
+    return entry->second;
+  };
+  std::vector<nlohmann::json> items;
+  if (images) {
+    const auto& im = batch.images;
+    for (size_t i = 0; i < im.images.size(); ++i) {
+      items.push_back(reward::image_item(im.prompts[i], im.images[i], row_of(im.source[i])));
+    }
+  } else {
+    const auto& an = batch.answers;
+    for (size_t i = 0; i < an.completions.size(); ++i) {
+      items.push_back(reward::answer_item(an.completions[i], row_of(an.source[i])));
+    }
+  }
+  return items;
+}
+
+// A remote reward's scores of this step, on their way.
+struct RemoteRequest {
+  const WeightedReward<reward::RemoteReward>* named;
+  reward::PendingScores pending;
+};
+
+// Asks every remote reward of one task for this rank's rollouts of it; the requests run while
+// the step goes on.
+void send_remote(const StageInputs& in, bool images, const StepBatch& batch,
+                 std::vector<RemoteRequest>& requests) {
+  std::vector<nlohmann::json> items;
+  for (const auto& named : in.remote_rewards) {
+    if (named.reward->scores_images() != images) continue;
+    if (items.empty()) items = remote_items(in, images, batch);
+    requests.push_back({&named, named.reward->score(items, batch.step + 1)});
+  }
+}
+
+// Waits for the step's remote rewards. One that failed on any rank stops every rank here, before
+// anything is trained on the step; the failing rank's error names the reward, URL and step.
+void receive_remote(std::vector<RemoteRequest>& requests, dist::ProcessGroup& group,
+                    StepBatch& batch) {
+  std::string failure;
+  std::string sub_names;
+  for (auto& request : requests) {
+    try {
+      auto scores = request.pending.get();
+      const std::string& name = request.named->name;
+      batch.by_reward[name] = torch::tensor(scores.scores, torch::kDouble);
+      for (const auto& [sub, values] : scores.sub_scores) {
+        batch.sub_scores[name + "/" + sub] = torch::tensor(values, torch::kDouble);
+        sub_names += name + "/" + sub + "\n";
+      }
+    } catch (const reward::RemoteRewardError& e) {
+      if (failure.empty()) failure = e.what();
+    }
+  }
+  if (requests.empty()) return;
+  // Every rank's outcome, and the sub-scores it will log (the metrics gather them by name).
+  const auto signature = static_cast<int64_t>(std::hash<std::string>{}(sub_names) >> 1);
+  const auto all =
+      group.all_gather(torch::tensor({int64_t{failure.empty() ? 0 : 1}, signature})).cpu();
+  const std::string step = "step " + std::to_string(batch.step + 1);
+  if (!failure.empty()) {
+    throw reward::RemoteRewardError(failure + "; " + step + " was not trained on");
+  }
+  for (int rank = 0; rank < group.world_size(); ++rank) {
+    if (all[rank][0].item<int64_t>() != 0) {
+      throw reward::RemoteRewardError("a remote reward failed on rank " + std::to_string(rank) +
+                                      " (its log names it); " + step + " was not trained on");
+    }
+    if (all[rank][1].item<int64_t>() != signature) {
+      throw reward::RemoteRewardError(
+          "remote rewards, " + step + ": rank " + std::to_string(rank) +
+          "'s replies named other sub_scores than rank " + std::to_string(group.rank()) +
+          "'s; a scorer must report the same sub_scores for every batch");
+    }
+  }
+}
+
+// The rewards of one task (images or answers) as reward_funcs lists them, with their weights.
+std::vector<std::pair<std::string, double>> task_terms(const GrpoRecipe& recipe, bool images) {
+  std::vector<std::pair<std::string, double>> terms;
+  const auto& g = recipe.grpo;
+  for (size_t k = 0; k < g.reward_funcs.size(); ++k) {
+    if (scores_images(recipe, g.reward_funcs[k]) == images) {
+      terms.emplace_back(g.reward_funcs[k], g.reward_weights[k]);
+    }
+  }
+  return terms;
+}
+
+// r of one task: the weighted sum of its rewards, in reward_funcs' order.
+torch::Tensor task_sum(const GrpoRecipe& recipe, bool images, const StepBatch& batch,
+                       int64_t n) {
+  auto r = torch::zeros({n}, torch::kDouble);
+  for (const auto& [name, weight] : task_terms(recipe, images)) {
+    r += weight * batch.by_reward.at(name);
+  }
+  return r;
 }
 
 // CORL_FAULTS=reward_nan@STEP (util/faults.h): the task's first reward function returns NaN for
@@ -108,7 +225,6 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatch
     if (old) batch.old_images = scores.logp;
     if (entropy) batch.entropy_images = scores.entropy.cpu();
   }
-  batch.r_t2i = torch::zeros({n}, torch::kDouble);
   for (const auto& named : in.image_rewards) {
     auto values = torch::zeros({n}, torch::kDouble);
     for (int64_t i = 0; i < n; ++i) {
@@ -127,14 +243,12 @@ void score_images(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatch
     }
     inject_reward_fault(in.image_rewards, named, step, values);
     batch.by_reward[named.name] = values;
-    batch.r_t2i += named.weight * values;
   }
 }
 
 void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatch& batch) {
   const auto& an = batch.answers;
   const int64_t n = static_cast<int64_t>(an.completions.size());
-  batch.r_mm2t = torch::zeros({n}, torch::kDouble);
   for (const auto& named : in.answer_rewards) {
     auto values = torch::zeros({n}, torch::kDouble);
     for (int64_t i = 0; i < n; ++i) {
@@ -144,7 +258,6 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatc
     }
     inject_reward_fault(in.answer_rewards, named, step, values);
     batch.by_reward[named.name] = values;
-    batch.r_mm2t += named.weight * values;
   }
   if (needs_old_logprobs(recipe)) {
     torch::NoGradGuard no_grad;
@@ -158,33 +271,33 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatc
 
 // Advantages are formed from the whole step's rewards, every rank's (TRL gathers them first), so
 // that scale_rewards batch and normalize_then_sum see the step's spread; this rank keeps its own.
-StepAdvantages advantages_of(const GrpoRecipe& recipe, const StageInputs& in,
-                             dist::ProcessGroup& group, const StepBatch& batch) {
+StepAdvantages advantages_of(const GrpoRecipe& recipe, dist::ProcessGroup& group,
+                             const StepBatch& batch) {
   const auto& g = recipe.grpo;
   const AdvantageSettings settings{g.num_generations, reward_scale_of(recipe), g.unify_lambda,
                                    reward_aggregation_of(recipe)};
   // [N] of this rank -> [W N], rank by rank: whole groups stay together.
   const auto global = [&](const torch::Tensor& r) { return group.all_gather(r).reshape(-1); };
-  const auto reward_of = [&](const auto& rewards) {
+  const auto reward_of = [&](bool images) {
     std::vector<torch::Tensor> values;
     std::vector<double> weights;
-    for (const auto& named : rewards) {
-      values.push_back(global(batch.by_reward.at(named.name)));
-      weights.push_back(named.weight);
+    for (const auto& [name, weight] : task_terms(recipe, images)) {
+      values.push_back(global(batch.by_reward.at(name)));
+      weights.push_back(weight);
     }
     return task_reward(values, weights, settings);
   };
   StepAdvantages all;
   switch (task_of(recipe)) {
     case Task::kT2I:
-      all = task_advantages(reward_of(in.image_rewards), /*images=*/true, settings);
+      all = task_advantages(reward_of(true), /*images=*/true, settings);
       break;
     case Task::kMM2T:
-      all = task_advantages(reward_of(in.answer_rewards), /*images=*/false, settings);
+      all = task_advantages(reward_of(false), /*images=*/false, settings);
       break;
     case Task::kUnified:
-      all = unified_advantages(reward_of(in.image_rewards), reward_of(in.answer_rewards),
-                               unified_advantage_of(recipe), settings);
+      all = unified_advantages(reward_of(true), reward_of(false), unified_advantage_of(recipe),
+                               settings);
       break;
   }
   const int world = group.world_size();
@@ -348,7 +461,12 @@ StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device) {
   bool need_scene = false;
   for (size_t k = 0; k < g.reward_funcs.size(); ++k) {
     const std::string& name = g.reward_funcs[k];
-    if (reward::is_image_reward(name)) {
+    const auto remote = recipe.reward.remote.find(name);
+    if (remote != recipe.reward.remote.end()) {
+      in.remote_rewards.push_back(
+          {name, g.reward_weights[k],
+           std::make_unique<reward::RemoteReward>(name, remote->second)});
+    } else if (reward::is_image_reward(name)) {
       auto r = reward::make_image_reward(name, reward_options);
       in.need_captions |= r->needs_caption();
       in.need_hidden |= r->needs_hidden();
@@ -394,8 +512,17 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   StepBatch batch;
   batch.step = step;
   batch.rows = draw_rows(recipe, in.rows.size(), step, group);
+  auto generators = rollout_generators(recipe, step, group);
+  std::vector<RemoteRequest> remote;
   const auto began = Clock::now();
-  roll(in, recipe, group, batch);
+  if (makes_images(recipe)) {
+    roll_images(in, recipe, generators, batch);
+    send_remote(in, /*images=*/true, batch, remote);
+  }
+  if (makes_answers(recipe)) {
+    roll_answers(in, recipe, generators, batch);
+    send_remote(in, /*images=*/false, batch, remote);
+  }
   batch.rollout_seconds = seconds_since(began);
   const auto scored = Clock::now();
   if (makes_images(recipe)) score_images(in, recipe, step, batch);
@@ -415,9 +542,26 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
         torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
         batch.answer_kept.unsqueeze(1);
   }
-  batch.advantages = advantages_of(recipe, in, group, batch);
-  batch.kept = recipe.grpo.dynamic_sampling ? batch.advantages.no_signal.logical_not()
-                                            : torch::ones_like(batch.advantages.no_signal);
+  // Without dynamic sampling every group is trained on whatever its rewards: the micro-batches
+  // and the reference's log-probs need no reward, and are made while remote rewards are scored.
+  const bool keep_all = !recipe.grpo.dynamic_sampling;
+  if (keep_all) {
+    batch.kept = torch::ones({static_cast<int64_t>(batch.rows.size())}, torch::kBool);
+    cut_micro_batches(recipe, in.policy.model->config.image_tokens, group, batch);
+    if (recipe.grpo.beta > 0.0) score_reference(in, recipe, batch);
+  }
+  const auto waited = Clock::now();
+  receive_remote(remote, group, batch);
+  batch.remote_wait_seconds = seconds_since(waited);
+  if (makes_images(recipe)) {
+    batch.r_t2i = task_sum(recipe, true, batch, batch.images.codes.size(0));
+  }
+  if (makes_answers(recipe)) {
+    batch.r_mm2t =
+        task_sum(recipe, false, batch, static_cast<int64_t>(batch.answers.lengths.size()));
+  }
+  batch.advantages = advantages_of(recipe, group, batch);
+  if (!keep_all) batch.kept = batch.advantages.no_signal.logical_not();
   // The policy weights come after the kept groups: the entropy quantile is the trained tokens'.
   const auto trained = batch.kept.repeat_interleave(recipe.grpo.num_generations);
   if (makes_images(recipe)) {
@@ -440,8 +584,10 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
   group.all_reduce_sum(flags);
   batch.rewards_finite = flags[0].item<double>() == 0.0;
 
-  cut_micro_batches(recipe, in.policy.model->config.image_tokens, group, batch);
-  if (recipe.grpo.beta > 0.0 && batch.rewards_finite) score_reference(in, recipe, batch);
+  if (!keep_all) {
+    cut_micro_batches(recipe, in.policy.model->config.image_tokens, group, batch);
+    if (recipe.grpo.beta > 0.0 && batch.rewards_finite) score_reference(in, recipe, batch);
+  }
   batch.score_seconds = seconds_since(scored);
   return batch;
 }

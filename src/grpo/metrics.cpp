@@ -30,6 +30,9 @@ nlohmann::json batch_metrics(const StepBatch& batch, const GrpoRecipe& recipe,
   for (const auto& [name, values] : batch.by_reward) {
     m["reward/" + name] = mean_std(gather(group, values));
   }
+  for (const auto& [name, values] : batch.sub_scores) {
+    m["reward/" + name] = mean_std(gather(group, values));
+  }
   torch::Tensor r_t2i, r_mm2t;
   if (batch.r_t2i.defined()) m["reward_t2i"] = mean_std(r_t2i = gather(group, batch.r_t2i));
   if (batch.r_mm2t.defined()) m["reward_mm2t"] = mean_std(r_mm2t = gather(group, batch.r_mm2t));

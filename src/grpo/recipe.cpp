@@ -6,6 +6,28 @@
 #include "corl/util/strings.h"
 
 namespace corl::grpo {
+namespace {
+
+void bind_remote(config::Schema& s, const std::string& key, reward::RemoteOptions& o) {
+  s.add(key + ".url", &o.url,
+        "The scorer's endpoint, http:// or https:// (scripts/reward_server.py serves "
+        "http://127.0.0.1:PORT/score); redirects are not followed");
+  s.add(key + ".task", &o.task, "Rollouts it scores: t2i (images) or mm2t (answers)")
+      .choices({"t2i", "mm2t"});
+  s.add(key + ".timeout_s", &o.timeout_s, "Seconds a request may take, connecting included")
+      .range(0.001, 86400.0);
+  s.add(key + ".batch_size", &o.batch_size, "Rollouts per request").range(1, 100000);
+  s.add(key + ".max_in_flight", &o.max_in_flight, "Requests a rank has open at once")
+      .range(1, 1024);
+  s.add(key + ".retries", &o.retries,
+        "Further tries of a request that could not connect, timed out or got a 5xx or 429 status")
+      .range(0, 100);
+  s.add(key + ".retry_delay_s", &o.retry_delay_s,
+        "Seconds before the first retry; each further one waits twice as long")
+      .range(0.0, 3600.0);
+}
+
+}  // namespace
 
 void bind(config::Schema& s, GrpoRecipe& r) {
   config::bind(s, r.run);
@@ -130,8 +152,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
         "Drop groups without signal: every advantage they contribute is 0");
   s.add("grpo.reward_funcs", &g.reward_funcs,
-        "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers)")
-      .choices(reward::reward_names())
+        "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers); "
+        "or the name of a remote reward defined under reward.remote")
       .min_items(1);
   s.add("grpo.reward_weights", &g.reward_weights, "Weight of each reward, in reward_funcs' order")
       .range(-1000.0, 1000.0);
@@ -153,6 +175,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       .range(0.0, 1.0);
   s.add("reward.exclusive", &w.exclusive,
         "geneval reward: objects the prompt did not ask for count against the image");
+  s.add_sections("reward.remote", &w.remote, bind_remote);
   s.add("train.checkpoint_every", &r.train.checkpoint_every,
         "Generation batches between checkpoints (0: none); num_iterations optimizer updates each")
       .range(0, 100000000);
@@ -188,28 +211,49 @@ void validate(const GrpoRecipe& r) {
   const Task task = task_of(r);
   bool image = false;
   bool answer = false;
+  for (const auto& [name, remote] : r.reward.remote) {
+    if (reward::is_image_reward(name) || reward::is_answer_reward(name)) {
+      throw RecipeError("reward.remote." + name + ": '" + name +
+                        "' is a built-in reward's name; give the remote reward a name of its own");
+    }
+    reward::check_remote_options(remote, "reward.remote." + name);
+  }
   for (const auto& name : g.reward_funcs) {
     if (std::count(g.reward_funcs.begin(), g.reward_funcs.end(), name) > 1) {
       throw RecipeError("grpo.reward_funcs: '" + name + "' is listed twice");
     }
-    image |= reward::is_image_reward(name);
-    answer |= reward::is_answer_reward(name);
-    if (task == Task::kT2I && reward::is_answer_reward(name)) {
+    const bool remote = r.reward.remote.count(name) > 0;
+    if (!remote && !reward::is_image_reward(name) && !reward::is_answer_reward(name)) {
+      std::vector<std::string> defined;
+      for (const auto& entry : r.reward.remote) defined.push_back(entry.first);
+      throw RecipeError(
+          "grpo.reward_funcs: unknown reward '" + name +
+          "'; built-in: " + util::join(reward::reward_names(), ", ") +
+          (defined.empty() ? "; no remote rewards are defined"
+                           : "; remote (reward.remote): " + util::join(defined, ", ")) +
+          ". A remote reward is defined by reward.remote." + name + ".url");
+    }
+    const bool scores_image = scores_images(r, name);
+    image |= scores_image;
+    answer |= !scores_image;
+    if (task == Task::kT2I && !scores_image) {
       throw RecipeError("grpo.reward_funcs: '" + name +
                         "' scores answers, but task t2i makes only images");
     }
-    if (task == Task::kMM2T && reward::is_image_reward(name)) {
+    if (task == Task::kMM2T && scores_image) {
       throw RecipeError("grpo.reward_funcs: '" + name +
                         "' scores images, but task mm2t makes only answers");
     }
   }
   if (task != Task::kMM2T && !image) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
-                      " makes images but no reward scores them (cycle, tim or geneval)");
+                      " makes images but no reward scores them (cycle, tim, geneval or a remote "
+                      "reward with task t2i)");
   }
   if (task != Task::kT2I && !answer) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
-                      " makes answers but no reward scores them (accuracy, format or perception)");
+                      " makes answers but no reward scores them (accuracy, format, perception or a "
+                      "remote reward with task mm2t)");
   }
   // The batch keys count as TRL counts them (recipe.h). A recipe written when
   // per_device_train_batch_size counted groups and max_steps generation batches fails here when
@@ -330,6 +374,12 @@ double answer_temperature_of(const GrpoRecipe& r) {
 }
 
 bool makes_images(const GrpoRecipe& r) { return task_of(r) != Task::kMM2T; }
+
+bool scores_images(const GrpoRecipe& r, const std::string& name) {
+  const auto remote = r.reward.remote.find(name);
+  return remote != r.reward.remote.end() ? remote->second.task == "t2i"
+                                         : reward::is_image_reward(name);
+}
 
 torch::Device policy_device(const GrpoRecipe& r, int local_rank, int visible_gpus) {
   if (r.device != "cuda") return torch::kCPU;

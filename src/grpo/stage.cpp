@@ -257,6 +257,7 @@ void Stage::run() {
     account(step, finite, updates, metrics);
     metrics["time_rollout"] = batch.rollout_seconds;
     metrics["time_reward"] = batch.score_seconds;
+    if (!in_.remote_rewards.empty()) metrics["time_reward_wait"] = batch.remote_wait_seconds;
     metrics["time_update"] = seconds_since(updating);
     run_.metric(metrics);
     if (dumping && run_.writer() && group_->world_size() == 1) {

@@ -49,6 +49,26 @@ class Schema {
   Constraint add(const std::string& key, std::vector<std::string>* target, const std::string& doc);
   Constraint add(const std::string& key, std::vector<double>* target, const std::string& doc);
   Constraint add(const std::string& key, std::vector<int>* target, const std::string& doc);
+  // A section whose entries the recipe names: "reward.remote.<name>.url". Each entry the recipe
+  // (or a --set) gives is made in `target` and its keys bound, under "KEY.<name>", by
+  // `bind_entry`; a name is letters, digits, '_' and '-'. markdown() lists the keys of an entry
+  // as "KEY.<name>.*".
+  template <class Entry>
+  void add_sections(const std::string& key, std::map<std::string, Entry>* target,
+                    void (*bind_entry)(Schema& schema, const std::string& prefix, Entry& entry)) {
+    sections_.push_back(
+        {key,
+         [key, target, bind_entry](Schema& schema, const std::string& name) {
+           bind_entry(schema, key + "." + name, (*target)[name]);
+         },
+         [key, bind_entry] {
+           Schema keys;
+           Entry defaults;
+           bind_entry(keys, key + ".<name>", defaults);
+           return keys.markdown(/*header=*/false);
+         },
+         {}});
+  }
 
   // Reads a recipe file. Throws corl::RecipeError "FILE:LINE: ..." for an unknown key (naming
   // the nearest valid one), a key given twice (naming both lines), a value of the wrong type or
@@ -62,7 +82,7 @@ class Schema {
   YAML::Node resolved() const;
   std::string resolved_yaml() const;
   // A Markdown table: key, type, default, allowed, meaning.
-  std::string markdown() const;
+  std::string markdown(bool header = true) const;
 
   const std::vector<std::unique_ptr<Field>>& fields() const { return fields_; }
   const Field* find(const std::string& key) const;
@@ -75,8 +95,20 @@ class Schema {
                 std::map<std::string, int>& lines);
   bool is_section(const std::string& prefix) const;
   std::string nearest_key(const std::string& key) const;
+  // Whether `key` is a named section itself ("reward.remote").
+  bool is_named_sections(const std::string& key) const;
+  // When `key` lies inside an entry of a named section ("reward.remote.clip[.url]"), binds that
+  // entry if it is new. Throws corl::RecipeError naming `where` for a name that is not one.
+  void enter_section(const std::string& key, const std::string& where);
 
+  struct NamedSections {
+    std::string key;
+    std::function<void(Schema& schema, const std::string& name)> bind;
+    std::function<std::string()> markdown;
+    std::vector<std::string> names;  // entries bound so far
+  };
   std::vector<std::unique_ptr<Field>> fields_;
+  std::vector<NamedSections> sections_;
 };
 
 // Binds `recipe` to `schema`, then reads the file (when `path` is not empty), applies the --set

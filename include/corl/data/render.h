@@ -3,6 +3,8 @@
 #pragma once
 
 #include <opencv2/core.hpp>
+#include <string>
+#include <vector>
 
 #include "corl/data/scene.h"
 
@@ -19,6 +21,8 @@ bool shape_contains(Shape shape, double u, double v);
 
 // Writes / reads a PNG; images are RGB in memory and BGR only on disk, as OpenCV wants.
 void write_png(const cv::Mat& rgb, const std::string& path);
+// The bytes of that PNG file, for images that travel instead of being stored (reward/remote.h).
+std::vector<unsigned char> encode_png(const cv::Mat& rgb);
 // Any size and channel count on disk; resized (area interpolation) to `resolution` when > 0.
 // Throws corl::DataError naming the path when the file is missing or not an image.
 cv::Mat read_image(const std::string& path, int resolution);

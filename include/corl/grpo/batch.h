@@ -21,6 +21,7 @@
 #include "corl/grpo/loss.h"
 #include "corl/grpo/recipe.h"
 #include "corl/model/inputs.h"
+#include "corl/reward/remote.h"
 #include "corl/reward/reward.h"
 #include "corl/rollout/rollout.h"
 #include "corl/train/checkpoint.h"
@@ -42,6 +43,7 @@ struct StageInputs {
   std::vector<data::Record> rows;  // training rows of the stage's question types
   std::vector<WeightedReward<reward::ImageReward>> image_rewards;
   std::vector<WeightedReward<reward::AnswerReward>> answer_rewards;
+  std::vector<WeightedReward<reward::RemoteReward>> remote_rewards;  // either task's
   bool need_captions = false;  // an image reward reads the policy's caption of its image
   bool need_hidden = false;    // an image reward reads the policy's hidden states
   torch::Device device{torch::kCPU};
@@ -67,7 +69,9 @@ struct StepBatch {
   rollout::ImageRollouts images;                   // G per sample, when the task makes images
   rollout::AnswerRollouts answers;                 // G per sample, when the task makes answers
   std::map<std::string, torch::Tensor> by_reward;  // [N] float64, each reward by name
-  torch::Tensor r_t2i, r_mm2t;                     // [N] float64 weighted sums per task
+  // [N] float64, the named sub-scores remote rewards reported, as "REWARD/SUB" (logged only)
+  std::map<std::string, torch::Tensor> sub_scores;
+  torch::Tensor r_t2i, r_mm2t;  // [N] float64 weighted sums per task, in reward_funcs' order
   StepAdvantages advantages;
   torch::Tensor kept;          // [P] bool: this rank's groups that are trained on
   int64_t kept_groups = 0;     // over every rank
@@ -85,6 +89,7 @@ struct StepBatch {
   std::string sample_caption;    // the cycle reward's caption of the first image, when made
   double rollout_seconds = 0.0;  // sampling the rollouts
   double score_seconds = 0.0;    // rewards, advantages, old and reference log-probs
+  double remote_wait_seconds = 0.0;  // of score_seconds, waiting for remote rewards
 };
 
 // Cuts batch.micro from the global batch's kept groups (batch.kept of every rank): this rank's
@@ -94,6 +99,10 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
                        StepBatch& batch);
 
 // Rolls out, scores and prepares step `step` of this rank. Collective: every rank calls it.
+// Remote rewards are asked as soon as the rollouts they score exist (images before the answers
+// are sampled) and awaited only once the step's own scoring, old log-probs and (when no group
+// can be dropped) reference log-probs are done. Throws reward::RemoteRewardError on every rank
+// when a remote reward failed on any: no step is trained on a partial reward.
 StepBatch make_step_batch(StageInputs& inputs, const GrpoRecipe& recipe, int step,
                           dist::ProcessGroup& group);
 

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "corl/grpo/loss.h"
 #include "corl/model/training.h"
 #include "corl/ops/group_advantages.h"
+#include "corl/reward/remote.h"
 #include "corl/reward/reward.h"
 #include "corl/rollout/rollout.h"
 #include "corl/train/evaluate.h"
@@ -104,6 +106,8 @@ struct GrpoRecipe {
     bool geneval_partial = true;
     double position_margin = 0.1;
     bool exclusive = true;
+    // Rewards scored by servers (reward/remote.h), by the name reward_funcs gives them.
+    std::map<std::string, reward::RemoteOptions> remote;
   } reward;
   struct Train {
     int checkpoint_every = 25;
@@ -143,6 +147,9 @@ reward::RewardOptions reward_options_of(const GrpoRecipe& recipe);
 rollout::RolloutOptions rollout_options_of(const GrpoRecipe& recipe);
 double answer_temperature_of(const GrpoRecipe& recipe);  // answer_temperature, else temperature
 bool makes_images(const GrpoRecipe& recipe);
+// Whether reward `name` of reward_funcs scores images: a built-in image reward, or a remote one
+// with task t2i.
+bool scores_images(const GrpoRecipe& recipe, const std::string& name);
 // Where this rank's policy runs: the CPU, or for run.device cuda the GPU its LOCAL_RANK names
 // (torchrun's layout, one GPU per local rank), of `visible_gpus`. A UsageError when there is no
 // such GPU.
