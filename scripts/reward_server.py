@@ -126,10 +126,13 @@ def geneval_scorer(corl, position_margin=0.1, exclusive=True, partial=True):
                 with open(path, "wb") as f:
                     f.write(png_bytes(item["image"], f"items[{i}].image"))
                 lines.append(json.dumps({"image": path, "spec": spec}))
+            batch = os.path.join(folder, "batch.jsonl")
+            with open(batch, "w") as f:
+                f.write("\n".join(lines) + "\n")
             run = subprocess.run(
-                [corl, "detect", "--batch", "-", "--position-margin", repr(position_margin),
+                [corl, "detect", "--batch", batch, "--position-margin", repr(position_margin),
                  "--exclusive", "true" if exclusive else "false"],
-                input="\n".join(lines) + "\n", capture_output=True, text=True)
+                capture_output=True, text=True)
             if run.returncode != 0:
                 raise RuntimeError(f"corl detect failed: {run.stderr.strip()[-500:]}")
             verdicts = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "corl/config/recipes.h"
 #include "corl/config/schema.h"
@@ -223,6 +224,74 @@ TEST(ShippedRecipes, Load) {
   WorldRecipe web;
   Schema web_schema;
   EXPECT_NO_THROW(load_recipe(root + "/configs/web.yaml", {}, web, web_schema));
+}
+
+// A section whose entries the recipe names (grpo's reward.remote.<name>).
+struct Endpoint {
+  std::string url;
+  int batch = 4;
+};
+
+void bind_endpoint(Schema& s, const std::string& key, Endpoint& e) {
+  s.add(key + ".url", &e.url, "Where it listens");
+  s.add(key + ".batch", &e.batch, "Items a request").range(1, 64);
+}
+
+TEST(NamedSections, EntriesComeFromTheFileAndFromSet) {
+  std::map<std::string, Endpoint> endpoints;
+  int other = 1;
+  Schema schema;
+  schema.add("other", &other, "Another key");
+  schema.add_sections("servers", &endpoints, bind_endpoint);
+  schema.load(YAML::Load("servers:\n  judge: {url: a, batch: 8}\n  clip:\n    url: b\nother: 2\n"),
+              "r.yaml");
+  schema.set("servers.vlm.url=c");
+  schema.set("servers.judge.batch=9");
+  ASSERT_EQ(endpoints.size(), 3u);
+  EXPECT_EQ(endpoints.at("judge").url, "a");
+  EXPECT_EQ(endpoints.at("judge").batch, 9);
+  EXPECT_EQ(endpoints.at("clip").url, "b");
+  EXPECT_EQ(endpoints.at("clip").batch, 4);  // the entry's defaults
+  EXPECT_EQ(endpoints.at("vlm").url, "c");
+  EXPECT_EQ(other, 2);
+  // The resolved recipe holds every entry and reads back to the same.
+  std::map<std::string, Endpoint> again;
+  int other_again = 1;
+  Schema second;
+  second.add("other", &other_again, "Another key");
+  second.add_sections("servers", &again, bind_endpoint);
+  second.load(schema.resolved(), "resolved.yaml");
+  EXPECT_EQ(second.resolved_yaml(), schema.resolved_yaml());
+  EXPECT_EQ(again.at("judge").batch, 9);
+  // The table lists an entry's keys once, by a placeholder name.
+  const std::string table = schema.markdown();
+  EXPECT_NE(table.find("| `servers.<name>.url` | string |"), std::string::npos) << table;
+  EXPECT_EQ(table.find("servers.judge"), std::string::npos) << table;
+}
+
+TEST(NamedSections, MistakesNameTheKey) {
+  const auto error_of = [](const std::string& text, const std::string& set) {
+    std::map<std::string, Endpoint> endpoints;
+    Schema schema;
+    schema.add_sections("servers", &endpoints, bind_endpoint);
+    try {
+      if (!text.empty()) schema.load(YAML::Load(text), "r.yaml");
+      if (!set.empty()) schema.set(set);
+    } catch (const RecipeError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of("servers:\n  judge:\n    urll: a\n", ""),
+            "r.yaml:3: unknown key 'servers.judge.urll'; did you mean 'servers.judge.url'?");
+  EXPECT_EQ(error_of("servers:\n  judge: 3\n", ""),
+            "r.yaml:2: servers.judge: is a section of keys, got '3'");
+  EXPECT_EQ(error_of("servers: [a, b]\n", ""),
+            "r.yaml:1: servers: is a section of keys, got '[a, b]'");
+  EXPECT_EQ(error_of("", "servers.judge.batch=100"),
+            "--set servers.judge.batch=100: servers.judge.batch: must be in [1, 64], got 100");
+  EXPECT_EQ(error_of("", "servers.a b.url=x"),
+            "--set servers.a b.url=x: servers.a b: a name is letters, digits, '_' and '-'");
 }
 
 TEST(EditDistance, WorkedCases) {
