@@ -11,14 +11,15 @@
 # for the server after the step's own work was done.
 #   scripts/bench_reward_server.sh [INIT] [DATA_DIR]   (defaults: models/shapeworld-base, a fresh
 #                                                       ShapeWorld dataset)
-# Environment: STEPS (default 4), SLEEP (seconds per batch, default 2), BATCHES (requests per
-# step, default 4), BUILD_DIR.
+# Environment: STEPS (default 3), PROMPTS (groups of 8 a step, default 4), SLEEP (seconds per
+# batch, default 3), BATCHES (requests per step, default 4), BUILD_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 INIT=${1:-models/shapeworld-base}
 DATA=${2:-}
-STEPS=${STEPS:-4}
-SLEEP=${SLEEP:-2}
+STEPS=${STEPS:-3}
+PROMPTS=${PROMPTS:-4}
+SLEEP=${SLEEP:-3}
 BATCHES=${BATCHES:-4}
 CORL=$(realpath "${BUILD_DIR:-build}/corl")
 OUT=$(mktemp -d)
@@ -30,10 +31,11 @@ if [[ -z $DATA ]]; then
   "$CORL" data --config configs/world.yaml --set data.train_size=1024 --set data.eval_size=8 \
     --out "$DATA" >/dev/null 2>&1
 fi
-# configs/unified.yaml: 16 groups x 8 images a step (one rank).
-IMAGES=128
+# configs/unified.yaml's G of 8 and 4 micro-steps: PROMPTS x 8 images and answers a step.
+IMAGES=$((PROMPTS * 8))
 COMMON=(--config configs/unified.yaml --init "$INIT" --set data.train="$DATA/train.jsonl"
   --set data.eval="$DATA/eval.jsonl" --set grpo.max_steps="$STEPS"
+  --set grpo.per_device_train_batch_size=$((PROMPTS * 2))
   --set train.checkpoint_every=0 --set eval.prompts=0 --set eval.questions=0)
 
 python3 scripts/reward_server.py --scorer geneval --corl "$CORL" --port 0 --sleep "$SLEEP" \
@@ -64,7 +66,7 @@ run() {  # NAME ARGS...
 }
 
 echo "bench_reward_server: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;" \
-  "$IMAGES images a step in $BATCHES batches, the server waits ${SLEEP} s a batch; $STEPS steps"
+  "$IMAGES images and answers a step, the images in $BATCHES batches, the server waits ${SLEEP} s a batch; $STEPS steps"
 read -r built_in _ < <(run built-in)
 echo "built-in geneval:            ${built_in} s a step"
 read -r remote waited < <(run remote "${REMOTE[@]}" --set reward.remote.judge.max_in_flight="$BATCHES")
