@@ -18,6 +18,7 @@
 #include "corl/reward/remote.h"
 #include "corl/reward/reward.h"
 #include "corl/util/error.h"
+#include "corl/util/fs.h"  // defines: remove_tree (not fs::remove_all: see there)
 
 namespace corl::reward {
 namespace {
@@ -72,7 +73,7 @@ class Server {
       kill(pid_, SIGTERM);
       waitpid(pid_, nullptr, 0);
     }
-    fs::remove_all(dir_);
+    util::remove_tree(dir_.string());
   }
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

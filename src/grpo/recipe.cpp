@@ -203,11 +203,6 @@ void validate(const GrpoRecipe& r) {
     throw RecipeError("grpo.epsilon_high: " + std::to_string(g.epsilon_high) +
                       " is negative; give a bound >= 0, or -1 for epsilon");
   }
-  if (g.reward_weights.size() != g.reward_funcs.size()) {
-    throw RecipeError("grpo.reward_weights: " + std::to_string(g.reward_weights.size()) +
-                      " weights for " + std::to_string(g.reward_funcs.size()) +
-                      " reward_funcs; give one weight per reward");
-  }
   const Task task = task_of(r);
   bool image = false;
   bool answer = false;
@@ -244,6 +239,11 @@ void validate(const GrpoRecipe& r) {
       throw RecipeError("grpo.reward_funcs: '" + name +
                         "' scores images, but task mm2t makes only answers");
     }
+  }
+  if (g.reward_weights.size() != g.reward_funcs.size()) {
+    throw RecipeError("grpo.reward_weights: " + std::to_string(g.reward_weights.size()) +
+                      " weights for " + std::to_string(g.reward_funcs.size()) +
+                      " reward_funcs; give one weight per reward");
   }
   if (task != Task::kMM2T && !image) {
     throw RecipeError("grpo.reward_funcs: task " + r.task +
