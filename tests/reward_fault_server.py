@@ -4,7 +4,9 @@
     reward_fault_server.py MODE --port-file FILE [--sleep S] [--fail N] [--log FILE]
                            [--exit-after N]
 
-Every POST is answered according to MODE (items counted from the request):
+Every POST is answered according to MODE (items counted from the request); MODE "path" takes
+each request's mode from its URL path instead (POST /nan answers as "nan"), so that one server
+plays every fault:
     ok           one score per item: the item's index within its request + 0.5 x the request's
                  length (so batches are told apart), sub-score "index"
     wrong_count  one score too few
@@ -17,8 +19,8 @@ Every POST is answered according to MODE (items counted from the request):
     flaky        503 for the first --fail requests, then as ok
     slow         as ok, after --sleep seconds
 With --exit-after N the server answers N requests and then goes away (a server that is down).
-The request count (and each request's item count) is appended to --log when given, one line
-each, so a test can tell how many tries reached the server.
+Each request is appended to --log when given, a line "ITEMS TASK REWARD MODE", so that a test
+can tell how many tries reached the server.
 """
 
 import argparse
@@ -49,15 +51,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         args = self.server.args
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         n = len(request["items"])
+        mode = self.path.strip("/") if args.mode == "path" else args.mode
         with lock:
             seen["requests"] += 1
             count = seen["requests"]
             if args.log:
                 with open(args.log, "a") as f:
-                    f.write(f"{n} {request['task']} {request['reward']}\n")
+                    f.write(f"{n} {request['task']} {request['reward']} {mode}\n")
         scores = [i + 0.5 * n for i in range(n)]
         good = json.dumps({"scores": scores, "sub_scores": {"index": list(range(n))}})
-        mode = args.mode
         if mode == "flaky":
             mode = "status_503" if count <= args.fail else "ok"
         if mode == "slow":

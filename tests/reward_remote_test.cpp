@@ -80,12 +80,18 @@ class Server {
 
   bool up() const { return port_ > 0; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/score"; }
-  // Lines of the fault server's request log: one a request that reached it.
-  int requests() const {
+  // Requests that reached the fault server (in `mode`, when given), from its log.
+  int requests(const std::string& mode = "") const {
     std::ifstream in(dir_ / "log");
     int n = 0;
-    for (std::string line; std::getline(in, line);) ++n;
+    for (std::string line; std::getline(in, line);) {
+      n += mode.empty() || line.substr(line.rfind(' ') + 1) == mode;
+    }
     return n;
+  }
+  // The URL of the fault server's "path" mode that answers as `mode`.
+  std::string url_of(const std::string& mode) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + mode;
   }
 
  private:
@@ -275,18 +281,18 @@ TEST(RemoteReward, BrokenRepliesFailAtOnceNamingServerAndStep) {
       {"status_400", "HTTP 400"},
       {"redirect", "HTTP 302, a redirect to http://127.0.0.1:1/elsewhere; remote rewards follow "
                    "no redirects"}};
+  Server server({kFaultServer, "path", "--log", "LOG"});
+  ASSERT_TRUE(server.up());
   for (const auto& [mode, said] : cases) {
-    Server server({kFaultServer, mode, "--log", "LOG"});
-    ASSERT_TRUE(server.up()) << mode;
-    auto options = options_for(server.url());
+    auto options = options_for(server.url_of(mode));
     options.retries = 3;
     options.max_in_flight = 1;
     const auto message = failure(options, 4);
-    EXPECT_NE(message.find("remote reward 'judge' (" + server.url() + "), step 7"),
+    EXPECT_NE(message.find("remote reward 'judge' (" + options.url + "), step 7"),
               std::string::npos)
         << mode << ": " << message;
     EXPECT_NE(message.find(said), std::string::npos) << mode << ": " << message;
-    EXPECT_EQ(server.requests(), 1) << mode << ": retried";
+    EXPECT_EQ(server.requests(mode), 1) << mode << ": retried";
   }
 }
 
@@ -331,7 +337,7 @@ TEST(RemoteReward, ReferenceServersGenevalIsTheBuiltInReward) {
     ASSERT_GE(distinct.size(), partial ? 3u : 2u) << "the images should score differently";
     RemoteOptions options;
     options.url = server.url();
-    options.batch_size = 5;
+    options.batch_size = 12;  // two requests, at once
     const auto remote = RemoteReward("judge", options).score(items, 1).get();
     EXPECT_EQ(remote.scores, expected);
     ASSERT_TRUE(remote.sub_scores.count("correct"));
