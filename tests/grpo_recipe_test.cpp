@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -277,9 +276,9 @@ TEST(GrpoRecipe, RemoteRewardsAreNamedSections) {
   EXPECT_EQ(again_schema.resolved_yaml(), schema.resolved_yaml());
   EXPECT_EQ(again.reward.remote.at("judge").max_in_flight, 2);
   // A remote reward given only by --set.
-  const auto set = load("", {"grpo.reward_funcs=[vlm, geneval, format]",
-                             "reward.remote.vlm.url=http://10.0.0.2:9000/judge",
-                             "reward.remote.vlm.task=mm2t"});
+  const auto set =
+      load("", {"grpo.reward_funcs=[vlm, geneval, format]",
+                "reward.remote.vlm.url=http://10.0.0.2:9000/judge", "reward.remote.vlm.task=mm2t"});
   EXPECT_FALSE(scores_images(set, "vlm"));
   std::remove(path.c_str());
 }
@@ -310,11 +309,13 @@ TEST(GrpoRecipe, RemoteRewardMistakesNameTheKey) {
   EXPECT_NE(message({"reward.remote.geneval.url=http://127.0.0.1:8000/score"})
                 .find("reward.remote.geneval: 'geneval' is a built-in reward's name"),
             std::string::npos);
-  EXPECT_NE(message({"reward.remote.judge.batch_size=0", judge}).find("reward.remote.judge.batch_size"),
-            std::string::npos);
+  EXPECT_NE(
+      message({"reward.remote.judge.batch_size=0", judge}).find("reward.remote.judge.batch_size"),
+      std::string::npos);
   EXPECT_NE(message({"reward.remote.judge.task=images", judge}).find("one of: t2i, mm2t"),
             std::string::npos);
-  EXPECT_NE(message({"reward.remote.judge.urll=http://x/"}).find("did you mean 'reward.remote.judge.url'"),
+  EXPECT_NE(message({"reward.remote.judge.urll=http://x/"})
+                .find("did you mean 'reward.remote.judge.url'"),
             std::string::npos);
   EXPECT_NE(message({"reward.remote.a.b.url=http://x/"}).find("unknown key"), std::string::npos);
   EXPECT_NE(message({"reward.remote.j!dge.url=http://x/"}).find("letters, digits"),
@@ -338,8 +339,8 @@ TEST(RecipeDocs, GrpoKeysAreDocumented) {
   }
   // A remote reward's keys, as the table lists them.
   EXPECT_NE(schema.markdown().find("`reward.remote.<name>.url`"), std::string::npos);
-  for (const char* key : {"url", "task", "timeout_s", "batch_size", "max_in_flight", "retries",
-                          "retry_delay_s"}) {
+  for (const char* key :
+       {"url", "task", "timeout_s", "batch_size", "max_in_flight", "retries", "retry_delay_s"}) {
     EXPECT_NE(docs.find(std::string("`reward.remote.<name>.") + key + "`"), std::string::npos)
         << key;
   }

@@ -1,6 +1,7 @@
 // Remote rewards (reward/remote.h) against real servers on this machine: the reference server
 // (scripts/reward_server.py) scoring with the ShapeWorld judge, compared with the built-in geneval
 // reward, and a server that misbehaves on purpose (tests/reward_fault_server.py) for each fault.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,7 +9,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <set>
 #include <thread>
 
@@ -40,8 +40,8 @@ std::string read_text(const fs::path& path) {
 class Server {
  public:
   explicit Server(std::vector<std::string> args) {
-    dir_ = fs::temp_directory_path() / ("corl_remote_" + std::to_string(getpid()) + "_" +
-                                        std::to_string(counter_++));
+    dir_ = fs::temp_directory_path() /
+           ("corl_remote_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
     fs::create_directories(dir_);
     for (auto& a : args) {
       if (a == "LOG") a = (dir_ / "log").string();
@@ -106,7 +106,8 @@ const std::string kFaultServer = std::string(CORL_SOURCE_DIR) + "/tests/reward_f
 // Items of `n` answers: the protocol's smallest, enough for the transport.
 std::vector<nlohmann::json> answers(int n) {
   std::vector<nlohmann::json> items;
-  for (int i = 0; i < n; ++i) items.push_back(answer_item("<answer>" + std::to_string(i) + "</answer>", {}));
+  for (int i = 0; i < n; ++i)
+    items.push_back(answer_item("<answer>" + std::to_string(i) + "</answer>", {}));
   return items;
 }
 
@@ -155,7 +156,8 @@ TEST(RemoteReward, PngBytesAreThePngFile) {
   EXPECT_TRUE(std::equal(signature.begin(), signature.end(), bytes.begin()));
   const auto path = fs::temp_directory_path() / ("corl_png_" + std::to_string(getpid()) + ".png");
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   const cv::Mat back = data::read_image(path.string(), 0);
   fs::remove(path);
   ASSERT_EQ(back.size(), image.size());
@@ -220,8 +222,7 @@ TEST(RemoteReward, BatchesRunAtOnceAndJoinInOrder) {
   // The fault server scores item i of a request of n as i + n / 2.
   const std::vector<double> expected{1.5, 2.5, 3.5, 1.5, 2.5, 3.5, 1.5, 2.5, 3.5, 0.5};
   EXPECT_EQ(scores.scores, expected);
-  EXPECT_EQ(scores.sub_scores.at("index"),
-            (std::vector<double>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0}));
+  EXPECT_EQ(scores.sub_scores.at("index"), (std::vector<double>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0}));
 }
 
 TEST(RemoteReward, OneRequestInFlightRunsTheBatchesInTurn) {
@@ -279,8 +280,9 @@ TEST(RemoteReward, BrokenRepliesFailAtOnceNamingServerAndStep) {
       {"not_json", "the reply is not JSON"},
       {"no_scores", "no \"scores\""},
       {"status_400", "HTTP 400"},
-      {"redirect", "HTTP 302, a redirect to http://127.0.0.1:1/elsewhere; remote rewards follow "
-                   "no redirects"}};
+      {"redirect",
+       "HTTP 302, a redirect to http://127.0.0.1:1/elsewhere; remote rewards follow "
+       "no redirects"}};
   Server server({kFaultServer, "path", "--log", "LOG"});
   ASSERT_TRUE(server.up());
   for (const auto& [mode, said] : cases) {
@@ -303,8 +305,16 @@ TEST(RemoteReward, ReferenceServersGenevalIsTheBuiltInReward) {
   ASSERT_TRUE(fs::exists(corl)) << corl << " is not built";
   for (const bool partial : {true, false}) {
     std::vector<std::string> args{std::string(CORL_SOURCE_DIR) + "/scripts/reward_server.py",
-                                  "--scorer", "geneval", "--corl", corl, "--port", "0",
-                                  "--position-margin", "0.15", "--exclusive", "false"};
+                                  "--scorer",
+                                  "geneval",
+                                  "--corl",
+                                  corl,
+                                  "--port",
+                                  "0",
+                                  "--position-margin",
+                                  "0.15",
+                                  "--exclusive",
+                                  "false"};
     if (!partial) args.push_back("--strict");
     Server server(args);
     ASSERT_TRUE(server.up());

@@ -64,8 +64,8 @@ void roll_images(StageInputs& in, const GrpoRecipe& recipe, std::vector<at::Gene
                                       rollout_options_of(recipe), generators);
 }
 
-void roll_answers(StageInputs& in, const GrpoRecipe& recipe,
-                  std::vector<at::Generator>& generators, StepBatch& batch) {
+void roll_answers(StageInputs& in, const GrpoRecipe& recipe, std::vector<at::Generator>& generators,
+                  StepBatch& batch) {
   auto& model = in.policy.model;
   model->eval();
   const int max_prompt = recipe.grpo.max_prompt_length;
@@ -83,8 +83,7 @@ void roll_answers(StageInputs& in, const GrpoRecipe& recipe,
   }
   auto options = rollout_options_of(recipe);
   options.temperature = answer_temperature_of(recipe);
-  batch.answers =
-      rollout::roll_answers(model, *in.builder, images, questions, options, generators);
+  batch.answers = rollout::roll_answers(model, *in.builder, images, questions, options, generators);
 }
 
 // The protocol's items (reward/remote.h) of this rank's rollouts of one task, each group's row
@@ -185,8 +184,7 @@ std::vector<std::pair<std::string, double>> task_terms(const GrpoRecipe& recipe,
 }
 
 // r of one task: the weighted sum of its rewards, in reward_funcs' order.
-torch::Tensor task_sum(const GrpoRecipe& recipe, bool images, const StepBatch& batch,
-                       int64_t n) {
+torch::Tensor task_sum(const GrpoRecipe& recipe, bool images, const StepBatch& batch, int64_t n) {
   auto r = torch::zeros({n}, torch::kDouble);
   for (const auto& [name, weight] : task_terms(recipe, images)) {
     r += weight * batch.by_reward.at(name);
@@ -463,9 +461,8 @@ StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device) {
     const std::string& name = g.reward_funcs[k];
     const auto remote = recipe.reward.remote.find(name);
     if (remote != recipe.reward.remote.end()) {
-      in.remote_rewards.push_back(
-          {name, g.reward_weights[k],
-           std::make_unique<reward::RemoteReward>(name, remote->second)});
+      in.remote_rewards.push_back({name, g.reward_weights[k],
+                                   std::make_unique<reward::RemoteReward>(name, remote->second)});
     } else if (reward::is_image_reward(name)) {
       auto r = reward::make_image_reward(name, reward_options);
       in.need_captions |= r->needs_caption();

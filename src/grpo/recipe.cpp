@@ -221,12 +221,12 @@ void validate(const GrpoRecipe& r) {
     if (!remote && !reward::is_image_reward(name) && !reward::is_answer_reward(name)) {
       std::vector<std::string> defined;
       for (const auto& entry : r.reward.remote) defined.push_back(entry.first);
-      throw RecipeError(
-          "grpo.reward_funcs: unknown reward '" + name +
-          "'; built-in: " + util::join(reward::reward_names(), ", ") +
-          (defined.empty() ? "; no remote rewards are defined"
-                           : "; remote (reward.remote): " + util::join(defined, ", ")) +
-          ". A remote reward is defined by reward.remote." + name + ".url");
+      throw RecipeError("grpo.reward_funcs: unknown reward '" + name +
+                        "'; built-in: " + util::join(reward::reward_names(), ", ") +
+                        (defined.empty()
+                             ? "; no remote rewards are defined"
+                             : "; remote (reward.remote): " + util::join(defined, ", ")) +
+                        ". A remote reward is defined by reward.remote." + name + ".url");
     }
     const bool scores_image = scores_images(r, name);
     image |= scores_image;

@@ -212,8 +212,8 @@ RemoteScores parse_reply(const std::string& body, size_t count) {
   try {
     reply = nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error&) {
-    const bool nan = body.find("NaN") != std::string::npos ||
-                     body.find("Infinity") != std::string::npos;
+    const bool nan =
+        body.find("NaN") != std::string::npos || body.find("Infinity") != std::string::npos;
     throw std::runtime_error(nan ? "the reply holds NaN or Infinity, which JSON cannot carry: "
                                    "a score must be a finite number"
                                  : "the reply is not JSON: '" + clip_text(body) + "'");
@@ -268,8 +268,8 @@ PendingScores RemoteReward::score(std::vector<nlohmann::json> items, int step) c
         } catch (const std::exception& e) {
           std::lock_guard<std::mutex> lock(failure_mutex);
           if (failure.empty()) {
-            failure = "batch " + std::to_string(b + 1) + " of " + std::to_string(batches) +
-                      ": " + e.what();
+            failure = "batch " + std::to_string(b + 1) + " of " + std::to_string(batches) + ": " +
+                      e.what();
           }
           stop = true;
         }
