@@ -57,11 +57,6 @@ TEST(LearningRate, WithoutWarmUpTheFirstStepTakesThePeak) {
   EXPECT_NEAR(learning_rate_at(o, 6, 12), 1.25, 1e-12);
 }
 
-TEST(LearningRate, NoStepsBeyondTheWarmUpMeansTheFloor) {
-  const auto o = schedule();
-  EXPECT_NEAR(learning_rate_at(o, 4, 4), 0.5, 1e-12);
-}
-
 // ULM-R1's unified stage: peak 4e-6, no warm-up, 702 updates, Hugging Face's default linear
 // schedule: update k trains at 4e-6 (702 - k) / 702, the last at 4e-6 / 702.
 TEST(LearningRate, LinearFallsToZeroAtTheLastUpdate) {
