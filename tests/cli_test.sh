@@ -100,13 +100,12 @@ check train-final 0 "" -- test -s "$WORK/uni/final/model.safetensors"
 check train-metrics 0 '"reward_t2i".*"reward_mm2t"|"reward_mm2t".*"reward_t2i"' -- \
   head -1 "$WORK/uni/metrics.jsonl"
 # The schedule advances per optimizer update (TRL): the first update of generation batch s is
-# update 2s at mu = 2, which trains at 2s / 5 of the peak during configs/unified.yaml's 5 warm-up
-# updates (Hugging Face's warm-up: the first at 0), so the peak comes in batch 3.
+# update 2s at mu = 2, so configs/unified.yaml's 5 warm-up updates reach the peak in batch 3.
 check train-lr-per-update 0 "" -- "$SRC/.venv/bin/python" -c "
 import json, re
 lr = [json.loads(l)['lr'] for l in open('$WORK/uni/metrics.jsonl') if '\"lr\"' in l]
 peak = float(re.search(r'learning_rate: *([0-9.e+-]+)', open('$WORK/uni/recipe.yaml').read())[1])
-want = [peak * min(1, 2 * s / 5) for s in range(4)]
+want = [peak * min(1, (2 * s + 1) / 5) for s in range(4)]
 assert all(abs(a - b) < 1e-12 for a, b in zip(lr, want)) and len(lr) == 4, (lr, want)
 "
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \

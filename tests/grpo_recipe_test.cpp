@@ -108,7 +108,10 @@ TEST(GrpoRecipe, JanusUnifiedRecipesAreUlmR1sScript) {
         << file;
     EXPECT_EQ(g.per_device_train_batch_size, g.num_generations) << file;  // a prompt a micro-step
     EXPECT_EQ(g.num_generations, 8) << file;
-    EXPECT_EQ(g.max_steps, 702) << file;
+    // One epoch: 702 updates over x2x_rft_22k's rows on 8 ranks, as their Trainer counts.
+    EXPECT_EQ(g.max_steps, -1) << file;
+    EXPECT_DOUBLE_EQ(g.num_train_epochs, 1.0) << file;
+    EXPECT_EQ(total_updates(r, 22479, ranks), 702) << file;
     EXPECT_EQ(g.num_iterations, 1) << file;
     EXPECT_DOUBLE_EQ(g.beta, 0.0) << file;
     EXPECT_EQ(g.max_prompt_length, 1024) << file;
@@ -162,7 +165,7 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   for (const auto& [file, groups, batches] : shipped) {
     const auto r = load(file, {"model.path=/data/x"});
     EXPECT_EQ(groups_per_rank(r), groups) << file;
-    EXPECT_EQ(generation_batches(r), batches) << file;
+    EXPECT_EQ(generation_batches(r, total_updates(r, 22479, 8)), batches) << file;
     EXPECT_EQ(r.grpo.num_iterations, 1) << file;
   }
   // 12 completions a micro-step x 2 micro-steps / G 8 = 3 groups; 6 updates at mu 2 = 3 batches.
@@ -170,7 +173,9 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
                            "optim.gradient_accumulation_steps=2", "grpo.max_steps=6",
                            "grpo.num_iterations=2"});
   EXPECT_EQ(groups_per_rank(r), 3);
-  EXPECT_EQ(generation_batches(r), 3);
+  EXPECT_EQ(total_updates(r, 100, 1), 6);  // max_steps set: the rows do not matter
+  EXPECT_EQ(generation_batches(r, 6), 3);
+  EXPECT_EQ(generation_batches(r, 7), 4);  // the last batch is trained on once (TRL)
   EXPECT_NO_THROW(load("", {"optim.gradient_accumulation_steps=4", "grpo.steps_per_generation=4"}));
   EXPECT_NO_THROW(check_generation_batch(r, 2));
   const auto sized = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
@@ -178,6 +183,24 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
                                "grpo.generation_batch_size=48"});
   EXPECT_NO_THROW(check_generation_batch(sized, 2));  // 12 x 2 ranks x 2 micro-steps
   EXPECT_THROW(check_generation_batch(sized, 1), RecipeError);
+}
+
+// TRL's defaults: max_steps -1 and num_train_epochs 3. 3 groups a rank x 2 ranks = 6 distinct
+// prompts a generation batch; 100 rows make 16 batches an epoch (4 rows wait), 2 epochs at mu 2
+// 64 updates.
+TEST(GrpoRecipe, NumTrainEpochsCountsPassesOverTheRows) {
+  const auto defaults = load("");
+  EXPECT_EQ(defaults.grpo.max_steps, -1);
+  EXPECT_DOUBLE_EQ(defaults.grpo.num_train_epochs, 3.0);
+  const auto r = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                           "optim.gradient_accumulation_steps=2", "grpo.num_train_epochs=2",
+                           "grpo.num_iterations=2"});
+  EXPECT_EQ(total_updates(r, 100, 2), 64);
+  EXPECT_EQ(generation_batches(r, 64), 32);
+  EXPECT_EQ(total_updates(r, 100, 1), 2 * 33 * 2);  // 3 prompts a batch: 33 batches an epoch
+  EXPECT_THROW(total_updates(r, 5, 2), RecipeError);  // no whole batch
+  EXPECT_THROW(load("", {"grpo.max_steps=0"}), RecipeError);
+  EXPECT_THROW(load("", {"grpo.num_train_epochs=-1"}), RecipeError);
 }
 
 // A recipe written for the old meanings, where the numbers cannot be TRL's, names the key and
@@ -197,9 +220,6 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
       << groups;
   EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
   EXPECT_NE(groups.find("P x 16 / 1"), std::string::npos) << groups;
-  // 3 rollout batches at mu 2, as max_steps used to count them.
-  const auto steps = message("", {"grpo.max_steps=3", "grpo.num_iterations=2"});
-  EXPECT_NE(steps.find("counts optimizer updates, as in TRL"), std::string::npos) << steps;
   const auto spg = message("", {"optim.gradient_accumulation_steps=2",
                                 "grpo.steps_per_generation=4"});
   EXPECT_NE(spg.find("grpo.steps_per_generation: 4"), std::string::npos) << spg;

@@ -41,7 +41,7 @@ def rates(kind, warmup, total, min_lr_ratio):
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup,
                               num_training_steps=total, scheduler_specific_kwargs=extra)
     out = []
-    for _ in range(total):
+    for _ in range(total + 1):  # one past the run: corl's warm-up is theirs one update ahead
         out.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()

@@ -18,8 +18,8 @@
 namespace corl::train {
 namespace {
 
-// Peak 2, a floor of a quarter of it (0.5), 4 warm-up updates of 12: update k < 4 trains at k/4
-// of the peak (the first at 0, as in Hugging Face's schedules), and the cosine runs over updates
+// Peak 2, a floor of a quarter of it (0.5), 4 warm-up updates of 12: update k < 4 trains at
+// (k + 1)/4 of the peak (Hugging Face's warm-up one update ahead), and the cosine runs over updates
 // 4..12, so updates 6, 8 and 10 are a quarter, half and three quarters of the way, where
 // 0.5 (1 + cos(pi t)) is (1 + sqrt(2)/2) / 2, 1/2 and (1 - sqrt(2)/2) / 2.
 OptimizerSection schedule() {
@@ -30,12 +30,12 @@ OptimizerSection schedule() {
   return o;
 }
 
-TEST(LearningRate, WarmsUpLinearlyFromZeroToThePeak) {
+TEST(LearningRate, WarmsUpLinearlyToThePeak) {
   const auto o = schedule();
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 0, 12), 0.0);
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 1, 12), 0.5);
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 2, 12), 1.0);
-  EXPECT_DOUBLE_EQ(learning_rate_at(o, 3, 12), 1.5);
+  EXPECT_DOUBLE_EQ(learning_rate_at(o, 0, 12), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate_at(o, 1, 12), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate_at(o, 2, 12), 1.5);
+  EXPECT_DOUBLE_EQ(learning_rate_at(o, 3, 12), 2.0);
 }
 
 TEST(LearningRate, CosineFromThePeakToTheFloor) {
@@ -68,10 +68,11 @@ TEST(LearningRate, LinearFallsToZeroAtTheLastUpdate) {
   EXPECT_NEAR(learning_rate_at(o, 351, 702), 2e-6, 1e-18);
   EXPECT_NEAR(learning_rate_at(o, 701, 702), 4e-6 / 702, 1e-18);
   EXPECT_DOUBLE_EQ(learning_rate_at(o, 702, 702), 0.0);
-  // 2 warm-up updates of 6: 0, half the peak, then 4 updates down from the peak by a quarter.
+  // 2 warm-up updates of 6: half the peak, the peak, then 4 updates down from the peak by a
+  // quarter.
   o.learning_rate = 2.0;
   o.warmup_steps = 2;
-  const std::vector<double> want{0.0, 1.0, 2.0, 1.5, 1.0, 0.5};
+  const std::vector<double> want{1.0, 2.0, 2.0, 1.5, 1.0, 0.5};
   for (int k = 0; k < 6; ++k) EXPECT_NEAR(learning_rate_at(o, k, 6), want[k], 1e-12) << k;
 }
 
@@ -93,7 +94,8 @@ TEST(LearningRate, ConstantIsThePeakAndRefusesAWarmUp) {
 }
 
 // Every schedule against transformers' own: get_scheduler by name, stepped as Hugging Face
-// Trainer steps it (tests/lr_schedule_reference.py), rate by rate over whole runs.
+// Trainer steps it (tests/lr_schedule_reference.py), rate by rate over whole runs. The warm-up
+// is theirs one update ahead: update k < warmup_steps trains at their update k + 1's rate.
 TEST(LearningRate, MatchesTransformersGetScheduler) {
   const std::string python = CORL_SOURCE_DIR "/.venv/bin/python";
   if (!std::filesystem::exists(python)) GTEST_SKIP() << python << " not found; scripts/setup.sh";
@@ -118,9 +120,9 @@ TEST(LearningRate, MatchesTransformersGetScheduler) {
     o.learning_rate = c["learning_rate"].get<double>();
     const int total = c["total_steps"].get<int>();
     const auto& rates = c["rates"];
-    ASSERT_EQ(static_cast<int>(rates.size()), total);
+    ASSERT_EQ(static_cast<int>(rates.size()), total + 1);
     for (int k = 0; k < total; ++k) {
-      const double theirs = rates[k].get<double>();
+      const double theirs = rates[k < o.warmup_steps ? k + 1 : k].get<double>();
       ASSERT_NEAR(learning_rate_at(o, k, total), theirs, 1e-14 * o.learning_rate)
           << o.lr_scheduler_type << " warmup " << o.warmup_steps << " of " << total
           << " min_lr_ratio " << o.min_lr_ratio << ", update " << k;

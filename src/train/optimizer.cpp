@@ -17,8 +17,8 @@ void bind(config::Schema& s, OptimizerSection& o) {
         "learning_rate x min_lr_ratio), constant (learning_rate throughout, no warm-up)")
       .choices({"linear", "cosine", "constant"});
   s.add("optim.warmup_steps", &o.warmup_steps,
-        "Optimizer updates of linear warm-up: update k trains at k / warmup_steps of the peak, "
-        "the first at 0 (as Hugging Face's schedules)")
+        "Optimizer updates of linear warm-up: update k trains at (k + 1) / warmup_steps of the "
+        "peak, one update ahead of Hugging Face's, whose first trains at 0")
       .range(0, 10000000);
   s.add("optim.min_lr_ratio", &o.min_lr_ratio,
         "cosine only: the decay ends at learning_rate x this (0: transformers' cosine; above 0: "
@@ -66,8 +66,10 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 double learning_rate_at(const OptimizerSection& o, int step, int total_steps) {
   // transformers' lr lambdas (optimization.py): a factor of the peak, one per update.
   if (o.lr_scheduler_type == "constant") return o.learning_rate;
+  // The warm-up is Hugging Face's one update ahead: its first update trains at rate 0, which
+  // moves AdamW's moments but not the weights; here the first trains at 1 / warmup_steps.
   if (step < o.warmup_steps) {
-    return o.learning_rate * (static_cast<double>(step) / std::max(1, o.warmup_steps));
+    return o.learning_rate * (static_cast<double>(step + 1) / o.warmup_steps);
   }
   const double remaining = std::max(1, total_steps - o.warmup_steps);
   if (o.lr_scheduler_type == "linear") {

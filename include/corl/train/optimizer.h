@@ -34,8 +34,9 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(torch::nn::Module& model,
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 // Learning rate of optimizer update `step` (0-based) of `total_steps`, as Hugging Face Trainer
-// steps transformers' get_scheduler once per update: update k of the warm-up trains at
-// k / warmup_steps of the peak (the first at 0), then linear falls to 0 at total_steps, cosine to
+// steps transformers' get_scheduler once per update, but for the warm-up, one update ahead of
+// theirs: update k < warmup_steps trains at (k + 1) / warmup_steps of the peak (theirs at
+// k / warmup_steps); then linear falls to 0 at total_steps, cosine to
 // learning_rate * min_lr_ratio, and constant stays at the peak.
 double learning_rate_at(const OptimizerSection& optim, int step, int total_steps);
 
