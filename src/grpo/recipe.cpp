@@ -247,6 +247,7 @@ void validate(const GrpoRecipe& r) {
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
   }
+  train::check_schedule(r.optim);
   if (r.model.path.empty() && r.init.empty()) {
     throw RecipeError(
         "model.path and init are both empty: give the Hugging Face Janus folder to start from "
