@@ -11,7 +11,8 @@
 #   unified + refined    stage 1 then stage 2 (the quickstart's models)
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
-#                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each)
+#                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each;
+#                        the unified one is scripts/seeds.sh's runs/seeds/unified_1)
 #   paper's rewards      the unified recipe with the paper's rewards alone: cycle and tim for
 #                        images, accuracy and format for answers (no geneval, no perception)
 #
@@ -35,6 +36,10 @@ start=$SECONDS
 # The base's weights and the quickstart's unified stamp lead the chain: a changed base or unified
 # model redoes what follows.
 STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/unified/.stage)"
+# The unified stage with seed 1, first and word for word as scripts/seeds.sh runs it: either
+# script reuses the other's.
+stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
+  --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(ranks configs/unified.yaml)
 for task in t2i mcq oe; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
@@ -44,8 +49,6 @@ stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_re
   --weights 0.5 0.5 --out "$A/base_merged/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
 # and all three once more with another seed.
-stage "$A/unified_seed1" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init "$BASE" --set run.seed=1 --out "$A/unified_seed1" $(ranks configs/unified.yaml)
 for seed in 1234 1; do
   stage "$A/only_t2i_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
     --init "$BASE" --set run.seed=$seed --set task=t2i \
@@ -64,12 +67,12 @@ stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/uni
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
   --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \
-  --ckpt "$A/unified_seed1" --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
+  --ckpt runs/seeds/unified_1 --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
   --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
-labels="$BASE_NAME=base,unified=unified,unified_seed1=unified (seed 1)"
+labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
 labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base)"
-labels+=",refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged"
+labels+=",refine_t2i=unified + refined t2i,merged=unified + refined t2i+mcq+oe merged"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
 labels+=",paper_rewards=unified with the paper's rewards"

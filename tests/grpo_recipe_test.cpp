@@ -53,10 +53,9 @@ TEST(GrpoRecipe, JanusProRecipesCarryThePaperHyperParameters) {
   EXPECT_DOUBLE_EQ(refine.optim.learning_rate, 1e-6);
   EXPECT_DOUBLE_EQ(refine.grpo.cfg_weight, 5.0);
   EXPECT_EQ(refine.grpo.reward_funcs, (std::vector<std::string>{"cycle", "tim"}));
-  // 7B: the same step as 1B's over 8 ranks (2 prompts each), with the memory settings of
-  // docs/janus.md.
+  // 7B: the same step as 1B's, both over 8 ranks, with the memory settings of docs/janus.md.
   const auto seven = load("janus_pro_7b_unified.yaml", {"model.path=/data/Janus-Pro-7B"});
-  EXPECT_EQ(groups_per_rank(seven) * 8, groups_per_rank(unified));
+  EXPECT_EQ(groups_per_rank(seven), groups_per_rank(unified));
   EXPECT_DOUBLE_EQ(seven.optim.learning_rate, unified.optim.learning_rate);
   EXPECT_EQ(seven.grpo.num_generations, unified.grpo.num_generations);
   EXPECT_EQ(seven.dist.zero_stage, 2);
@@ -95,21 +94,82 @@ TEST(GrpoRecipe, TrlNamesMapToTheLossAndAdvantageOptions) {
   EXPECT_FALSE(options.judge.exclusive);
 }
 
+// ULM-R1's released script (mm-vl/ULM-R1 scripts/corl_unified.sh) on its trainer, a subclass of
+// transformers 4.49's Trainer whose DataLoader hands each GPU per_device_train_batch_size = 1 row
+// (one prompt) per micro-step: torchrun over 8 GPUs, gradient_accumulation_steps 4,
+// num_generations 8, so 8 x 4 = 32 prompts and 32 x 8 = 256 images and 256 answers per update.
+// One epoch of x2x_rft_22k's 22,479 rows: ceil(22,479 / 8) = 2,810 micro-steps per GPU,
+// 2,810 // 4 = 702 updates. learning_rate 4e-6 on TrainingArguments' defaults: linear schedule,
+// no warm-up, AdamW betas (0.9, 0.999), weight decay 0, gradient norm clipped at 1. beta 0,
+// max_prompt_length 1024, max_completion_length 576, CFG weight 5, lambda 0.8.
+TEST(GrpoRecipe, JanusUnifiedRecipesAreUlmR1sScript) {
+  const int ranks = 8;
+  for (const char* file : {"janus_pro_1b_unified.yaml", "janus_pro_7b_unified.yaml"}) {
+    const auto r = load(file, {"model.path=/data/x"});
+    const auto& g = r.grpo;
+    EXPECT_EQ(groups_per_rank(r) * ranks, 32) << file;
+    EXPECT_EQ(g.per_device_train_batch_size * ranks * r.optim.gradient_accumulation_steps, 256)
+        << file;
+    EXPECT_EQ(g.per_device_train_batch_size, g.num_generations) << file;  // a prompt a micro-step
+    EXPECT_EQ(g.num_generations, 8) << file;
+    // One epoch: 702 updates over x2x_rft_22k's rows on 8 ranks, as their Trainer counts.
+    EXPECT_EQ(g.max_steps, -1) << file;
+    EXPECT_DOUBLE_EQ(g.num_train_epochs, 1.0) << file;
+    EXPECT_EQ(total_updates(r, 22479, ranks), 702) << file;
+    EXPECT_EQ(g.num_iterations, 1) << file;
+    EXPECT_DOUBLE_EQ(g.beta, 0.0) << file;
+    EXPECT_EQ(g.max_prompt_length, 1024) << file;
+    EXPECT_EQ(g.max_completion_length, 576) << file;
+    EXPECT_DOUBLE_EQ(g.cfg_weight, 5.0) << file;
+    EXPECT_DOUBLE_EQ(g.unify_lambda, 0.8) << file;
+    EXPECT_TRUE(g.unify_reward) << file;
+    EXPECT_FALSE(g.unify_advantage) << file;
+    EXPECT_EQ(r.optim.lr_scheduler_type, "linear") << file;
+    EXPECT_EQ(r.optim.warmup_steps, 0) << file;
+    EXPECT_DOUBLE_EQ(r.optim.learning_rate, 4e-6) << file;
+    EXPECT_DOUBLE_EQ(r.optim.adam_beta1, 0.9) << file;
+    EXPECT_DOUBLE_EQ(r.optim.adam_beta2, 0.999) << file;
+    EXPECT_DOUBLE_EQ(r.optim.weight_decay, 0.0) << file;
+    EXPECT_DOUBLE_EQ(r.optim.max_grad_norm, 1.0) << file;
+    EXPECT_EQ(r.training.freeze.size(), 5u) << file;
+    EXPECT_EQ(r.train.checkpoint_every, 200) << file;  // save_steps 200
+  }
+}
+
+// A schedule key that cannot run names itself.
+TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
+  EXPECT_NO_THROW(load("", {"optim.lr_scheduler_type=linear", "optim.warmup_steps=3"}));
+  try {
+    load("", {"optim.lr_scheduler_type=constant", "optim.warmup_steps=3"});
+    ADD_FAILURE() << "constant with a warm-up was accepted";
+  } catch (const RecipeError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.warmup_steps: 3"), std::string::npos) << e.what();
+  }
+  try {
+    load("", {"optim.lr_scheduler_type=cosine_with_restarts"});
+    ADD_FAILURE() << "an unknown schedule was accepted";
+  } catch (const RecipeError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr_scheduler_type"), std::string::npos)
+        << e.what();
+  }
+}
+
 // TRL's batch keys (GRPOConfig 1.x): per_device_train_batch_size completions per rank per
 // micro-step, gradient_accumulation_steps micro-steps per generation batch (steps_per_generation's
 // default), max_steps optimizer updates, num_iterations of them per generation batch. The shipped
 // recipes keep the batches they had when per_device_train_batch_size counted groups and max_steps
-// generation batches.
+// generation batches, but for the Janus-Pro unified recipes, which have since taken ULM-R1's
+// (JanusUnifiedRecipesAreUlmR1sScript).
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
       {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 2, 50},
       {"refine_mcq.yaml", 8, 40},    {"refine_oe.yaml", 8, 80},
-      {"janus_pro_1b_unified.yaml", 16, 1000}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
-      {"janus_pro_7b_unified.yaml", 2, 1000}};
+      {"janus_pro_1b_unified.yaml", 4, 702}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
+      {"janus_pro_7b_unified.yaml", 4, 702}};
   for (const auto& [file, groups, batches] : shipped) {
     const auto r = load(file, {"model.path=/data/x"});
     EXPECT_EQ(groups_per_rank(r), groups) << file;
-    EXPECT_EQ(generation_batches(r), batches) << file;
+    EXPECT_EQ(generation_batches(r, total_updates(r, 22479, 8)), batches) << file;
     EXPECT_EQ(r.grpo.num_iterations, 1) << file;
   }
   // 12 completions a micro-step x 2 micro-steps / G 8 = 3 groups; 6 updates at mu 2 = 3 batches.
@@ -117,7 +177,9 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
                            "optim.gradient_accumulation_steps=2", "grpo.max_steps=6",
                            "grpo.num_iterations=2"});
   EXPECT_EQ(groups_per_rank(r), 3);
-  EXPECT_EQ(generation_batches(r), 3);
+  EXPECT_EQ(total_updates(r, 100, 1), 6);  // max_steps set: the rows do not matter
+  EXPECT_EQ(generation_batches(r, 6), 3);
+  EXPECT_EQ(generation_batches(r, 7), 4);  // the last batch is trained on once (TRL)
   EXPECT_NO_THROW(load("", {"optim.gradient_accumulation_steps=4", "grpo.steps_per_generation=4"}));
   EXPECT_NO_THROW(check_generation_batch(r, 2));
   const auto sized = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
@@ -125,6 +187,24 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
                                "grpo.generation_batch_size=48"});
   EXPECT_NO_THROW(check_generation_batch(sized, 2));  // 12 x 2 ranks x 2 micro-steps
   EXPECT_THROW(check_generation_batch(sized, 1), RecipeError);
+}
+
+// TRL's defaults: max_steps -1 and num_train_epochs 3. 3 groups a rank x 2 ranks = 6 distinct
+// prompts a generation batch; 100 rows make 16 batches an epoch (4 rows wait), 2 epochs at mu 2
+// 64 updates.
+TEST(GrpoRecipe, NumTrainEpochsCountsPassesOverTheRows) {
+  const auto defaults = load("");
+  EXPECT_EQ(defaults.grpo.max_steps, -1);
+  EXPECT_DOUBLE_EQ(defaults.grpo.num_train_epochs, 3.0);
+  const auto r = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                           "optim.gradient_accumulation_steps=2", "grpo.num_train_epochs=2",
+                           "grpo.num_iterations=2"});
+  EXPECT_EQ(total_updates(r, 100, 2), 64);
+  EXPECT_EQ(generation_batches(r, 64), 32);
+  EXPECT_EQ(total_updates(r, 100, 1), 2 * 33 * 2);  // 3 prompts a batch: 33 batches an epoch
+  EXPECT_THROW(total_updates(r, 5, 2), RecipeError);  // no whole batch
+  EXPECT_THROW(load("", {"grpo.max_steps=0"}), RecipeError);
+  EXPECT_THROW(load("", {"grpo.num_train_epochs=-1"}), RecipeError);
 }
 
 // A recipe written for the old meanings, where the numbers cannot be TRL's, names the key and
@@ -144,9 +224,6 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
       << groups;
   EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
   EXPECT_NE(groups.find("P x 16 / 1"), std::string::npos) << groups;
-  // 3 rollout batches at mu 2, as max_steps used to count them.
-  const auto steps = message("", {"grpo.max_steps=3", "grpo.num_iterations=2"});
-  EXPECT_NE(steps.find("counts optimizer updates, as in TRL"), std::string::npos) << steps;
   const auto spg = message("", {"optim.gradient_accumulation_steps=2",
                                 "grpo.steps_per_generation=4"});
   EXPECT_NE(spg.find("grpo.steps_per_generation: 4"), std::string::npos) << spg;

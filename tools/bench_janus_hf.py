@@ -1,6 +1,7 @@
 """transformers' half of the side-by-side benchmark (scripts/bench_transformers.sh), and its table.
 
-    bench_janus_hf.py make SIZE DIR          a random Janus checkpoint (default or 25m) in DIR
+    bench_janus_hf.py make SIZE DIR [--layers N]  a random Janus checkpoint (default, 25m or 1b)
+                                             in DIR, with N decoder layers instead of SIZE's
     bench_janus_hf.py measure DIR INPUTS [--threads 2] [--batches 4,8] [--repeats 3]
                       [--answer-tokens 32] [--cfg 5]
     bench_janus_hf.py machine [--threads 2]  fp32 matmul rate and memory bandwidth (JSON)
@@ -51,12 +52,14 @@ SIZES = {
 }
 
 
-def make(size, out, device="cpu"):
+def make(size, out, device="cpu", layers=None):
     from janus_hf_reference import DEEPSEEK_SPLITS, SPECIAL, train_tokenizer
     from tokenizers import Regex, pre_tokenizers
     from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessorPil
 
-    s = SIZES[size]
+    s = dict(SIZES[size])
+    if layers:
+        s["layers"] = layers
     torch.manual_seed(0)
     deepseek = pre_tokenizers.Sequence(
         [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in DEEPSEEK_SPLITS] +
@@ -536,6 +539,7 @@ def main():
     p.add_argument("size", choices=sorted(SIZES))
     p.add_argument("dir")
     p.add_argument("--device", default="cpu", help="where the random weights are made (cuda: bf16)")
+    p.add_argument("--layers", type=int, help="decoder layers (default: the size's)")
     p = sub.add_parser("measure")
     p.add_argument("dir")
     p.add_argument("inputs")
@@ -564,7 +568,7 @@ def main():
     p.add_argument("results")
     args = parser.parse_args()
     if args.command == "make":
-        make(args.size, args.dir, args.device)
+        make(args.size, args.dir, args.device, args.layers)
     elif args.command == "measure":
         measure(args)
     elif args.command == "machine":

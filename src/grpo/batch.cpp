@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
-#include <random>
 
 #include "corl/dist/data_parallel.h"
+#include "corl/grpo/sampler.h"  // defines: generation_rows
 #include "corl/grpo/weights.h"  // defines: sampler_correction, trained_entropy_mask
 #include "corl/model/inputs.h"
 #include "corl/util/error.h"
@@ -18,15 +18,13 @@ std::string at_row(const GrpoRecipe& recipe, const data::Record& row) {
   return recipe.data.train + ":" + std::to_string(row.line);
 }
 
-// The global batch is drawn as one process holding all of it draws it; a rank keeps its groups.
+// The global batch's rows, without replacement (grpo/sampler.h); a rank keeps its groups.
 std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
                            const dist::ProcessGroup& group) {
-  std::mt19937_64 rng(data::split_seed(recipe.run.seed, "grpo/rows/" + std::to_string(step)));
   const int per_rank = groups_per_rank(recipe);
-  std::vector<int> global;
-  for (int i = 0; i < per_rank * group.world_size(); ++i) {
-    global.push_back(static_cast<int>(rng() % rows));
-  }
+  const auto global =
+      generation_rows(recipe.run.seed, rows, static_cast<int64_t>(per_rank) * group.world_size(),
+                      step);
   std::vector<int> mine;
   for (int64_t g : dist::rank_groups(per_rank, group.rank(), group.world_size())) {
     mine.push_back(global[g]);

@@ -1,7 +1,10 @@
 #include "corl/grpo/recipe.h"
 
 #include <algorithm>
+#include <limits>
+#include <sstream>
 
+#include "corl/grpo/sampler.h"  // defines: batches_per_epoch, updates_of_epochs
 #include "corl/util/error.h"
 #include "corl/util/strings.h"
 
@@ -73,9 +76,12 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "ranks x steps_per_generation, the only value corl runs")
       .range(-1, 100000000);
   s.add("grpo.max_steps", &g.max_steps,
-        "Optimizer updates to train for (TRL); the stage makes max_steps / num_iterations "
-        "generation batches")
-      .range(1, 100000000);
+        "Optimizer updates to train for (TRL); -1: num_train_epochs passes over the rows")
+      .range(-1, 100000000);
+  s.add("grpo.num_train_epochs", &g.num_train_epochs,
+        "Passes over the training rows when max_steps is -1 (TRL; may be fractional): an epoch "
+        "is floor(rows / prompts per generation batch) generation batches of distinct rows")
+      .range(0.0, 1000000.0);
   s.add("grpo.num_iterations", &g.num_iterations, "mu: policy updates per generation batch")
       .range(1, 100);
   s.add("grpo.beta", &g.beta, "Weight of the k3 KL to the frozen starting policy (0: no reference)")
@@ -278,16 +284,14 @@ void validate(const GrpoRecipe& r) {
         "generation batch set it to P x " +
         std::to_string(G) + " / " + std::to_string(accumulation));
   }
-  if (g.max_steps % g.num_iterations != 0) {
-    throw RecipeError("grpo.max_steps: " + std::to_string(g.max_steps) +
-                      " optimizer updates is not a whole number of generation batches of " +
-                      std::to_string(g.num_iterations) +
-                      " updates (num_iterations). The key counts optimizer updates, as in TRL, "
-                      "not generation batches: for B batches set it to B x num_iterations");
+  if (g.max_steps == 0) {
+    throw RecipeError("grpo.max_steps: 0 optimizer updates; give a count, or -1 for "
+                      "grpo.num_train_epochs passes over the rows");
   }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
   }
+  train::check_schedule(r.optim);
   if (r.model.path.empty() && r.init.empty()) {
     throw RecipeError(
         "model.path and init are both empty: give the Hugging Face Janus folder to start from "
@@ -300,7 +304,27 @@ int groups_per_rank(const GrpoRecipe& r) {
          r.grpo.num_generations;
 }
 
-int generation_batches(const GrpoRecipe& r) { return r.grpo.max_steps / r.grpo.num_iterations; }
+int total_updates(const GrpoRecipe& r, size_t rows, int world_size) {
+  if (r.grpo.max_steps > 0) return r.grpo.max_steps;
+  const int64_t groups = static_cast<int64_t>(groups_per_rank(r)) * world_size;
+  const int64_t per_epoch = batches_per_epoch(rows, groups);
+  const int64_t updates = updates_of_epochs(r.grpo.num_train_epochs, per_epoch,
+                                            r.grpo.num_iterations);
+  if (updates < 1 || updates > std::numeric_limits<int>::max()) {
+    std::ostringstream epochs;
+    epochs << r.grpo.num_train_epochs;
+    throw RecipeError("grpo.num_train_epochs: " + epochs.str() +
+                      " passes of " + std::to_string(per_epoch) + " generation batches (" +
+                      std::to_string(rows) + " rows, " + std::to_string(groups) +
+                      " prompts a batch) make " + std::to_string(updates) +
+                      " optimizer updates; set grpo.max_steps or more epochs");
+  }
+  return static_cast<int>(updates);
+}
+
+int generation_batches(const GrpoRecipe& r, int updates) {
+  return (updates + r.grpo.num_iterations - 1) / r.grpo.num_iterations;
+}
 
 void check_generation_batch(const GrpoRecipe& r, int world_size) {
   const int64_t made = static_cast<int64_t>(r.grpo.per_device_train_batch_size) * world_size *

@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>  // defines: at::autocast::set_autocast_enabled, ..._dtype
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "corl/grpo/batch.h"    // defines: make_step_batch, StageInputs
 #include "corl/grpo/dump.h"     // defines: write_batch_dump, write_gradient_dump
 #include "corl/grpo/metrics.h"  // defines: batch_metrics
+#include "corl/grpo/sampler.h"  // defines: batches_per_epoch
 #include "corl/grpo/update.h"   // defines: accumulate_gradients
 #include "corl/train/checkpoint.h"
 #include "corl/train/evaluate.h"
@@ -70,6 +72,8 @@ class Stage {
   // Every rank's shard of a checkpoint's optimizer.pt.
   void load_sharded_state(const std::string& checkpoint, torch::Device device);
   void evaluate();
+  // Optimizer updates of generation batch `step`: num_iterations, or the fewer left at the end.
+  int updates_at(int step) const;
 
   const GrpoRecipe& recipe_;
   util::RunDir& run_;
@@ -81,6 +85,7 @@ class Stage {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<dist::ShardedAdamW> sharded_;  // dist.zero_stage 1 or 2
   train::CheckpointSources sources_;
+  int updates_ = 0;  // optimizer updates of the whole stage (total_updates)
   int start_step_ = 0;
   int bad_in_row_ = 0;
   int bad_total_ = 0;
@@ -112,6 +117,7 @@ void Stage::start() {
   check_generation_batch(recipe_, group_->world_size());
   log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device.str());
   in_ = load_stage_inputs(recipe_, device);
+  updates_ = total_updates(recipe_, in_.rows.size(), group_->world_size());
   sources_ = train::checkpoint_sources(in_.policy);
   const int64_t trained = model::apply_training(in_.policy.model, recipe_.training);
   log::info(recipe_.run.name + ": training " + std::to_string(trained) + " parameter values" +
@@ -177,13 +183,16 @@ void Stage::run() {
   const auto parameters = model->parameters();
   // A step is a generation batch (TRL's generation, the data position of a checkpoint) with its
   // num_iterations optimizer updates; max_steps counts the updates.
-  const int steps = generation_batches(recipe_);
+  const int steps = generation_batches(recipe_, updates_);
+  const int64_t per_epoch = batches_per_epoch(
+      in_.rows.size(), static_cast<int64_t>(groups_per_rank(recipe_)) * group_->world_size());
   log::info(recipe_.run.name + ": " + std::to_string(in_.rows.size()) + " training rows, " +
-            std::to_string(g.max_steps) + " optimizer updates: " + std::to_string(steps) +
+            std::to_string(updates_) + " optimizer updates: " + std::to_string(steps) +
             " generation batches of " + std::to_string(groups_per_rank(recipe_)) + " groups x " +
             std::to_string(g.num_generations) + (group_->world_size() > 1 ? " a rank" : "") +
             ", each trained on " + std::to_string(g.num_iterations) + " time(s) in " +
-            std::to_string(o.gradient_accumulation_steps) + " micro-steps (" + recipe_.task + ")");
+            std::to_string(o.gradient_accumulation_steps) + " micro-steps (" + recipe_.task +
+            "); an epoch is " + std::to_string(per_epoch) + " generation batches");
 
   const CudaAutocast autocast(recipe_.autocast == "bf16");
   std::optional<util::Progress> progress;
@@ -193,6 +202,7 @@ void Stage::run() {
     const StepBatch batch = make_step_batch(in_, recipe_, step, *group_);
     nlohmann::json metrics = batch_metrics(batch, recipe_, *group_);
     metrics["step"] = step + 1;
+    metrics["epoch"] = static_cast<double>(step + 1) / static_cast<double>(per_epoch);
     const bool dumping = !options_.dump_batch.empty() && step == start_step_;
     nlohmann::json micro_dump = nlohmann::json::array();
 
@@ -200,7 +210,7 @@ void Stage::run() {
     const auto updating = Clock::now();
     bool finite = batch.rewards_finite;
     int updates = 0;
-    for (int iteration = 0; finite && batch.kept_groups > 0 && iteration < g.num_iterations;
+    for (int iteration = 0; finite && batch.kept_groups > 0 && iteration < updates_at(step);
          ++iteration) {
       const bool first = iteration == 0;
       optimizer_->zero_grad();
@@ -224,7 +234,7 @@ void Stage::run() {
       }
       // The schedule advances per optimizer update, over max_steps of them (TRL).
       const double lr =
-          train::learning_rate_at(o, step * g.num_iterations + iteration, g.max_steps);
+          train::learning_rate_at(o, step * g.num_iterations + iteration, updates_);
       if (sharded_) {
         sharded_->step(lr);
       } else {
@@ -245,7 +255,7 @@ void Stage::run() {
         metrics.update(update.stats);
         metrics["grad_norm"] = grad_norm;
         metrics["lr"] = lr;
-      } else if (iteration + 1 == g.num_iterations) {
+      } else if (iteration + 1 == updates_at(step)) {
         // GSPO's ratio is 1 at the first update by construction: its spread is the last one's.
         for (const char* name : {"sequence_ratio_t2i", "sequence_ratio_mm2t"}) {
           if (update.stats.contains(name)) metrics[name] = update.stats.at(name);
@@ -278,8 +288,12 @@ void Stage::run() {
   evaluate();
 }
 
+int Stage::updates_at(int step) const {
+  return std::min(recipe_.grpo.num_iterations, updates_ - step * recipe_.grpo.num_iterations);
+}
+
 void Stage::account(int step, bool finite, int updates, nlohmann::json& metrics) {
-  const int planned = recipe_.grpo.num_iterations;
+  const int planned = updates_at(step);
   metrics["updates"] = updates;
   if (finite) {
     bad_in_row_ = 0;
@@ -328,7 +342,7 @@ void Stage::evaluate() {
   const auto eval_rows = data::read_dataset(recipe_.data.eval, read);
   const auto scores = train::evaluate_tasks(in_.policy.model, *in_.builder, in_.policy.vq,
                                             eval_rows.records, recipe_.eval, recipe_.run.seed);
-  run_.metric({{"step", generation_batches(recipe_)},
+  run_.metric({{"step", generation_batches(recipe_, updates_)},
                {"geneval", scores.geneval},
                {"geneval_categories", scores.categories},
                {"answer_accuracy", scores.answer_accuracy},

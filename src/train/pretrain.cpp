@@ -59,6 +59,7 @@ void validate(const PretrainRecipe& r) {
   if (r.train.t2i_batch + r.train.caption_batch + r.train.qa_batch == 0) {
     throw RecipeError("train: t2i_batch, caption_batch and qa_batch are all 0");
   }
+  check_schedule(r.optim);
   try {
     model::ModelConfig sizes = r.model;
     model::check(sizes);

@@ -8,7 +8,8 @@
 // (one rollout of the policy, scored and turned into advantages at once) holds
 // steps_per_generation micro-steps of every rank, whole groups of G completions, and is trained
 // on num_iterations (mu) times; max_steps counts optimizer updates, and the learning-rate
-// schedule advances once per update.
+// schedule advances once per update. Prompts are drawn without replacement (grpo/sampler.h);
+// with max_steps -1 the stage trains num_train_epochs passes over the rows.
 #pragma once
 
 #include <torch/torch.h>
@@ -64,7 +65,8 @@ struct GrpoRecipe {
     // defaults, gradient_accumulation_steps and per_device x ranks x steps_per_generation.
     int steps_per_generation = -1;
     int generation_batch_size = -1;
-    int max_steps = 100;     // optimizer updates (TRL)
+    int max_steps = -1;             // optimizer updates (TRL); -1: num_train_epochs passes
+    double num_train_epochs = 3.0;  // passes over the rows when max_steps is -1 (TRL)
     int num_iterations = 1;  // mu: policy updates per generation batch
     double beta = 0.0;       // k3 KL weight; a frozen reference is kept only when > 0
     double epsilon = 0.2;
@@ -122,8 +124,13 @@ void validate(const GrpoRecipe& recipe);
 // Groups (prompts, unified samples) each rank rolls out per generation batch:
 // per_device_train_batch_size x steps_per_generation / G.
 int groups_per_rank(const GrpoRecipe& recipe);
-// Generation batches (rollout steps) the stage makes: max_steps / num_iterations.
-int generation_batches(const GrpoRecipe& recipe);
+// Optimizer updates the stage makes over `rows` training rows on `world_size` ranks: max_steps,
+// or, when it is -1, ceil(num_train_epochs x generation batches per epoch x num_iterations)
+// (TRL's). A RecipeError when that is no update at all.
+int total_updates(const GrpoRecipe& recipe, size_t rows, int world_size);
+// Generation batches (rollout steps) that `updates` optimizer updates take:
+// ceil(updates / num_iterations); the last is trained on the updates left (TRL).
+int generation_batches(const GrpoRecipe& recipe, int updates);
 // generation_batch_size, when the recipe sets it, against `world_size` ranks: a RecipeError
 // unless it is the batch the other keys make.
 void check_generation_batch(const GrpoRecipe& recipe, int world_size);

@@ -1,12 +1,13 @@
 // A GRPO stage, start to finish: the unified stage (`corl train`) and the refined stages
 // (`corl refine`) differ only in their recipes. Each step (a generation batch; max_steps /
-// num_iterations of them), in src/grpo/stage.cpp's loop:
+// num_iterations of them, rounded up), in src/grpo/stage.cpp's loop:
 //
-//   1. batch    (grpo/batch.h) groups_per_rank unified samples per rank, G images
+//   1. batch    (grpo/batch.h) groups_per_rank rows per rank, drawn without replacement
+//               (grpo/sampler.h) as unified samples, G images
 //               (CFG) and G answers for each, their rewards, group advantages (grpo/advantages.h)
 //               and the old and reference log-probs: all before any update;
 //   2. metrics  (grpo/metrics.h) of the whole step's batch, gathered over ranks;
-//   3. for each of num_iterations policy updates: accumulate the gradient of
+//   3. for each of num_iterations policy updates (the last step: the updates left): accumulate the gradient of
 //               loss_t2i + mm2t_loss_weight x loss_mm2t over the micro-batches (grpo/update.h,
 //               divided as loss_type divides the whole step: grpo/loss.h), sum it over ranks,
 //               clip, optimizer step at the learning rate of that update (the schedule
