@@ -6,6 +6,8 @@
 #   (configs/eval.yaml, on suites of the pretraining world)
 #
 #   scripts/base.sh          # into runs/base (BASE_OUT=DIR for another folder)
+#   BASE_TOKENIZER=models/shapeworld-base scripts/base.sh   # the release's own tokenizers, not
+#                                                            # retrained (as the release was made)
 #
 # Run it again after a kill, or in a later session: finished steps are kept, and the pretraining
 # goes on from its latest checkpoint (`corl pretrain --resume`) to the same weights as an
@@ -19,6 +21,13 @@ CORL=${BUILD_DIR:-build}/corl
 # Each product is written atomically (renamed into place), so its presence means it is whole.
 [[ -s $OUT/data/train.jsonl ]] ||
   "$CORL" data --config configs/web.yaml --out "$OUT/data"
+if [[ -n ${BASE_TOKENIZER:-} && ! -s $OUT/tokenizer/vq.safetensors ]]; then
+  rm -rf "$OUT/tokenizer.part" && mkdir -p "$OUT/tokenizer.part"
+  cp "$BASE_TOKENIZER/text.model" "$BASE_TOKENIZER/vq.safetensors" "$OUT/tokenizer.part/"
+  # The recipe that trained them, as a release keeps it (scripts/release_base.py).
+  cp "$BASE_TOKENIZER/tokenizers.yaml" "$OUT/tokenizer.part/recipe.yaml"
+  rm -rf "$OUT/tokenizer" && mv "$OUT/tokenizer.part" "$OUT/tokenizer"
+fi
 [[ -s $OUT/tokenizer/vq.safetensors ]] ||
   "$CORL" tokenizer --config configs/tokenizers.yaml --set text.data="$OUT/data/train.jsonl" \
     --set image.data="$OUT/data/train.jsonl" --out "$OUT/tokenizer"

@@ -54,6 +54,15 @@ def seconds(metrics_path):
     return total + last
 
 
+def tokenizers(run):
+    """How the run came by its tokenizers: trained (and in how long), or copied from a release
+    (scripts/base.sh with BASE_TOKENIZER)."""
+    metrics = os.path.join(run, "tokenizer/metrics.jsonl")
+    if os.path.exists(metrics):
+        return f"tokenizers {seconds(metrics) / 60:.1f} min."
+    return "tokenizers not retrained: those of the release named in BASE_TOKENIZER."
+
+
 def figures(entry):
     g, m, o = entry["geneval"], entry["mcq"], entry["oe"]
     return g, m, o
@@ -74,7 +83,7 @@ def card(run, results, curve):
         "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores (LibTorch threads as in base.yaml).",
         f"- Pretraining: {seconds(os.path.join(run, 'pretrain/metrics.jsonl')) / 3600:.2f} h; "
-        f"tokenizers {seconds(os.path.join(run, 'tokenizer/metrics.jsonl')) / 60:.1f} min.",
+        + tokenizers(run),
         "- Reproduce: `scripts/base.sh`; the recipes it resolved (with the run's own paths) are "
         "world.yaml, tokenizers.yaml and base.yaml here. The time above is wall time, including "
         "any time the machine spent on other work beside the run.",
