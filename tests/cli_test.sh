@@ -110,6 +110,24 @@ assert all(abs(a - b) < 1e-12 for a, b in zip(lr, want)) and len(lr) == 4, (lr, 
 "
 check train-dump 0 "loss recomputed" -- "$SRC/.venv/bin/python" "$SRC/tests/grpo_dump_check.py" \
   "$WORK/dump/batch.json"
+# steps_per_generation twice the accumulation (TRL's): 3 completions x 4 micro-steps / G 3 = 4
+# groups a generation batch, trained in two updates of 2 micro-steps each; 4 updates are 2
+# batches, and the schedule advances per update (the first update of batch s is update 2s).
+check train-steps-per-generation 0 "2 update\(s\) of 2 micro-steps" -- "$CORL" train \
+  --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
+  --set grpo.steps_per_generation=4 --set eval.prompts=0 --set eval.questions=0 \
+  --out "$WORK/uni_spg"
+check train-steps-per-generation-updates 0 "" -- "$SRC/.venv/bin/python" -c "
+import json, re
+rows = [json.loads(l) for l in open('$WORK/uni_spg/metrics.jsonl') if '\"updates\"' in l]
+peak = float(re.search(r'learning_rate: *([0-9.e+-]+)', open('$WORK/uni_spg/recipe.yaml').read())[1])
+want = [peak * min(1, (2 * s + 1) / 5) for s in range(2)]
+assert [r['updates'] for r in rows] == [2, 2], rows
+assert all(abs(r['lr'] - w) < 1e-12 for r, w in zip(rows, want)), ([r['lr'] for r in rows], want)
+"
+check train-steps-per-generation-dump 2 "leave steps_per_generation -1 for the dump" -- \
+  "$CORL" train --config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" \
+  --set grpo.steps_per_generation=4 --dump-batch "$WORK/dump_spg" --out "$WORK/uni_spg_dump"
 # The recipe's other sharing: per-task advantages A_t2i + lambda A_mm2t shared by image i and
 # answer i, the answers weighted 3 in the loss, TRL's bnpo over two micro-batches: the
 # advantages and the weighted total recomputed.

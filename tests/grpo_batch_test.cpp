@@ -207,7 +207,7 @@ TEST(GrpoBatch, EveryCollectiveOfAStepReachesTheBackendOnItsDevice) {
       for (int iteration = 0; iteration < recipe.grpo.num_iterations; ++iteration) {
         torch::AutoGradMode grad(true);
         optimizer->zero_grad();
-        const auto update = accumulate_gradients(in, recipe, batch, iteration == 0, group);
+        const auto update = accumulate_gradients(in, recipe, batch, 0, iteration == 0, group);
         metrics[rank].update(update.stats);
         EXPECT_TRUE(update.finite);
         if (iteration == 0) {

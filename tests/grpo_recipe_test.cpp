@@ -224,9 +224,49 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
       << groups;
   EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
   EXPECT_NE(groups.find("P x 16 / 1"), std::string::npos) << groups;
+  // An update spanning two generation batches is not built.
   const auto spg = message("", {"optim.gradient_accumulation_steps=2",
-                                "grpo.steps_per_generation=4"});
-  EXPECT_NE(spg.find("grpo.steps_per_generation: 4"), std::string::npos) << spg;
+                                "grpo.steps_per_generation=3"});
+  EXPECT_NE(spg.find("grpo.steps_per_generation: 3 is not a multiple"), std::string::npos) << spg;
+}
+
+// TRL's steps_per_generation above gradient_accumulation_steps (GRPOConfig and GRPOTrainer 1.x):
+// a generation batch of per_device_train_batch_size x ranks x steps_per_generation completions
+// (generation_batch_size), trained in steps_per_generation / gradient_accumulation_steps
+// optimizer updates a pass, num_iterations passes; an epoch of B generation batches is
+// B x steps_per_generation x num_iterations micro-steps, / gradient_accumulation_steps updates.
+// Worked by hand: 12 completions a micro-step, G 8, accumulation 2, 4 micro-steps a generation
+// batch: 12 x 4 / 8 = 6 groups a rank; 2 updates a pass.
+TEST(GrpoRecipe, StepsPerGenerationSpanSeveralUpdates) {
+  const std::vector<std::string> keys{"grpo.per_device_train_batch_size=12",
+                                      "grpo.num_generations=8",
+                                      "optim.gradient_accumulation_steps=2",
+                                      "grpo.steps_per_generation=4"};
+  const auto r = load("", keys);
+  EXPECT_EQ(steps_per_generation_of(r), 4);
+  EXPECT_EQ(groups_per_rank(r), 6);
+  EXPECT_EQ(updates_per_generation(r), 2);
+  EXPECT_TRUE(needs_old_logprobs(r));  // the second update is off the policy that sampled
+  // 100 rows, 1 rank: 6 prompts a batch, 16 batches an epoch; 2 epochs, 2 updates each: 64.
+  auto epochs = keys;
+  epochs.push_back("grpo.num_train_epochs=2");
+  EXPECT_EQ(total_updates(load("", epochs), 100, 1), 64);
+  EXPECT_EQ(generation_batches(r, 64), 32);
+  EXPECT_EQ(generation_batches(r, 5), 3);  // the last batch trained on the one update left
+  // num_iterations 3: 6 updates a generation batch.
+  auto mu = keys;
+  mu.push_back("grpo.num_iterations=3");
+  EXPECT_EQ(updates_per_generation(load("", mu)), 6);
+  // generation_batch_size: 12 x 2 ranks x 4 micro-steps = 96 completions.
+  auto sized = keys;
+  sized.push_back("grpo.generation_batch_size=96");
+  EXPECT_NO_THROW(check_generation_batch(load("", sized), 2));
+  EXPECT_THROW(check_generation_batch(load("", sized), 1), RecipeError);
+  // The default is one update a pass, and no old log-probs are needed for it.
+  const auto one = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                             "optim.gradient_accumulation_steps=2"});
+  EXPECT_EQ(updates_per_generation(one), 1);
+  EXPECT_FALSE(needs_old_logprobs(one));
 }
 
 // TRL's GRPOConfig: epsilon_high defaults to epsilon, not to 0.2 on its own.

@@ -143,13 +143,15 @@ struct Models {
   }
 };
 
-// The gradient of one process's (or one rank's) accumulate_gradients over `batch`.
+// The gradient of one process's (or one rank's) accumulate_gradients over `batch`: the update
+// of window `window` of its generation batch.
 std::vector<torch::Tensor> staged_gradient(const GrpoRecipe& recipe, StepBatch batch,
-                                           dist::ProcessGroup& group, Models& models) {
+                                           dist::ProcessGroup& group, Models& models,
+                                           size_t window = 0) {
   auto& in = models.in;
   cut_micro_batches(recipe, tiny_config().image_tokens, group, batch);
   score_reference(models.reference, *in.builder, batch);
-  const auto result = accumulate_gradients(in, recipe, batch, false, group);
+  const auto result = accumulate_gradients(in, recipe, batch, window, false, group);
   EXPECT_TRUE(result.finite);
   dist::all_reduce_gradients(group, in.policy.model->parameters(), 1 << 20);
   return gradients(in.policy.model);
@@ -194,12 +196,14 @@ using Shares = std::vector<std::vector<std::vector<int64_t>>>;
 //   bnpo     (l m).sum() / m.sum().clamp(min=1) / gradient_accumulation_steps
 //   dr_grpo  (l m).sum() / (rows x max_completion_length) / gradient_accumulation_steps
 //   dapo     (l m).sum() / (num_items_in_batch / num_processes x gradient_accumulation_steps /
-//            steps_per_generation), steps_per_generation = gradient_accumulation_steps
-// summed over its micro-batches; DDP averages the ranks. A share with no rows adds nothing.
+//            steps_per_generation), num_items_in_batch the whole generation batch's tokens (every
+//            row of `mask`), `per_generation` = steps_per_generation / gradient_accumulation_steps
+// summed over its micro-batches (`shares`: one update's); DDP averages the ranks. A share with
+// no rows adds nothing.
 torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
                             const torch::Tensor& old, const torch::Tensor& ref,
                             const torch::Tensor& adv, const torch::Tensor& mask, int64_t length,
-                            const Shares& shares) {
+                            const Shares& shares, double per_generation = 1.0) {
   const auto ratio = torch::exp(logp - old);
   const auto a = adv.unsqueeze(1);
   const auto d = ref - logp;
@@ -222,7 +226,7 @@ torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
       } else if (type == "dr_grpo") {
         total = total + lr.sum() / static_cast<double>(lr.size(0) * length) / accumulation;
       } else {
-        total = total + lr.sum() / (mask.sum().clamp_min(1.0) / ranks);
+        total = total + lr.sum() / (mask.sum().clamp_min(1.0) / ranks / per_generation);
       }
     }
   }
@@ -231,6 +235,8 @@ torch::Tensor trl_task_loss(const std::string& type, const torch::Tensor& logp,
 
 std::vector<torch::Tensor> trl_gradient(const GrpoRecipe& recipe, const StepBatch& b,
                                         const Shares& shares) {
+  const double per_generation = static_cast<double>(steps_per_generation_of(recipe)) /
+                                recipe.optim.gradient_accumulation_steps;
   auto model = tiny_model();
   auto reference = reference_model();
   const model::SequenceBuilder builder(tokenizer(), tiny_config());
@@ -250,10 +256,11 @@ std::vector<torch::Tensor> trl_gradient(const GrpoRecipe& recipe, const StepBatc
   const auto& type = recipe.grpo.loss_type;
   const auto loss =
       trl_task_loss(type, image_logp, b.old_images, ref_images, b.advantages.images, image_mask,
-                    tiny_config().image_tokens, shares) +
+                    tiny_config().image_tokens, shares, per_generation) +
       recipe.grpo.mm2t_loss_weight *
           trl_task_loss(type, answer_logp, b.old_answers.narrow(1, 0, answer_logp.size(1)),
-                        ref_answers, b.advantages.answers, answer_mask, 6, shares);
+                        ref_answers, b.advantages.answers, answer_mask, 6, shares,
+                        per_generation);
   loss.backward();
   return gradients(model);
 }
@@ -314,6 +321,38 @@ TEST(GrpoUpdate, StepGradientIsTrlsForAnyAccumulation) {
       const auto [worst, largest] = difference(got, want);
       ASSERT_GT(largest, 0.0);
       EXPECT_LE(worst, kRelative * largest) << "largest element " << largest;
+    }
+  }
+}
+
+// steps_per_generation twice gradient_accumulation_steps: the generation batch's 4 groups are
+// trained in two updates, groups {0, 1} then {2, 3} (TRL's slices of the buffered batch), each
+// update's gradient TRL's loss over its own micro-batches, dapo's divisor the generation
+// batch's tokens scaled to one update.
+TEST(GrpoUpdate, EachUpdateOfAGenerationBatchIsTrlsOverItsSlice) {
+  at::set_num_threads(1);
+  auto model = tiny_model();
+  const model::SequenceBuilder builder(tokenizer(), tiny_config());
+  const StepBatch batch = global_batch(model, builder);
+  for (const std::string type : {"grpo", "dr_grpo", "dapo", "bnpo"}) {
+    for (int accumulation : {1, 2}) {
+      auto recipe = recipe_for(type, accumulation);
+      recipe.grpo.steps_per_generation = 2 * accumulation;
+      recipe.grpo.per_device_train_batch_size = static_cast<int>(kGroups * kG / (2 * accumulation));
+      const Shares slices[2] = {
+          accumulation == 1 ? rollouts_of({{{0, 1}}}) : rollouts_of({{{0}}, {{1}}}),
+          accumulation == 1 ? rollouts_of({{{2, 3}}}) : rollouts_of({{{2}}, {{3}}})};
+      for (size_t window = 0; window < 2; ++window) {
+        SCOPED_TRACE(type + ", accumulation " + std::to_string(accumulation) + ", update " +
+                     std::to_string(window + 1));
+        dist::ProcessGroup one;
+        Models models;
+        const auto got = staged_gradient(recipe, batch, one, models, window);
+        const auto want = trl_gradient(recipe, batch, slices[window]);
+        const auto [worst, largest] = difference(got, want);
+        ASSERT_GT(largest, 0.0);
+        EXPECT_LE(worst, kRelative * largest) << "largest element " << largest;
+      }
     }
   }
 }

@@ -370,7 +370,26 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
   const std::vector<int64_t> kept(gathered.data_ptr<int64_t>(),
                                   gathered.data_ptr<int64_t>() + gathered.numel());
   batch.kept_groups = std::count(kept.begin(), kept.end(), 1);
-  const auto cuts = dist::micro_batches(kept, recipe.optim.gradient_accumulation_steps);
+  // The kept groups, in order, split evenly over the k updates of a pass; each update's share
+  // cut into its micro-batches.
+  const int accumulation = recipe.optim.gradient_accumulation_steps;
+  const int64_t updates = steps_per_generation_of(recipe) / accumulation;
+  std::vector<std::vector<int64_t>> cuts;
+  batch.windows.clear();
+  for (int64_t w = 0; w < updates; ++w) {
+    const int64_t lo = batch.kept_groups * w / updates;
+    const int64_t hi = batch.kept_groups * (w + 1) / updates;
+    std::vector<int64_t> share(kept.size(), 0);
+    int64_t seen = 0;
+    for (size_t g = 0; g < kept.size(); ++g) {
+      if (kept[g] == 0) continue;
+      if (seen >= lo && seen < hi) share[g] = 1;
+      ++seen;
+    }
+    const auto window = dist::micro_batches(share, accumulation);
+    batch.windows.emplace_back(cuts.size(), cuts.size() + window.size());
+    cuts.insert(cuts.end(), window.begin(), window.end());
+  }
   // Per micro-batch: image rollouts, image tokens, answer rollouts, answer tokens.
   std::vector<double> counts(4 * cuts.size(), 0.0);
   for (size_t m = 0; m < cuts.size(); ++m) {

@@ -68,12 +68,13 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "rank per generation batch")
       .range(1, 10000000);
   s.add("grpo.steps_per_generation", &g.steps_per_generation,
-        "Micro-steps per generation batch (TRL); -1: gradient_accumulation_steps, the only value "
-        "corl runs (one generation batch per optimizer update's accumulation)")
+        "Micro-steps per generation batch (TRL); -1: gradient_accumulation_steps. A multiple k of "
+        "gradient_accumulation_steps: each generation batch is trained on in k optimizer updates "
+        "(x num_iterations)")
       .range(-1, 100000);
   s.add("grpo.generation_batch_size", &g.generation_batch_size,
         "Completions per generation batch over every rank (TRL); -1: per_device_train_batch_size x "
-        "ranks x steps_per_generation, the only value corl runs")
+        "ranks x steps_per_generation, the only value it may take")
       .range(-1, 100000000);
   s.add("grpo.max_steps", &g.max_steps,
         "Optimizer updates to train for (TRL); -1: num_train_epochs passes over the rows")
@@ -183,7 +184,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "geneval reward: objects the prompt did not ask for count against the image");
   s.add_sections("reward.remote", &w.remote, bind_remote);
   s.add("train.checkpoint_every", &r.train.checkpoint_every,
-        "Generation batches between checkpoints (0: none); num_iterations optimizer updates each")
+        "Generation batches between checkpoints (0: none); steps_per_generation / "
+        "gradient_accumulation_steps x num_iterations optimizer updates each")
       .range(0, 100000000);
   train::bind(s, r.eval);
   dist::bind(s, r.dist);
@@ -266,23 +268,28 @@ void validate(const GrpoRecipe& r) {
   // the numbers cannot be TRL's, with the conversion.
   const int G = g.num_generations;
   const int accumulation = r.optim.gradient_accumulation_steps;
-  if (g.steps_per_generation != -1 && g.steps_per_generation != accumulation) {
+  // An optimizer update takes gradient_accumulation_steps micro-steps of one generation batch;
+  // one spanning two generation batches (TRL allows it) is not built.
+  if (g.steps_per_generation == 0 || g.steps_per_generation < -1 ||
+      (g.steps_per_generation > 0 && g.steps_per_generation % accumulation != 0)) {
     throw RecipeError("grpo.steps_per_generation: " + std::to_string(g.steps_per_generation) +
-                      "; corl makes one generation batch per optimizer update's " +
+                      " is not a multiple of the " + std::to_string(accumulation) +
+                      " micro-steps of an optimizer update (optim.gradient_accumulation_steps): "
+                      "give k x " +
                       std::to_string(accumulation) +
-                      " micro-steps (optim.gradient_accumulation_steps): leave it -1 or set it "
-                      "equal");
+                      " for k updates per generation batch, or -1 for one");
   }
-  if (static_cast<int64_t>(g.per_device_train_batch_size) * accumulation % G != 0) {
+  const int micro_steps = steps_per_generation_of(r);
+  if (static_cast<int64_t>(g.per_device_train_batch_size) * micro_steps % G != 0) {
     throw RecipeError(
         "grpo.per_device_train_batch_size: " + std::to_string(g.per_device_train_batch_size) +
-        " completions per rank per micro-step x " + std::to_string(accumulation) +
-        " micro-steps (optim.gradient_accumulation_steps) is not a whole number of groups of "
-        "num_generations " +
+        " completions per rank per micro-step x " + std::to_string(micro_steps) +
+        " micro-steps per generation batch (grpo.steps_per_generation, by default "
+        "optim.gradient_accumulation_steps) is not a whole number of groups of num_generations " +
         std::to_string(G) +
         ". The key counts completions, as in TRL, not groups: for P groups per rank per "
         "generation batch set it to P x " +
-        std::to_string(G) + " / " + std::to_string(accumulation));
+        std::to_string(G) + " / " + std::to_string(micro_steps));
   }
   if (g.max_steps == 0) {
     throw RecipeError("grpo.max_steps: 0 optimizer updates; give a count, or -1 for "
@@ -299,8 +306,18 @@ void validate(const GrpoRecipe& r) {
   }
 }
 
+int steps_per_generation_of(const GrpoRecipe& r) {
+  return r.grpo.steps_per_generation > 0 ? r.grpo.steps_per_generation
+                                         : r.optim.gradient_accumulation_steps;
+}
+
+int updates_per_generation(const GrpoRecipe& r) {
+  return steps_per_generation_of(r) / r.optim.gradient_accumulation_steps *
+         r.grpo.num_iterations;
+}
+
 int groups_per_rank(const GrpoRecipe& r) {
-  return r.grpo.per_device_train_batch_size * r.optim.gradient_accumulation_steps /
+  return r.grpo.per_device_train_batch_size * steps_per_generation_of(r) /
          r.grpo.num_generations;
 }
 
@@ -309,7 +326,7 @@ int total_updates(const GrpoRecipe& r, size_t rows, int world_size) {
   const int64_t groups = static_cast<int64_t>(groups_per_rank(r)) * world_size;
   const int64_t per_epoch = batches_per_epoch(rows, groups);
   const int64_t updates = updates_of_epochs(r.grpo.num_train_epochs, per_epoch,
-                                            r.grpo.num_iterations);
+                                            updates_per_generation(r));
   if (updates < 1 || updates > std::numeric_limits<int>::max()) {
     std::ostringstream epochs;
     epochs << r.grpo.num_train_epochs;
@@ -323,21 +340,21 @@ int total_updates(const GrpoRecipe& r, size_t rows, int world_size) {
 }
 
 int generation_batches(const GrpoRecipe& r, int updates) {
-  return (updates + r.grpo.num_iterations - 1) / r.grpo.num_iterations;
+  return (updates + updates_per_generation(r) - 1) / updates_per_generation(r);
 }
 
 void check_generation_batch(const GrpoRecipe& r, int world_size) {
   const int64_t made = static_cast<int64_t>(r.grpo.per_device_train_batch_size) * world_size *
-                       r.optim.gradient_accumulation_steps;
+                       steps_per_generation_of(r);
   if (r.grpo.generation_batch_size != -1 && r.grpo.generation_batch_size != made) {
     throw RecipeError("grpo.generation_batch_size: " +
                       std::to_string(r.grpo.generation_batch_size) + ", but " +
                       std::to_string(world_size) + " ranks x per_device_train_batch_size " +
                       std::to_string(r.grpo.per_device_train_batch_size) +
-                      " x gradient_accumulation_steps " +
-                      std::to_string(r.optim.gradient_accumulation_steps) + " make " +
-                      std::to_string(made) +
-                      " completions per generation batch, the only size corl runs; leave it -1");
+                      " x steps_per_generation " + std::to_string(steps_per_generation_of(r)) +
+                      " make " + std::to_string(made) +
+                      " completions per generation batch (TRL's rule); leave it -1 or give "
+                      "that");
   }
 }
 
@@ -366,7 +383,7 @@ RewardAggregation reward_aggregation_of(const GrpoRecipe& r) {
 }
 
 bool needs_old_logprobs(const GrpoRecipe& r) {
-  return r.grpo.num_iterations > 1 || r.grpo.importance_sampling_correction ||
+  return updates_per_generation(r) > 1 || r.grpo.importance_sampling_correction ||
          r.grpo.top_entropy_quantile < 1.0;
 }
 

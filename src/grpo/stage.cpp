@@ -72,7 +72,8 @@ class Stage {
   // Every rank's shard of a checkpoint's optimizer.pt.
   void load_sharded_state(const std::string& checkpoint, torch::Device device);
   void evaluate();
-  // Optimizer updates of generation batch `step`: num_iterations, or the fewer left at the end.
+  // Optimizer updates of generation batch `step`: updates_per_generation, or the fewer left at
+  // the end.
   int updates_at(int step) const;
 
   const GrpoRecipe& recipe_;
@@ -124,6 +125,13 @@ void Stage::start() {
             (recipe_.training.gradient_checkpointing ? ", decoder layers checkpointed" : ""));
   optimizer_ = train::make_optimizer(*in_.policy.model, recipe_.optim);
   const bool zero = recipe_.dist.zero_stage > 0;
+  if (!options_.dump_batch.empty() &&
+      steps_per_generation_of(recipe_) != recipe_.optim.gradient_accumulation_steps) {
+    throw UsageError(
+        "--dump-batch records a generation batch trained in one update per pass; with "
+        "grpo.steps_per_generation above optim.gradient_accumulation_steps a batch takes several, "
+        "so leave steps_per_generation -1 for the dump");
+  }
   if (zero && !options_.dump_batch.empty() && recipe_.dist.zero_stage == 2) {
     throw UsageError(
         "--dump-batch writes the whole summed gradient, which dist.zero_stage 2 never holds; "
@@ -182,8 +190,11 @@ void Stage::run() {
   auto& model = in_.policy.model;
   const auto parameters = model->parameters();
   // A step is a generation batch (TRL's generation, the data position of a checkpoint) with its
-  // num_iterations optimizer updates; max_steps counts the updates.
+  // k x num_iterations optimizer updates (k = steps_per_generation / gradient_accumulation_steps);
+  // max_steps counts the updates.
   const int steps = generation_batches(recipe_, updates_);
+  const int windows = steps_per_generation_of(recipe_) / o.gradient_accumulation_steps;
+  const int per_generation = updates_per_generation(recipe_);
   const int64_t per_epoch = batches_per_epoch(
       in_.rows.size(), static_cast<int64_t>(groups_per_rank(recipe_)) * group_->world_size());
   log::info(recipe_.run.name + ": " + std::to_string(in_.rows.size()) + " training rows, " +
@@ -191,6 +202,7 @@ void Stage::run() {
             " generation batches of " + std::to_string(groups_per_rank(recipe_)) + " groups x " +
             std::to_string(g.num_generations) + (group_->world_size() > 1 ? " a rank" : "") +
             ", each trained on " + std::to_string(g.num_iterations) + " time(s) in " +
+            std::to_string(windows) + " update(s) of " +
             std::to_string(o.gradient_accumulation_steps) + " micro-steps (" + recipe_.task +
             "); an epoch is " + std::to_string(per_epoch) + " generation batches");
 
@@ -206,16 +218,21 @@ void Stage::run() {
     const bool dumping = !options_.dump_batch.empty() && step == start_step_;
     nlohmann::json micro_dump = nlohmann::json::array();
 
-    // 2. mu policy updates of it: accumulate -> all-reduce -> clip -> optimizer step.
+    // 2. Its policy updates, mu passes of k each, TRL's order (update j trains on window
+    // j mod k): accumulate -> all-reduce -> clip -> optimizer step.
     const auto updating = Clock::now();
     bool finite = batch.rewards_finite;
     int updates = 0;
     for (int iteration = 0; finite && batch.kept_groups > 0 && iteration < updates_at(step);
          ++iteration) {
-      const bool first = iteration == 0;
+      const size_t window = static_cast<size_t>(iteration % windows);
+      // Fewer kept groups than updates in a pass leave some without any: no update.
+      if (batch.windows[window].first == batch.windows[window].second) continue;
+      const bool first = updates == 0;
       optimizer_->zero_grad();
-      const UpdateResult update = accumulate_gradients(in_, recipe_, batch, first, *group_,
-                                                       dumping && first ? &micro_dump : nullptr);
+      const UpdateResult update =
+          accumulate_gradients(in_, recipe_, batch, window, first, *group_,
+                               dumping && first ? &micro_dump : nullptr);
       double grad_norm = std::numeric_limits<double>::quiet_NaN();
       if (update.finite && sharded_) {
         grad_norm = sharded_->reduce_gradients(o.max_grad_norm);
@@ -233,8 +250,7 @@ void Stage::run() {
         break;
       }
       // The schedule advances per optimizer update, over max_steps of them (TRL).
-      const double lr =
-          train::learning_rate_at(o, step * g.num_iterations + iteration, updates_);
+      const double lr = train::learning_rate_at(o, step * per_generation + iteration, updates_);
       if (sharded_) {
         sharded_->step(lr);
       } else {
@@ -289,7 +305,8 @@ void Stage::run() {
 }
 
 int Stage::updates_at(int step) const {
-  return std::min(recipe_.grpo.num_iterations, updates_ - step * recipe_.grpo.num_iterations);
+  const int per_generation = updates_per_generation(recipe_);
+  return std::min(per_generation, updates_ - step * per_generation);
 }
 
 void Stage::account(int step, bool finite, int updates, nlohmann::json& metrics) {

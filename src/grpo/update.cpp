@@ -80,16 +80,34 @@ void dump_weight_sources(nlohmann::json& d, const torch::Tensor& index, int64_t 
   if (entropy.defined()) d["old_entropy"] = rows(entropy);
 }
 
-std::vector<TokenCounts> counts_of(const StepBatch& batch, bool images) {
+// One task's counts that the loss of update window `window` divides by (grpo/loss.h): those of
+// the update's own micro-batches, but under dapo every micro-batch of the generation batch, each
+// scaled by gradient_accumulation_steps / steps_per_generation: TRL divides by the generation
+// batch's tokens (num_items_in_batch) scaled so to one update. The two agree when the
+// generation batch is one update's.
+std::vector<TokenCounts> counts_of(const GrpoRecipe& recipe, const StepBatch& batch,
+                                   size_t window, bool images) {
   std::vector<TokenCounts> out;
-  for (const auto& micro : batch.micro) out.push_back(images ? micro.images : micro.answers);
+  const auto of = [&](size_t m) { return images ? batch.micro[m].images : batch.micro[m].answers; };
+  if (loss_type_of(recipe) == LossType::kDapo) {
+    const double share = static_cast<double>(recipe.optim.gradient_accumulation_steps) /
+                         static_cast<double>(steps_per_generation_of(recipe));
+    for (size_t m = 0; m < batch.micro.size(); ++m) {
+      out.push_back({of(m).rollouts * share, of(m).tokens * share});
+    }
+    return out;
+  }
+  for (size_t m = batch.windows[window].first; m < batch.windows[window].second; ++m) {
+    out.push_back(of(m));
+  }
   return out;
 }
 
 }  // namespace
 
 UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, const StepBatch& batch,
-                                  bool entropy, dist::ProcessGroup& group, nlohmann::json* dump) {
+                                  size_t window, bool entropy, dist::ProcessGroup& group,
+                                  nlohmann::json* dump) {
   const auto& g = recipe.grpo;
   auto& model = in.policy.model;
   model->train();
@@ -97,8 +115,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
   const bool images = makes_images(recipe);
   const bool answers = makes_answers(recipe);
   const double answer_weight = images ? g.mm2t_loss_weight : 1.0;
-  const auto image_counts = counts_of(batch, true);
-  const auto answer_counts = counts_of(batch, false);
+  const auto image_counts = counts_of(recipe, batch, window, true);
+  const auto answer_counts = counts_of(recipe, batch, window, false);
   const int64_t image_tokens = model->config.image_tokens;
   const auto answer_kept = [&](int64_t i) {
     return !batch.answer_kept.defined() || batch.answer_kept[i].item<float>() > 0.0f;
@@ -120,7 +138,7 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
     }
   }
 
-  for (size_t m = 0; m < batch.micro.size(); ++m) {
+  for (size_t m = batch.windows[window].first; m < batch.windows[window].second; ++m) {
     const MicroBatch& micro = batch.micro[m];
     if (micro.rollouts.empty()) continue;  // none of this micro-batch's groups is on this rank
     const auto index = torch::tensor(micro.rollouts, torch::kInt64);

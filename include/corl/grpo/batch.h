@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "corl/data/dataset.h"
@@ -86,15 +87,20 @@ struct StepBatch {
       answer_kept;  // [N] float: 0 for a truncated answer under mask_truncated_completions
   nlohmann::json weight_metrics = nlohmann::json::object();  // the weights' figures, whole step
   std::vector<MicroBatch> micro;
+  // The micro-batches of each optimizer update of a pass, [begin, end) in `micro`: the kept
+  // groups are split evenly over the k = steps_per_generation / gradient_accumulation_steps
+  // updates, each cut into (at most) gradient_accumulation_steps micro-batches. One window when
+  // k is 1; an empty one (fewer kept groups than updates) makes no update.
+  std::vector<std::pair<size_t, size_t>> windows;
   std::string sample_caption;    // the cycle reward's caption of the first image, when made
   double rollout_seconds = 0.0;  // sampling the rollouts
   double score_seconds = 0.0;    // rewards, advantages, old and reference log-probs
   double remote_wait_seconds = 0.0;  // of score_seconds, waiting for remote rewards
 };
 
-// Cuts batch.micro from the global batch's kept groups (batch.kept of every rank): this rank's
-// rollouts in each micro-batch, and each one's rollouts and tokens per task over all ranks (the
-// loss divides by them: grpo/loss.h). Collective.
+// Cuts batch.micro and batch.windows from the global batch's kept groups (batch.kept of every
+// rank): this rank's rollouts in each micro-batch, and each one's rollouts and tokens per task
+// over all ranks (the loss divides by them: grpo/loss.h). Collective.
 void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::ProcessGroup& group,
                        StepBatch& batch);
 

@@ -20,7 +20,11 @@
 // rollouts, which is how TRL always cuts (tests/grpo_loss_test.cpp).
 //
 // Each rank's share of micro-batch m divides its own sum by the divisor below, so the shares'
-// losses and gradients add up, over micro-batches and ranks, to the step's. Images are
+// losses and gradients add up, over micro-batches and ranks, to the step's. A step here is one
+// optimizer update: where a generation batch is trained in several (steps_per_generation above
+// gradient_accumulation_steps), each update's own micro-batches, but for dapo, whose T TRL takes
+// as the generation batch's tokens x gradient_accumulation_steps / steps_per_generation
+// (grpo/update.cpp). Images are
 // completions of image_tokens codes, every one in the mask.
 #pragma once
 

@@ -6,8 +6,9 @@
 // The batch, as TRL counts it: each rank trains on per_device_train_batch_size completions per
 // micro-step, gradient_accumulation_steps micro-steps per optimizer update; a generation batch
 // (one rollout of the policy, scored and turned into advantages at once) holds
-// steps_per_generation micro-steps of every rank, whole groups of G completions, and is trained
-// on num_iterations (mu) times; max_steps counts optimizer updates, and the learning-rate
+// steps_per_generation micro-steps of every rank (k x gradient_accumulation_steps: k updates a
+// pass), whole groups of G completions, and is trained on num_iterations (mu) passes, k x mu
+// updates in all; max_steps counts optimizer updates, and the learning-rate
 // schedule advances once per update. Prompts are drawn without replacement (grpo/sampler.h);
 // with max_steps -1 the stage trains num_train_epochs passes over the rows.
 #pragma once
@@ -61,13 +62,14 @@ struct GrpoRecipe {
   struct Grpo {
     int num_generations = 8;               // G
     int per_device_train_batch_size = 32;  // completions per rank per micro-step (TRL)
-    // Micro-steps per generation batch and that batch's completions over every rank; -1: TRL's
-    // defaults, gradient_accumulation_steps and per_device x ranks x steps_per_generation.
+    // Micro-steps per generation batch (a multiple of gradient_accumulation_steps) and that
+    // batch's completions over every rank; -1: TRL's defaults, gradient_accumulation_steps and
+    // per_device x ranks x steps_per_generation.
     int steps_per_generation = -1;
     int generation_batch_size = -1;
     int max_steps = -1;             // optimizer updates (TRL); -1: num_train_epochs passes
     double num_train_epochs = 3.0;  // passes over the rows when max_steps is -1 (TRL)
-    int num_iterations = 1;  // mu: policy updates per generation batch
+    int num_iterations = 1;  // mu: passes over each generation batch
     double beta = 0.0;       // k3 KL weight; a frozen reference is kept only when > 0
     double epsilon = 0.2;
     double epsilon_high = -1.0;           // < 0: epsilon, as TRL's None
@@ -121,15 +123,22 @@ struct GrpoRecipe {
 void bind(config::Schema& schema, GrpoRecipe& recipe);
 void validate(const GrpoRecipe& recipe);
 
+// Micro-steps per generation batch: steps_per_generation, or gradient_accumulation_steps when
+// it is -1 (TRL's default). validate() makes it a multiple k of gradient_accumulation_steps.
+int steps_per_generation_of(const GrpoRecipe& recipe);
+// Optimizer updates per generation batch: k x num_iterations. TRL's order: update j trains on
+// the generation batch's micro-batches j mod k (each of gradient_accumulation_steps
+// micro-steps), so mu passes go over the whole batch one after another.
+int updates_per_generation(const GrpoRecipe& recipe);
 // Groups (prompts, unified samples) each rank rolls out per generation batch:
 // per_device_train_batch_size x steps_per_generation / G.
 int groups_per_rank(const GrpoRecipe& recipe);
 // Optimizer updates the stage makes over `rows` training rows on `world_size` ranks: max_steps,
-// or, when it is -1, ceil(num_train_epochs x generation batches per epoch x num_iterations)
-// (TRL's). A RecipeError when that is no update at all.
+// or, when it is -1, ceil(num_train_epochs x generation batches per epoch x updates per
+// generation batch) (TRL's). A RecipeError when that is no update at all.
 int total_updates(const GrpoRecipe& recipe, size_t rows, int world_size);
 // Generation batches (rollout steps) that `updates` optimizer updates take:
-// ceil(updates / num_iterations); the last is trained on the updates left (TRL).
+// ceil(updates / updates_per_generation); the last is trained on the updates left (TRL).
 int generation_batches(const GrpoRecipe& recipe, int updates);
 // generation_batch_size, when the recipe sets it, against `world_size` ranks: a RecipeError
 // unless it is the batch the other keys make.
@@ -142,8 +151,9 @@ Task task_of(const GrpoRecipe& recipe);
 LossType loss_type_of(const GrpoRecipe& recipe);
 ops::RewardScale reward_scale_of(const GrpoRecipe& recipe);
 RewardAggregation reward_aggregation_of(const GrpoRecipe& recipe);
-// The trainer needs its old log-probs before the first update: mu > 1, the sampler/trainer
-// correction, or the entropy mask (whose entropies come from the same pass).
+// The trainer needs its old log-probs before the first update: more than one update per
+// generation batch (mu > 1, or steps_per_generation > gradient_accumulation_steps, as TRL), the
+// sampler/trainer correction, or the entropy mask (whose entropies come from the same pass).
 bool needs_old_logprobs(const GrpoRecipe& recipe);
 // unify_reward wins over unify_advantage; both false: each task its own advantage.
 UnifiedAdvantage unified_advantage_of(const GrpoRecipe& recipe);

@@ -21,13 +21,15 @@ struct UpdateResult {
                          // sequence_ratio_* ({mean, std} over rollouts; GSPO only)
 };
 
-// Accumulates this rank's share of the step's loss gradient (parameters' .grad). With `entropy`
-// the policy's token entropies are measured too. `dump`, a JSON array when given, receives one
+// Accumulates this rank's share of one update's loss gradient (parameters' .grad): the
+// update's micro-batches are batch.windows[window], and the loss types divide by that update's
+// rollouts and tokens (grpo/loss.h), as TRL divides by its accumulated batch. With `entropy` the
+// policy's token entropies are measured too. `dump`, a JSON array when given, receives one
 // entry per micro-batch: its log-probs, masks, advantages and losses (grpo/dump.h). Collective:
 // every rank calls it.
 UpdateResult accumulate_gradients(StageInputs& inputs, const GrpoRecipe& recipe,
-                                  const StepBatch& batch, bool entropy, dist::ProcessGroup& group,
-                                  nlohmann::json* dump = nullptr);
+                                  const StepBatch& batch, size_t window, bool entropy,
+                                  dist::ProcessGroup& group, nlohmann::json* dump = nullptr);
 
 // The gradient's global L2 norm, then clipped to max_norm when max_norm > 0. The norm is
 // measured even without clipping, so that a finite loss with a non-finite gradient is caught
