@@ -35,45 +35,56 @@ std::map<std::string, std::string> options_of(const std::string& problem) {
   return options;
 }
 
-// The open-ended answer to `problem` about `scene`, worked out here from the scene alone.
+// The open-ended answer to `problem` about `scene`, worked out here from the scene alone. It
+// reads the standard wordings and the reworded ones (questions.phrasing: reworded).
 std::string expected_answer(const Scene& scene, const std::string& problem) {
   std::smatch m;
-  if (problem.rfind("How many objects", 0) == 0) return std::to_string(scene.objects.size());
-  if (std::regex_search(problem, m, std::regex(R"(^How many (\w+) are)"))) {
+  auto asks = [&](const char* pattern) { return std::regex_search(problem, m, std::regex(pattern)); };
+  if (asks(R"(^(How many objects|Count the objects|What is the number of objects))")) {
+    return std::to_string(scene.objects.size());
+  }
+  if (asks(R"(^How many (\w+) (are|can you see))") || asks(R"(^Count the (\w+) in the image)")) {
     for (Shape shape : kAllShapes) {
       if (plural(shape) == m[1].str()) return std::to_string(count_shape(scene, shape));
     }
   }
-  if (std::regex_search(problem, m, std::regex(R"(^What color is the (\w+)\?)"))) {
+  if (asks(R"(^What color is the (\w+)( in the image)?\?)") ||
+      asks(R"(^What is the color of the (\w+)\?)") || asks(R"(^The (\w+) is what color\?)")) {
     for (const auto& o : scene.objects) {
       if (name(o.shape) == m[1].str()) return name(o.color);
     }
   }
-  if (std::regex_search(problem, m, std::regex(R"(^What shape is the (\w+) object)"))) {
+  if (asks(R"(^(What shape is|What is the shape of|Tell me the shape of) the (\w+) object)")) {
     for (const auto& o : scene.objects) {
-      if (name(o.color) == m[1].str()) return name(o.shape);
+      if (name(o.color) == m[2].str()) return name(o.shape);
     }
   }
-  if (std::regex_search(problem, m, std::regex(R"(^Is there an? (\w+) (\w+) in)"))) {
+  if (asks(R"(^Is there an? (\w+) (\w+)( in| anywhere|\?))")) {
     for (const auto& o : scene.objects) {
       if (name(o.color) == m[1].str() && name(o.shape) == m[2].str()) return "yes";
     }
     return "no";
   }
-  if (std::regex_search(problem, m, std::regex(R"(^Is the (\w+) in the left or)"))) {
+  if (asks(R"(^Is the (\w+) in the left (or|half or))")) {
     return scene.objects.at(0).x < 0.5 ? "left" : "right";
   }
-  if (std::regex_search(
-          problem, m,
-          std::regex(R"(^Where is the ((?:\w+ )?\w+) relative to the ((?:\w+ )?\w+)\?)"))) {
+  std::string first, second;  // "Where is <first> relative to <second>?"
+  if (asks(R"(^Where is the ((?:\w+ )?\w+) (relative to|compared with) the ((?:\w+ )?\w+)\?)")) {
+    first = m[1];
+    second = m[3];
+  } else if (asks(R"(^Relative to the ((?:\w+ )?\w+), where is the ((?:\w+ )?\w+)\?)")) {
+    first = m[2];
+    second = m[1];
+  }
+  if (!first.empty()) {
     auto find = [&](const std::string& words) -> const Object* {
       for (const auto& o : scene.objects) {
         if (words == name(o.shape) || words == name(o.color) + " " + name(o.shape)) return &o;
       }
       return nullptr;
     };
-    const Object* a = find(m[1]);
-    const Object* b = find(m[2]);
+    const Object* a = find(first);
+    const Object* b = find(second);
     EXPECT_TRUE(a && b) << problem;
     const double dx = a->x - b->x;
     const double dy = a->y - b->y;
@@ -243,9 +254,10 @@ TEST(WorldSampler, ColoredSharesLeaveOtherCategoriesAsTheyWere) {
 
 // Every scene shows what its prompt asks, inside the image, with objects apart, and every
 // question's answer is what the scene shows.
-TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
-  const WorldSpec spec = default_spec();
-  WorldSampler sampler(spec, 7);
+// Samples of `spec`: each scene satisfies its prompt's spec, and each question is answered as
+// the scene says, worked out independently by expected_answer. The questions go to `asked`.
+void check_samples(const WorldSpec& spec, std::uint64_t seed, std::vector<Question>& asked) {
+  WorldSampler sampler(spec, seed);
   std::map<QuestionKind, int> kinds;
   int multiple_choice = 0;
   const int n = 600;
@@ -334,9 +346,58 @@ TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
     EXPECT_TRUE(std::regex_match(
         q.solution, std::regex("<think>[^<]+</think><answer>" + q.answer + "</answer>")))
         << q.solution;
+    asked.push_back(q);
   }
   for (QuestionKind kind : spec.question_kinds) EXPECT_GT(kinds[kind], n / 20) << name(kind);
   EXPECT_NEAR(multiple_choice / static_cast<double>(n), spec.mc_fraction, 0.07);
+}
+
+// The question without its options, colours and shapes: the wording alone.
+std::string wording_of(const Question& q) {
+  std::string text = q.problem.substr(0, q.problem.find(" Options:"));
+  text = std::regex_replace(text, std::regex(R"(\b(an? )?(red|green|blue|yellow|purple|orange) )"),
+                            "C ");
+  return std::regex_replace(text, std::regex(R"(\b(circle|square|triangle|diamond)s?\b)"), "S");
+}
+
+// The wordings the standard phrasing uses, one per kind (two for counts and positions).
+bool is_standard_wording(const std::string& w) {
+  static const std::set<std::string> standard = {
+      "How many objects are there in the image?",
+      "How many S are there in the image?",
+      "What color is the S?",
+      "What shape is the C object?",
+      "Is there C S in the image?",
+      "Is the S in the left or the right half of the image?",
+      "Where is the S relative to the S? Answer left, right, above or below.",
+      "Where is the C S relative to the C S? Answer left, right, above or below.",
+      "Where is the S relative to the C S? Answer left, right, above or below.",
+      "Where is the C S relative to the S? Answer left, right, above or below."};
+  return standard.count(w) > 0;
+}
+
+TEST(WorldSampler, ScenesSatisfyTheirSpecsAndAnswersTheirScenes) {
+  std::vector<Question> asked;
+  check_samples(default_spec(), 7, asked);
+  for (const Question& q : asked) {
+    EXPECT_TRUE(is_standard_wording(wording_of(q))) << q.problem;
+  }
+}
+
+// Reworded questions ask the same of the same scenes in other words: every answer is still the
+// scene's, no question is in a standard wording, and each kind comes in at least two wordings.
+TEST(WorldSampler, RewordedQuestionsAskTheSameInOtherWords) {
+  config::WorldRecipe recipe;
+  recipe.questions.phrasing = "reworded";
+  std::map<QuestionKind, std::set<std::string>> wordings;
+  std::vector<Question> asked;
+  check_samples(WorldSpec::from_recipe(recipe), 7, asked);
+  for (const Question& q : asked) {
+    EXPECT_FALSE(is_standard_wording(wording_of(q))) << q.problem;
+    wordings[q.kind].insert(wording_of(q));
+  }
+  ASSERT_EQ(wordings.size(), 5u);
+  for (const auto& [kind, seen] : wordings) EXPECT_GE(seen.size(), 2u) << name(kind);
 }
 
 // The judge agrees with the renderer: each rendered scene, read back by the detector, satisfies

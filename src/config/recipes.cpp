@@ -66,6 +66,11 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("questions.mc_fraction", &q.mc_fraction,
         "Share of multiple-choice questions; the rest are open-ended")
       .range(0.0, 1.0);
+  s.add("questions.phrasing", &q.phrasing,
+        "standard: one wording per question kind (\"How many squares are there in the image?\"); "
+        "reworded: each question in another wording of the same ask (\"Count the squares in the "
+        "image.\"), drawn at random; answers and options are unchanged")
+      .choices({"standard", "reworded"});
   s.add("questions.num_options", &q.num_options, "Options of a multiple-choice question (A..F)")
       .range(2, 6);
   s.add("data.train_size", &r.data.train_size, "Samples in train.jsonl").range(1, 10000000);

@@ -140,6 +140,7 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
   spec.colored_relations = recipe.world.colored_relations;
   spec.prompt_prefix = recipe.world.prompt_prefix;
   spec.mc_fraction = recipe.questions.mc_fraction;
+  spec.reworded_questions = recipe.questions.phrasing == "reworded";
   spec.num_options = recipe.questions.num_options;
 
   const bool needs_two_shapes =
@@ -371,12 +372,21 @@ Question WorldSampler::ask(const Scene& scene) {
   std::vector<std::string> counts;
   for (int n = 0; n <= std::max(spec_.max_objects, 5); ++n) counts.push_back(std::to_string(n));
 
+  // The question in the recipe's phrasing: the standard words, or one of their rewordings.
+  auto say = [&](std::string standard, std::initializer_list<std::string> reworded) {
+    if (!spec_.reworded_questions) return standard;
+    return *(reworded.begin() + std::uniform_int_distribution<size_t>(0, reworded.size() - 1)(rng_));
+  };
+
   auto draft_of = [&](QuestionKind kind) -> std::optional<Draft> {
     switch (kind) {
       case QuestionKind::kCount: {
         if (uniform01(rng_) < 0.25) {
           const int n = static_cast<int>(objects.size());
-          return Draft{kind, "How many objects are there in the image?", std::to_string(n), counts,
+          return Draft{kind,
+                       say("How many objects are there in the image?",
+                           {"Count the objects in the image.", "What is the number of objects?"}),
+                       std::to_string(n), counts,
                        seen + " That is " + number_word(n) +
                            (n == 1 ? " object in all." : " objects in all.")};
         }
@@ -385,7 +395,11 @@ Question WorldSampler::ask(const Scene& scene) {
             uniform01(rng_) < 0.8 ? pick(rng_, objects).shape : pick(rng_, spec_.shapes);
         const int n = static_cast<int>(std::count_if(
             objects.begin(), objects.end(), [&](const Object& o) { return o.shape == shape; }));
-        return Draft{kind, "How many " + plural(shape) + " are there in the image?",
+        const std::string p = plural(shape);
+        return Draft{kind,
+                     say("How many " + p + " are there in the image?",
+                         {"Count the " + p + " in the image.", "How many " + p + " can you see?",
+                          "How many " + p + " are in the image?"}),
                      std::to_string(n), counts,
                      seen + " Counting the " + plural(shape) + " gives " + number_word(n) + "."};
       }
@@ -396,7 +410,12 @@ Question WorldSampler::ask(const Scene& scene) {
         }
         if (unique.empty()) return std::nullopt;
         const Object& o = *pick(rng_, unique);
-        return Draft{kind, "What color is the " + name(o.shape) + "?", name(o.color),
+        const std::string n = name(o.shape);
+        return Draft{kind,
+                     say("What color is the " + n + "?",
+                         {"What is the color of the " + n + "?", "The " + n + " is what color?",
+                          "What color is the " + n + " in the image?"}),
+                     name(o.color),
                      names_of(spec_.colors),
                      seen + " The " + name(o.shape) + " is " + name(o.color) + "."};
       }
@@ -410,7 +429,13 @@ Question WorldSampler::ask(const Scene& scene) {
         }
         if (unique.empty()) return std::nullopt;
         const Object& o = *pick(rng_, unique);
-        return Draft{kind, "What shape is the " + name(o.color) + " object?", name(o.shape),
+        const std::string c = name(o.color);
+        return Draft{kind,
+                     say("What shape is the " + c + " object?",
+                         {"Tell me the shape of the " + c + " object.",
+                          "What is the shape of the " + c + " object?",
+                          "What shape is the " + c + " object in the image?"}),
+                     name(o.shape),
                      names_of(spec_.shapes),
                      seen + " The " + name(o.color) + " object is " + article(name(o.shape)) + " " +
                          name(o.shape) + "."};
@@ -423,7 +448,9 @@ Question WorldSampler::ask(const Scene& scene) {
           const std::string side = o.x < 0.5 ? "left" : "right";
           const std::string n = name(o.shape);
           return Draft{kind,
-                       "Is the " + n + " in the left or the right half of the image?",
+                       say("Is the " + n + " in the left or the right half of the image?",
+                           {"Is the " + n + " in the left or the right half?",
+                            "Is the " + n + " in the left half or the right half of the image?"}),
                        side,
                        {"left", "right"},
                        seen + " Its centre is in the " + side + " half of the image."};
@@ -453,8 +480,12 @@ Question WorldSampler::ask(const Scene& scene) {
         const std::string nb = *referring_name(scene, b);
         const std::string phrase = side == "left" || side == "right" ? side + " of" : side;
         return Draft{kind,
-                     "Where is the " + na + " relative to the " + nb +
-                         "? Answer left, right, above or below.",
+                     say("Where is the " + na + " relative to the " + nb +
+                             "? Answer left, right, above or below.",
+                         {"Where is the " + na + " compared with the " + nb +
+                              "? Answer left, right, above or below.",
+                          "Relative to the " + nb + ", where is the " + na +
+                              "? Answer left, right, above or below."}),
                      side, sides, seen + " The " + na + " is " + phrase + " the " + nb + "."};
       }
       case QuestionKind::kExistence: {
@@ -479,7 +510,10 @@ Question WorldSampler::ask(const Scene& scene) {
         }
         const std::string d = name(color) + " " + name(shape);
         return Draft{kind,
-                     "Is there " + article(d) + " " + d + " in the image?",
+                     say("Is there " + article(d) + " " + d + " in the image?",
+                         {"Is there " + article(d) + " " + d + " anywhere in the image?",
+                          "Is there " + article(d) + " " + d + " in the picture?",
+                          "Is there " + article(d) + " " + d + "?"}),
                      present ? "yes" : "no",
                      {"yes", "no"},
                      seen + (present ? " There is " : " There is no ") + d + "."};

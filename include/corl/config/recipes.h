@@ -42,6 +42,9 @@ struct WorldRecipe {
     // How often each of `types` is asked, relative to the others (empty: equally often).
     std::vector<double> weights;
     double mc_fraction = 0.5;  // share of multiple-choice questions; the rest are open-ended
+    // "standard": one wording per kind ("How many squares are there in the image?"); "reworded":
+    // each question in one of two or three other wordings of the same ask, drawn at random.
+    std::string phrasing = "standard";
     int num_options = 4;       // options of a multiple-choice question (A..F at most)
   } questions;
   struct Data {

@@ -68,6 +68,7 @@ struct WorldSpec {
   double colored_relations = 0.0;
   std::string prompt_prefix = "a photo of";
   double mc_fraction = 0.5;
+  bool reworded_questions = false;  // questions.phrasing: reworded
   int num_options = 4;
 
   // Throws corl::RecipeError naming the key of an unknown name.
