@@ -40,6 +40,8 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 # script reuses the other's.
 stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(ranks configs/unified.yaml)
+stage runs/refine_t2i configs/refine_t2i.yaml "$CORL" refine --task t2i \
+  --config configs/refine_t2i.yaml --init runs/unified $(ranks configs/refine_t2i.yaml)
 for task in t2i mcq oe; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
@@ -72,7 +74,7 @@ stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suit
 
 labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
 labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base)"
-labels+=",refine_t2i=unified + refined t2i,merged=unified + refined t2i+mcq+oe merged"
+labels+=",refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
 labels+=",paper_rewards=unified with the paper's rewards"

@@ -163,7 +163,7 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
       {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 2, 50},
-      {"refine_mcq.yaml", 8, 40},    {"refine_oe.yaml", 8, 80},
+      {"refine_mcq.yaml", 8, 80},    {"refine_oe.yaml", 8, 40},
       {"janus_pro_1b_unified.yaml", 4, 702}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
       {"janus_pro_7b_unified.yaml", 4, 702}};
   for (const auto& [file, groups, batches] : shipped) {
