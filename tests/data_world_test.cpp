@@ -39,7 +39,9 @@ std::map<std::string, std::string> options_of(const std::string& problem) {
 // reads the standard wordings and the reworded ones (questions.phrasing: reworded).
 std::string expected_answer(const Scene& scene, const std::string& problem) {
   std::smatch m;
-  auto asks = [&](const char* pattern) { return std::regex_search(problem, m, std::regex(pattern)); };
+  auto asks = [&](const char* pattern) {
+    return std::regex_search(problem, m, std::regex(pattern));
+  };
   if (asks(R"(^(How many objects|Count the objects|What is the number of objects))")) {
     return std::to_string(scene.objects.size());
   }

@@ -375,7 +375,8 @@ Question WorldSampler::ask(const Scene& scene) {
   // The question in the recipe's phrasing: the standard words, or one of their rewordings.
   auto say = [&](std::string standard, std::initializer_list<std::string> reworded) {
     if (!spec_.reworded_questions) return standard;
-    return *(reworded.begin() + std::uniform_int_distribution<size_t>(0, reworded.size() - 1)(rng_));
+    return *(reworded.begin() +
+             std::uniform_int_distribution<size_t>(0, reworded.size() - 1)(rng_));
   };
 
   auto draft_of = [&](QuestionKind kind) -> std::optional<Draft> {
@@ -415,8 +416,7 @@ Question WorldSampler::ask(const Scene& scene) {
                      say("What color is the " + n + "?",
                          {"What is the color of the " + n + "?", "The " + n + " is what color?",
                           "What color is the " + n + " in the image?"}),
-                     name(o.color),
-                     names_of(spec_.colors),
+                     name(o.color), names_of(spec_.colors),
                      seen + " The " + name(o.shape) + " is " + name(o.color) + "."};
       }
       case QuestionKind::kShape: {
@@ -435,8 +435,7 @@ Question WorldSampler::ask(const Scene& scene) {
                          {"Tell me the shape of the " + c + " object.",
                           "What is the shape of the " + c + " object?",
                           "What shape is the " + c + " object in the image?"}),
-                     name(o.shape),
-                     names_of(spec_.shapes),
+                     name(o.shape), names_of(spec_.shapes),
                      seen + " The " + name(o.color) + " object is " + article(name(o.shape)) + " " +
                          name(o.shape) + "."};
       }
