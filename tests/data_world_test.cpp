@@ -254,10 +254,9 @@ TEST(WorldSampler, ColoredSharesLeaveOtherCategoriesAsTheyWere) {
   }
 }
 
-// Every scene shows what its prompt asks, inside the image, with objects apart, and every
-// question's answer is what the scene shows.
-// Samples of `spec`: each scene satisfies its prompt's spec, and each question is answered as
-// the scene says, worked out independently by expected_answer. The questions go to `asked`.
+// Samples of `spec`: every scene shows what its prompt asks, inside the image, with objects apart,
+// and every question's answer is what the scene shows, worked out independently by
+// expected_answer. The questions go to `asked`.
 void check_samples(const WorldSpec& spec, std::uint64_t seed, std::vector<Question>& asked) {
   WorldSampler sampler(spec, seed);
   std::map<QuestionKind, int> kinds;

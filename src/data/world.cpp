@@ -402,7 +402,7 @@ Question WorldSampler::ask(const Scene& scene) {
                          {"Count the " + p + " in the image.", "How many " + p + " can you see?",
                           "How many " + p + " are in the image?"}),
                      std::to_string(n), counts,
-                     seen + " Counting the " + plural(shape) + " gives " + number_word(n) + "."};
+                     seen + " Counting the " + p + " gives " + number_word(n) + "."};
       }
       case QuestionKind::kColor: {
         std::vector<const Object*> unique;
@@ -417,7 +417,7 @@ Question WorldSampler::ask(const Scene& scene) {
                          {"What is the color of the " + n + "?", "The " + n + " is what color?",
                           "What color is the " + n + " in the image?"}),
                      name(o.color), names_of(spec_.colors),
-                     seen + " The " + name(o.shape) + " is " + name(o.color) + "."};
+                     seen + " The " + n + " is " + name(o.color) + "."};
       }
       case QuestionKind::kShape: {
         std::vector<const Object*> unique;
@@ -436,7 +436,7 @@ Question WorldSampler::ask(const Scene& scene) {
                           "What is the shape of the " + c + " object?",
                           "What shape is the " + c + " object in the image?"}),
                      name(o.shape), names_of(spec_.shapes),
-                     seen + " The " + name(o.color) + " object is " + article(name(o.shape)) + " " +
+                     seen + " The " + c + " object is " + article(name(o.shape)) + " " +
                          name(o.shape) + "."};
       }
       case QuestionKind::kPosition: {

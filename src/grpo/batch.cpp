@@ -373,7 +373,7 @@ void cut_micro_batches(const GrpoRecipe& recipe, int64_t image_tokens, dist::Pro
   // The kept groups, in order, split evenly over the k updates of a pass; each update's share
   // cut into its micro-batches.
   const int accumulation = recipe.optim.gradient_accumulation_steps;
-  const int64_t updates = steps_per_generation_of(recipe) / accumulation;
+  const int64_t updates = updates_per_pass(recipe);
   std::vector<std::vector<int64_t>> cuts;
   batch.windows.clear();
   for (int64_t w = 0; w < updates; ++w) {

@@ -311,9 +311,12 @@ int steps_per_generation_of(const GrpoRecipe& r) {
                                          : r.optim.gradient_accumulation_steps;
 }
 
+int updates_per_pass(const GrpoRecipe& r) {
+  return steps_per_generation_of(r) / r.optim.gradient_accumulation_steps;
+}
+
 int updates_per_generation(const GrpoRecipe& r) {
-  return steps_per_generation_of(r) / r.optim.gradient_accumulation_steps *
-         r.grpo.num_iterations;
+  return updates_per_pass(r) * r.grpo.num_iterations;
 }
 
 int groups_per_rank(const GrpoRecipe& r) {

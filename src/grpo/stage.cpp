@@ -193,7 +193,7 @@ void Stage::run() {
   // k x num_iterations optimizer updates (k = steps_per_generation / gradient_accumulation_steps);
   // max_steps counts the updates.
   const int steps = generation_batches(recipe_, updates_);
-  const int windows = steps_per_generation_of(recipe_) / o.gradient_accumulation_steps;
+  const int windows = updates_per_pass(recipe_);
   const int per_generation = updates_per_generation(recipe_);
   const int64_t per_epoch = batches_per_epoch(
       in_.rows.size(), static_cast<int64_t>(groups_per_rank(recipe_)) * group_->world_size());

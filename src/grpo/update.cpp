@@ -90,8 +90,7 @@ std::vector<TokenCounts> counts_of(const GrpoRecipe& recipe, const StepBatch& ba
   std::vector<TokenCounts> out;
   const auto of = [&](size_t m) { return images ? batch.micro[m].images : batch.micro[m].answers; };
   if (loss_type_of(recipe) == LossType::kDapo) {
-    const double share = static_cast<double>(recipe.optim.gradient_accumulation_steps) /
-                         static_cast<double>(steps_per_generation_of(recipe));
+    const double share = 1.0 / updates_per_pass(recipe);
     for (size_t m = 0; m < batch.micro.size(); ++m) {
       out.push_back({of(m).rollouts * share, of(m).tokens * share});
     }

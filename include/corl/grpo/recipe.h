@@ -126,6 +126,9 @@ void validate(const GrpoRecipe& recipe);
 // Micro-steps per generation batch: steps_per_generation, or gradient_accumulation_steps when
 // it is -1 (TRL's default). validate() makes it a multiple k of gradient_accumulation_steps.
 int steps_per_generation_of(const GrpoRecipe& recipe);
+// k: optimizer updates in one pass over a generation batch, steps_per_generation /
+// gradient_accumulation_steps.
+int updates_per_pass(const GrpoRecipe& recipe);
 // Optimizer updates per generation batch: k x num_iterations. TRL's order: update j trains on
 // the generation batch's micro-batches j mod k (each of gradient_accumulation_steps
 // micro-steps), so mu passes go over the whole batch one after another.
