@@ -59,6 +59,33 @@ class DatasetDir : public ::testing::Test {
   fs::path dir_;
 };
 
+TEST_F(DatasetDir, NoRowHoldsAPromptHeldOutForTheBenchmarks) {
+  auto recipe = small_recipe();
+  recipe.world.prompt_prefix = "";
+  recipe.world.held_out_prompts = 0.25;
+  recipe.data.train_size = 600;
+  const auto written = write_world_dataset(recipe, dir_.string());
+  EXPECT_EQ(written.held_out_prompts, 115);  // data_world_test counts them per category
+  std::ifstream file(dir_ / "held_out_prompts.txt");
+  std::set<std::string> held_out;
+  for (std::string line; std::getline(file, line);) held_out.insert(line);
+  ASSERT_EQ(held_out.size(), 115u);
+  EXPECT_TRUE(held_out.count("a circle") + held_out.count("a square") +
+                  held_out.count("a triangle") + held_out.count("a diamond") ==
+              1);  // one of the four single-object prompts
+  std::set<std::string> trained;
+  for (const char* split : {"train.jsonl", "eval.jsonl"}) {
+    for (const auto& r : read_dataset((dir_ / split).string(), ReadOptions{}).records) {
+      EXPECT_EQ(held_out.count(r.prompt), 0u) << split << ": " << r.prompt;
+      trained.insert(r.prompt);
+    }
+  }
+  // 600 rows, 100 a category: every training prompt of the small categories appears.
+  for (const char* prompt : {"a circle", "a square", "a triangle", "a diamond"}) {
+    EXPECT_EQ(trained.count(prompt) + held_out.count(prompt), 1u) << prompt;
+  }
+}
+
 TEST_F(DatasetDir, WorldDatasetReadsBackWithEveryField) {
   const auto written = write_world_dataset(small_recipe(), dir_.string());
   EXPECT_EQ(written.train, 60);

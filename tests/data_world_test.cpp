@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -187,6 +188,103 @@ TEST(WorldSampler, PromptPrefixStartsEveryPrompt) {
     const Sample b = geneval.next();
     EXPECT_EQ("a photo of " + a.prompt, b.prompt);
     EXPECT_EQ(a.question.solution, b.question.solution);  // only the prompt's words differ
+  }
+}
+
+// Bare captions a sampler draws in `n` samples of one category.
+std::set<std::string> drawn_prompts(WorldSampler& sampler, Category category, int n) {
+  std::set<std::string> prompts;
+  for (int i = 0; i < n; ++i) prompts.insert(WorldSampler::caption(sampler.sample(category).spec, ""));
+  return prompts;
+}
+
+std::set<std::string> captions_of(const std::vector<PromptSpec>& space) {
+  std::set<std::string> captions;
+  for (const auto& prompt : space) captions.insert(WorldSampler::caption(prompt, ""));
+  return captions;
+}
+
+// Counted by hand for 4 shapes, 6 colours and counts 2..4: one shape; ordered pairs of two
+// shapes (4 x 3); a shape and a count (4 x 3); a shape and a colour (4 x 6); a pair and one of
+// four relations (12 x 4); a pair of shapes and an ordered pair of two colours (12 x 6 x 5).
+TEST(WorldSampler, PromptSpaceIsEveryPromptTheSamplerDraws) {
+  const WorldSpec spec = default_spec();
+  const std::map<Category, size_t> by_hand = {
+      {Category::kSingleObject, 4}, {Category::kTwoObject, 12}, {Category::kCounting, 12},
+      {Category::kColors, 24},      {Category::kPosition, 48},  {Category::kColorAttr, 360}};
+  WorldSampler sampler(spec, 11);
+  size_t total = 0;
+  for (const auto& [category, n] : by_hand) {
+    const auto space = captions_of(prompt_space(spec, category));
+    EXPECT_EQ(prompt_space(spec, category).size(), n) << name(category);
+    EXPECT_EQ(space.size(), n) << name(category);  // each once
+    // Enough draws to see every prompt of the category (at least 20 per prompt on average).
+    EXPECT_EQ(drawn_prompts(sampler, category, static_cast<int>(20 * n)), space) << name(category);
+    total += n;
+  }
+  EXPECT_EQ(total, 460u);
+}
+
+TEST(WorldSampler, HeldOutPromptsAreNeverDrawnForTrainingAndAreAllTheBenchmarkDraws) {
+  config::WorldRecipe recipe;
+  recipe.world.held_out_prompts = 0.25;
+  WorldSpec spec = WorldSpec::from_recipe(recipe);
+  const auto held_out = held_out_captions(spec);
+  // round(0.25 n) of each category, at least one: 1 + 3 + 3 + 6 + 12 + 90.
+  const std::map<Category, size_t> kept = {
+      {Category::kSingleObject, 1}, {Category::kTwoObject, 3}, {Category::kCounting, 3},
+      {Category::kColors, 6},       {Category::kPosition, 12}, {Category::kColorAttr, 90}};
+  EXPECT_EQ(held_out.size(), 115u);
+  spec.prompt_side = PromptSide::kTraining;
+  WorldSampler training(spec, 3);
+  spec.prompt_side = PromptSide::kHeldOut;
+  WorldSampler benchmark(spec, 3);
+  for (const auto& [category, n] : kept) {
+    const auto space = captions_of(prompt_space(spec, category));
+    std::set<std::string> kept_here;
+    for (const auto& caption : space) {
+      if (held_out.count(caption)) kept_here.insert(caption);
+    }
+    EXPECT_EQ(kept_here.size(), n) << name(category);
+    const auto trained = drawn_prompts(training, category, static_cast<int>(20 * space.size()));
+    const auto benchmarked = drawn_prompts(benchmark, category, static_cast<int>(40 * n));
+    EXPECT_EQ(benchmarked, kept_here) << name(category);  // only held-out prompts, every one
+    std::set<std::string> rest;
+    std::set_difference(space.begin(), space.end(), kept_here.begin(), kept_here.end(),
+                        std::inserter(rest, rest.end()));
+    EXPECT_EQ(trained, rest) << name(category);  // every other prompt, and none held out
+  }
+  // The split belongs to the prompts alone: the same under GenEval's prefix.
+  recipe.world.prompt_prefix = "a photo of";
+  EXPECT_EQ(held_out_captions(WorldSpec::from_recipe(recipe)), held_out);
+}
+
+TEST(WorldSampler, NoHeldOutPromptsLeaveEverySideTheWholeWorld) {
+  WorldSpec spec = default_spec();
+  spec.prompt_side = PromptSide::kTraining;
+  WorldSampler training(spec, 9);
+  WorldSampler all(default_spec(), 9);
+  for (int i = 0; i < 60; ++i) {
+    const Sample a = training.next();
+    const Sample b = all.next();
+    EXPECT_EQ(a.prompt, b.prompt);
+    EXPECT_EQ(a.question.solution, b.question.solution);
+  }
+}
+
+TEST(WorldSampler, ACategoryOfOnePromptCannotBeSplit) {
+  config::WorldRecipe recipe;
+  recipe.world.shapes = {"circle"};
+  recipe.world.categories = {"single_object", "counting"};
+  recipe.world.held_out_prompts = 0.5;
+  WorldSpec spec = WorldSpec::from_recipe(recipe);
+  spec.prompt_side = PromptSide::kTraining;
+  try {
+    WorldSampler sampler(spec, 1);
+    FAIL() << "a one-prompt category was split";
+  } catch (const RecipeError& e) {
+    EXPECT_NE(std::string(e.what()).find("world.held_out_prompts"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("single_object"), std::string::npos);
   }
 }
 

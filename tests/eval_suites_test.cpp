@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "corl/eval/report.h"
 #include "corl/eval/suites.h"
+#include "corl/data/world.h"
 
 namespace corl::eval {
 namespace {
@@ -31,6 +33,33 @@ TEST(EvalSuites, BalancedAcrossCategoriesAndTypedByQuestionForm) {
     EXPECT_EQ(q.image.rows, 64);
   }
   for (const auto& q : suites.oe) EXPECT_EQ(q.qa_type, "OE");
+}
+
+// configs/world.yaml keeps a quarter of its prompts for the benchmarks: the GenEval suite draws
+// from those alone, and the question suites from scenes of every prompt.
+TEST(EvalSuites, GenEvalSuiteDrawsOnlyTheHeldOutPrompts) {
+  auto recipe = small_recipe();
+  recipe.geneval.prompts_per_category = 30;
+  recipe.mcq_questions = 300;
+  const auto suites = build_suites(recipe);
+  config::WorldRecipe world;
+  config::Schema schema;
+  config::load_recipe(recipe.world, {}, world, schema);
+  ASSERT_GT(world.world.held_out_prompts, 0.0);
+  const auto held_out = data::held_out_captions(data::WorldSpec::from_recipe(world));
+  ASSERT_FALSE(held_out.empty());
+  for (const auto& item : suites.geneval) {
+    EXPECT_EQ(held_out.count(data::WorldSampler::caption(item.spec, "")), 1u) << item.prompt;
+  }
+  // The question suites' single-object scenes (every sixth: the categories cycle) show all four
+  // shapes, not only the one held-out single-object prompt.
+  std::set<data::Shape> alone;
+  for (size_t i = 0; i < suites.mcq.size(); i += 6) {
+    const auto objects = data::read_object_list(suites.mcq[i].solution);
+    ASSERT_TRUE(objects && objects->objects.size() == 1u) << suites.mcq[i].solution;
+    alone.insert(objects->objects[0].second);
+  }
+  EXPECT_EQ(alone.size(), 4u);
 }
 
 TEST(EvalSuites, SameSeedSameSuitesOtherSeedOtherSuites) {

@@ -55,6 +55,11 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("world.categories", &w.categories, "GenEval prompt categories, cycled in this order")
       .choices(kCategories)
       .min_items(1);
+  s.add("world.held_out_prompts", &w.held_out_prompts,
+        "Share of each category's prompts kept for the benchmarks: `corl data` never draws them, "
+        "`corl eval`'s GenEval suite draws only them (at least one of a category on each side); "
+        "0: every prompt everywhere")
+      .range(0.0, 0.9);
   auto& q = r.questions;
   s.add("questions.types", &q.types, "Question kinds asked about a scene")
       .choices(kQuestionTypes)

@@ -1,5 +1,6 @@
 #include "corl/data/dataset.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -159,7 +160,8 @@ std::uint64_t split_seed(int seed, const std::string& split) {
 
 WrittenDataset write_world_dataset(const config::WorldRecipe& recipe, const std::string& dir,
                                    const std::function<void()>& on_sample) {
-  const WorldSpec spec = WorldSpec::from_recipe(recipe);
+  WorldSpec spec = WorldSpec::from_recipe(recipe);
+  spec.prompt_side = PromptSide::kTraining;  // world.held_out_prompts are the benchmarks'
   std::error_code error;
   fs::create_directories(fs::path(dir) / "images", error);
   if (error) throw DataError(dir + ": cannot create dataset folder: " + error.message());
@@ -186,6 +188,15 @@ WrittenDataset write_world_dataset(const config::WorldRecipe& recipe, const std:
     // The row file appears whole or not at all: a killed run never leaves a truncated split.
     util::write_file_atomic((fs::path(dir) / (split + ".jsonl")).string(), rows);
   };
+  const auto held_out = held_out_captions(spec);
+  if (!held_out.empty()) {
+    std::vector<std::string> sorted(held_out.begin(), held_out.end());
+    std::sort(sorted.begin(), sorted.end());
+    std::string list;
+    for (const auto& prompt : sorted) list += prompt + "\n";
+    util::write_file_atomic((fs::path(dir) / "held_out_prompts.txt").string(), list);
+    written.held_out_prompts = static_cast<int>(sorted.size());
+  }
   write_split("train", recipe.data.train_size, false);
   written.train = recipe.data.train_size;
   write_split("eval", recipe.data.eval_size, true);

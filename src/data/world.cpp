@@ -142,6 +142,7 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
   spec.mc_fraction = recipe.questions.mc_fraction;
   spec.reworded_questions = recipe.questions.phrasing == "reworded";
   spec.num_options = recipe.questions.num_options;
+  spec.held_out_prompts = recipe.world.held_out_prompts;
 
   const bool needs_two_shapes =
       std::any_of(spec.categories.begin(), spec.categories.end(), [](Category c) {
@@ -159,7 +160,9 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
 }
 
 WorldSampler::WorldSampler(WorldSpec spec, std::uint64_t seed)
-    : spec_(std::move(spec)), rng_(seed) {}
+    : spec_(std::move(spec)), rng_(seed) {
+  if (spec_.prompt_side != PromptSide::kAll) held_out_ = held_out_captions(spec_);
+}
 
 // Our own uniform draws from the raw engine: std::uniform_*_distribution differ between standard
 // libraries, and a seed must give the same world everywhere.
@@ -180,6 +183,17 @@ std::pair<T, T> pick_two(std::mt19937_64& rng, const std::vector<T>& values) {
   const int a = uniform_int(rng, n);
   const int b = (a + 1 + uniform_int(rng, n - 1)) % n;
   return {values[a], values[b]};
+}
+// Every pair pick_two can draw, once.
+template <class T>
+std::vector<std::pair<T, T>> ordered_pairs(const std::vector<T>& values) {
+  std::vector<std::pair<T, T>> pairs;
+  for (const T& a : values) {
+    for (const T& b : values) {
+      if (a != b) pairs.emplace_back(a, b);
+    }
+  }
+  return pairs;
 }
 template <class T>
 void shuffle(std::mt19937_64& rng, std::vector<T>& values) {
@@ -252,9 +266,21 @@ Sample WorldSampler::next() {
 Sample WorldSampler::sample(Category category) {
   Sample sample;
   sample.id = std::to_string(counter_++);
-  PromptSpec& spec = sample.spec;
-  spec.category = category;
   std::vector<Object> objects;
+  // Without a side nothing is redrawn, so such a world is today's, sample for sample.
+  do {
+    objects.clear();
+    sample.spec = draw_prompt(category, objects);
+  } while (!on_side(sample.spec));
+  sample.prompt = caption(sample.spec, spec_.prompt_prefix);
+  sample.scene = place(objects, sample.spec.relation);
+  sample.question = ask(sample.scene);
+  return sample;
+}
+
+PromptSpec WorldSampler::draw_prompt(Category category, std::vector<Object>& objects) {
+  PromptSpec spec;
+  spec.category = category;
   // A share of 0 draws nothing, so such a world is today's, sample for sample.
   auto with_colors = [&](double share) { return share > 0 && uniform01(rng_) < share; };
   auto add = [&](Shape shape, std::optional<Color> color, int count) {
@@ -307,10 +333,97 @@ Sample WorldSampler::sample(Category category) {
       break;
     }
   }
-  sample.prompt = caption(spec, spec_.prompt_prefix);
-  sample.scene = place(objects, spec.relation);
-  sample.question = ask(sample.scene);
-  return sample;
+  return spec;
+}
+
+bool WorldSampler::on_side(const PromptSpec& spec) const {
+  if (spec_.prompt_side == PromptSide::kAll || spec_.held_out_prompts == 0) return true;
+  const bool held_out = held_out_.count(caption(spec, "")) > 0;
+  return held_out == (spec_.prompt_side == PromptSide::kHeldOut);
+}
+
+std::vector<PromptSpec> prompt_space(const WorldSpec& spec, Category category) {
+  std::vector<PromptSpec> space;
+  auto prompt = [&](std::vector<Requirement> include, std::optional<Relation> relation = {}) {
+    PromptSpec p;
+    p.category = category;
+    p.include = std::move(include);
+    p.exact_count = category == Category::kCounting;
+    p.relation = relation;
+    space.push_back(std::move(p));
+  };
+  const std::optional<Color> any;
+  switch (category) {
+    case Category::kSingleObject:
+      for (Shape s : spec.shapes) prompt({{s, 1, any}});
+      break;
+    case Category::kTwoObject:
+      for (auto [a, b] : ordered_pairs(spec.shapes)) prompt({{a, 1, any}, {b, 1, any}});
+      break;
+    case Category::kCounting:
+      for (Shape s : spec.shapes) {
+        for (int n = 2; n <= spec.max_objects; ++n) {
+          if (spec.colored_counts < 1) prompt({{s, n, any}});
+          if (spec.colored_counts > 0) {
+            for (Color c : spec.colors) prompt({{s, n, c}});
+          }
+        }
+      }
+      break;
+    case Category::kColors:
+      for (Shape s : spec.shapes) {
+        for (Color c : spec.colors) prompt({{s, 1, c}});
+      }
+      break;
+    case Category::kPosition:
+      for (auto [a, b] : ordered_pairs(spec.shapes)) {
+        for (int r = 0; r < 4; ++r) {
+          const auto relation = static_cast<Relation>(r);
+          if (spec.colored_relations < 1) prompt({{a, 1, any}, {b, 1, any}}, relation);
+          if (spec.colored_relations > 0) {
+            for (Color ca : spec.colors) {
+              for (Color cb : spec.colors) prompt({{a, 1, ca}, {b, 1, cb}}, relation);
+            }
+          }
+        }
+      }
+      break;
+    case Category::kColorAttr:
+      for (auto [a, b] : ordered_pairs(spec.shapes)) {
+        for (auto [ca, cb] : ordered_pairs(spec.colors)) prompt({{a, 1, ca}, {b, 1, cb}});
+      }
+      break;
+  }
+  return space;
+}
+
+std::unordered_set<std::string> held_out_captions(const WorldSpec& spec) {
+  std::unordered_set<std::string> held_out;
+  if (spec.held_out_prompts == 0) return held_out;
+  // FNV-1a: the same ranking on every machine.
+  auto hash = [](const std::string& text) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return h;
+  };
+  for (const Category category : spec.categories) {
+    std::vector<std::pair<std::uint64_t, std::string>> ranked;
+    for (const auto& prompt : prompt_space(spec, category)) {
+      const std::string text = WorldSampler::caption(prompt, "");
+      ranked.emplace_back(hash(text), text);
+    }
+    const int n = static_cast<int>(ranked.size());
+    if (n < 2) {
+      throw RecipeError("world.held_out_prompts: category " + name(category) + " has " +
+                        std::to_string(n) +
+                        " prompt, which cannot be both trained on and held out; add shapes or "
+                        "colours, drop the category, or set world.held_out_prompts: 0");
+    }
+    const int kept = std::clamp(static_cast<int>(std::lround(spec.held_out_prompts * n)), 1, n - 1);
+    std::sort(ranked.begin(), ranked.end());
+    for (int i = 0; i < kept; ++i) held_out.insert(ranked[i].second);
+  }
+  return held_out;
 }
 
 std::string WorldSampler::caption(const PromptSpec& spec, const std::string& prefix) {

@@ -140,8 +140,13 @@ Suites build_suites(const EvalRecipe& recipe) {
   config::Schema schema;
   config::load_recipe(recipe.world, {}, world_recipe, schema);
   const auto spec = data::WorldSpec::from_recipe(world_recipe);
-  // Seeds of the eval's own, never those of `corl data`'s train or eval splits.
-  data::WorldSampler prompts(spec, data::split_seed(recipe.run.seed, "eval-suite/geneval"));
+  // Seeds of the eval's own, never those of `corl data`'s train or eval splits; the prompts are
+  // those world.held_out_prompts keeps from them (all of them when it is 0). The question suites
+  // ask about fresh scenes of every prompt.
+  auto prompt_spec = spec;
+  prompt_spec.prompt_side = data::PromptSide::kHeldOut;
+  data::WorldSampler prompts(prompt_spec,
+                             data::split_seed(recipe.run.seed, "eval-suite/geneval"));
   for (const auto category : spec.categories) {
     for (int i = 0; i < recipe.geneval.prompts_per_category; ++i) {
       const auto sample = prompts.sample(category);

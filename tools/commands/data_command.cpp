@@ -27,7 +27,12 @@ void add_data_command(CLI::App& app) {
     progress.finish();
     run.metric({{"train", written.train},
                 {"eval", written.eval},
-                {"eval_duplicates_dropped", written.eval_duplicates_dropped}});
+                {"eval_duplicates_dropped", written.eval_duplicates_dropped},
+                {"held_out_prompts", written.held_out_prompts}});
+    if (written.held_out_prompts > 0) {
+      log::info("data: " + std::to_string(written.held_out_prompts) +
+                " prompts held out for the benchmarks, in " + run.file("held_out_prompts.txt"));
+    }
     log::info("data: wrote " + run.file("train.jsonl") + " and " + run.file("eval.jsonl"));
   });
 }

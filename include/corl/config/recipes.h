@@ -36,6 +36,9 @@ struct WorldRecipe {
     std::string prompt_prefix = "a photo of";
     std::vector<std::string> categories = {"single_object", "two_object", "counting",
                                            "colors",        "position",   "color_attr"};
+    // Share of each category's prompts kept for the benchmarks: `corl data` never draws them,
+    // `corl eval`'s GenEval suite draws only them. 0: every prompt everywhere.
+    double held_out_prompts = 0.0;
   } world;
   struct Questions {
     std::vector<std::string> types = {"count", "color", "shape", "position", "existence"};

@@ -65,10 +65,13 @@ struct WrittenDataset {
   int train = 0;
   int eval = 0;
   int eval_duplicates_dropped = 0;  // eval draws that repeated a train prompt + scene
+  int held_out_prompts = 0;         // the benchmarks' prompts, which no row holds
 };
 
 // Renders the recipe's world into DIR/train.jsonl, DIR/eval.jsonl and DIR/images/. Eval holds
-// no (prompt, scene) pair of train. `on_sample` is called after each written sample.
+// no (prompt, scene) pair of train. Neither holds a prompt world.held_out_prompts keeps for the
+// benchmarks; those are listed, bare and sorted, in DIR/held_out_prompts.txt when there are any.
+// `on_sample` is called after each written sample.
 WrittenDataset write_world_dataset(const config::WorldRecipe& recipe, const std::string& dir,
                                    const std::function<void()>& on_sample = {});
 

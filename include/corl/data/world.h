@@ -6,6 +6,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct Sample {
   Question question;
 };
 
+// Which prompts a sampler draws when world.held_out_prompts keeps some for the benchmarks.
+enum class PromptSide { kAll, kTraining, kHeldOut };
+
 // The world's vocabulary and geometry, resolved from the recipe's names.
 struct WorldSpec {
   int resolution = 64;
@@ -70,10 +74,21 @@ struct WorldSpec {
   double mc_fraction = 0.5;
   bool reworded_questions = false;  // questions.phrasing: reworded
   int num_options = 4;
+  double held_out_prompts = 0.0;  // world.held_out_prompts
+  PromptSide prompt_side = PromptSide::kAll;
 
   // Throws corl::RecipeError naming the key of an unknown name.
   static WorldSpec from_recipe(const config::WorldRecipe& recipe);
 };
+
+// Every prompt the sampler can draw in a category, each once, in a fixed order.
+std::vector<PromptSpec> prompt_space(const WorldSpec& spec, Category category);
+
+// The bare captions ("two circles") that world.held_out_prompts keeps for the benchmarks: in each
+// category, round(share x its prompts) of them, at least one and never all, chosen by a hash of
+// the caption that is the same on every machine and for every seed. Empty when the share is 0.
+// Throws corl::RecipeError when a category has a single prompt and so cannot be split.
+std::unordered_set<std::string> held_out_captions(const WorldSpec& spec);
 
 class WorldSampler {
  public:
@@ -90,6 +105,9 @@ class WorldSampler {
   const WorldSpec& spec() const { return spec_; }
 
  private:
+  // A prompt of the category, and its objects before placement (colours drawn).
+  PromptSpec draw_prompt(Category category, std::vector<Object>& objects);
+  bool on_side(const PromptSpec& spec) const;
   Scene place(const std::vector<Object>& objects_without_position,
               const std::optional<Relation>& relation);
   Question ask(const Scene& scene);
@@ -97,6 +115,7 @@ class WorldSampler {
   WorldSpec spec_;
   std::mt19937_64 rng_;
   std::uint64_t counter_ = 0;
+  std::unordered_set<std::string> held_out_;  // bare captions, when the sampler takes a side
 };
 
 }  // namespace corl::data
