@@ -301,5 +301,13 @@ TEST(EditDistance, WorkedCases) {
   EXPECT_EQ(util::edit_distance("abc", ""), 3u);
 }
 
+// FNV-1a's steps from the hash's own basis, worked apart from the code (Python integers mod 2^64):
+// h = basis; for each byte c: h = ((h xor c) * 1099511628211) mod 2^64.
+TEST(StableHash, WorkedValues) {
+  EXPECT_EQ(util::stable_hash(""), 1469598103934665603ull);
+  EXPECT_EQ(util::stable_hash("a"), 0x44bd8ad473cd9906ull);
+  EXPECT_EQ(util::stable_hash("foobar"), 0x88fad7c0a8ff07f2ull);
+}
+
 }  // namespace
 }  // namespace corl::config

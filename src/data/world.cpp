@@ -400,17 +400,11 @@ std::vector<PromptSpec> prompt_space(const WorldSpec& spec, Category category) {
 std::unordered_set<std::string> held_out_captions(const WorldSpec& spec) {
   std::unordered_set<std::string> held_out;
   if (spec.held_out_prompts == 0) return held_out;
-  // FNV-1a: the same ranking on every machine.
-  auto hash = [](const std::string& text) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    return h;
-  };
   for (const Category category : spec.categories) {
     std::vector<std::pair<std::uint64_t, std::string>> ranked;
     for (const auto& prompt : prompt_space(spec, category)) {
       const std::string text = WorldSampler::caption(prompt, "");
-      ranked.emplace_back(hash(text), text);
+      ranked.emplace_back(util::stable_hash(text), text);  // the same ranking everywhere
     }
     const int n = static_cast<int>(ranked.size());
     if (n < 2) {
