@@ -575,6 +575,54 @@ TEST(WorldSpec, QuestionWeightsNeedOnePerType) {
   }
 }
 
+TEST(WorldSampler, EqualCategoryWeightsAreTheCycle) {
+  config::WorldRecipe weighted;
+  weighted.world.category_weights = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+  WorldSampler a(default_spec(), 5);
+  WorldSampler b(WorldSpec::from_recipe(weighted), 5);
+  for (int i = 0; i < 120; ++i) EXPECT_EQ(a.next().prompt, b.next().prompt);
+}
+
+// Weights 3 : 1 : 0 : 2 over four categories, worked by hand: every six draws hold three, one,
+// none and two, and every prefix of n draws holds each category within one of n x its share.
+TEST(WorldSampler, CategoryWeightsSetEachCategorysShareOfDraws) {
+  config::WorldRecipe recipe;
+  recipe.world.categories = {"counting", "position", "color_attr", "colors"};
+  recipe.world.category_weights = {3, 1, 0, 2};
+  const auto spec = WorldSpec::from_recipe(recipe);
+  const std::vector<double> share = {3.0 / 6, 1.0 / 6, 0.0, 2.0 / 6};
+  WorldSampler sampler(spec, 7);
+  std::map<Category, int> drawn;
+  for (int n = 1; n <= 600; ++n) {
+    ++drawn[sampler.next().spec.category];
+    for (size_t c = 0; c < spec.categories.size(); ++c) {
+      EXPECT_LE(std::abs(drawn[spec.categories[c]] - n * share[c]), 1.0)
+          << data::name(spec.categories[c]) << " after " << n << " draws";
+    }
+  }
+  EXPECT_EQ(drawn[Category::kCounting], 300);
+  EXPECT_EQ(drawn[Category::kPosition], 100);
+  EXPECT_EQ(drawn[Category::kColorAttr], 0);
+  EXPECT_EQ(drawn[Category::kColors], 200);
+}
+
+TEST(WorldSpec, CategoryWeightsNeedOnePerCategoryAndOnePositive) {
+  const std::vector<std::pair<std::vector<double>, std::string>> bad = {
+      {{1, 2}, "2 weights for 6 world.categories"}, {{0, 0, 0, 0, 0, 0}, "every weight is 0"}};
+  for (const auto& [weights, message] : bad) {
+    config::WorldRecipe recipe;
+    recipe.world.category_weights = weights;
+    try {
+      WorldSpec::from_recipe(recipe);
+      ADD_FAILURE() << message << ": accepted";
+    } catch (const RecipeError& e) {
+      EXPECT_NE(std::string(e.what()).find("world.category_weights: " + message),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(WorldSampler, ImpossiblePlacementIsARecipeError) {
   config::WorldRecipe recipe;
   recipe.world.min_size = 0.3;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -60,6 +61,30 @@ TEST(EvalSuites, GenEvalSuiteDrawsOnlyTheHeldOutPrompts) {
     alone.insert(objects->objects[0].second);
   }
   EXPECT_EQ(alone.size(), 4u);
+}
+
+// world.category_weights shape the RL rows only: the benchmarks weigh every category alike.
+TEST(EvalSuites, CategoryWeightsLeaveTheSuitesBalanced) {
+  const std::string world = ::testing::TempDir() + "/weighted_world.yaml";
+  std::ofstream(world) << "world:\n  categories: [single_object, counting]\n"
+                          "  category_weights: [1, 0]\n";
+  auto recipe = small_recipe();
+  recipe.world = world;
+  const auto suites = build_suites(recipe);
+  std::map<data::Category, int> per_category;
+  for (const auto& item : suites.geneval) ++per_category[item.spec.category];
+  EXPECT_EQ(per_category[data::Category::kSingleObject], 5);
+  EXPECT_EQ(per_category[data::Category::kCounting], 5);
+  // The question scenes take turns: one object, then a count of two or more.
+  for (size_t i = 0; i < suites.mcq.size(); ++i) {
+    const auto objects = data::read_object_list(suites.mcq[i].solution);
+    ASSERT_TRUE(objects) << suites.mcq[i].solution;
+    if (i % 2 == 0) {
+      EXPECT_EQ(objects->objects.size(), 1u) << i << ": " << suites.mcq[i].solution;
+    } else {
+      EXPECT_GE(objects->objects.size(), 2u) << i << ": " << suites.mcq[i].solution;
+    }
+  }
 }
 
 TEST(EvalSuites, SameSeedSameSuitesOtherSeedOtherSuites) {

@@ -55,6 +55,11 @@ void bind(Schema& s, WorldRecipe& r) {
   s.add("world.categories", &w.categories, "GenEval prompt categories, cycled in this order")
       .choices(kCategories)
       .min_items(1);
+  s.add("world.category_weights", &w.category_weights,
+        "How often `corl data` draws each of world.categories, relative to the others (one "
+        "weight per category, in its order; 0: in the benchmarks only; empty: equally often). "
+        "`corl eval`'s suites draw every category equally")
+      .range(0.0, 1000.0);
   s.add("world.held_out_prompts", &w.held_out_prompts,
         "Share of each category's prompts kept for the benchmarks: `corl data` never draws them, "
         "`corl eval`'s GenEval suite draws only them (at least one of a category on each side); "

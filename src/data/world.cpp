@@ -131,6 +131,22 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
   const bool equal = std::all_of(weights.begin(), weights.end(),
                                  [&](double w) { return w == weights.front(); });
   if (!equal) spec.question_weights = weights;
+  const auto& shares = recipe.world.category_weights;
+  if (!shares.empty()) {
+    if (shares.size() != spec.categories.size()) {
+      throw RecipeError("world.category_weights: " + std::to_string(shares.size()) +
+                        " weights for " + std::to_string(spec.categories.size()) +
+                        " world.categories; give one for each category, in its order");
+    }
+    if (std::none_of(shares.begin(), shares.end(), [](double w) { return w > 0; })) {
+      throw RecipeError("world.category_weights: every weight is 0; give some category a "
+                        "positive weight");
+    }
+    // Equal weights are the plain cycle, sample for sample.
+    const bool same = std::all_of(shares.begin(), shares.end(),
+                                  [&](double w) { return w == shares.front(); });
+    if (!same) spec.category_weights = shares;
+  }
   spec.min_size = recipe.world.min_size;
   spec.max_size = recipe.world.max_size;
   spec.max_objects = recipe.world.max_objects;
@@ -259,8 +275,20 @@ Scene WorldSampler::place(const std::vector<Object>& objects,
 }
 
 Sample WorldSampler::next() {
-  const Category category = spec_.categories[counter_ % spec_.categories.size()];
-  return sample(category);
+  const auto& weights = spec_.category_weights;
+  if (weights.empty()) return sample(spec_.categories[counter_ % spec_.categories.size()]);
+  // Every category is owed its weight; the one owed most (the first on a tie) is drawn and pays
+  // the total back.
+  if (credit_.empty()) credit_.assign(weights.size(), 0.0);
+  double total = 0;
+  size_t pick = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    credit_[i] += weights[i];
+    total += weights[i];
+    if (credit_[i] > credit_[pick]) pick = i;
+  }
+  credit_[pick] -= total;
+  return sample(spec_.categories[pick]);
 }
 
 Sample WorldSampler::sample(Category category) {

@@ -36,6 +36,9 @@ struct WorldRecipe {
     std::string prompt_prefix = "a photo of";
     std::vector<std::string> categories = {"single_object", "two_object", "counting",
                                            "colors",        "position",   "color_attr"};
+    // How often `corl data` draws each of `categories`, relative to the others (one weight per
+    // category, in its order; 0: never an RL row; empty: equally often). The suites ignore it.
+    std::vector<double> category_weights;
     // Share of each category's prompts kept for the benchmarks: `corl data` never draws them,
     // `corl eval`'s GenEval suite draws only them. 0: every prompt everywhere.
     double held_out_prompts = 0.0;

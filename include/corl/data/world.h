@@ -60,6 +60,8 @@ struct WorldSpec {
   std::vector<Shape> shapes;
   std::vector<Color> colors;
   std::vector<Category> categories;
+  // Relative frequency of each of categories in next(); empty when they take turns.
+  std::vector<double> category_weights;
   std::vector<QuestionKind> question_kinds;
   // Relative frequency of each of question_kinds; empty when they are asked equally often.
   std::vector<double> question_weights;
@@ -94,7 +96,9 @@ class WorldSampler {
  public:
   WorldSampler(WorldSpec spec, std::uint64_t seed);
 
-  // Categories cycle in the recipe's order, so every split is balanced across them.
+  // Categories cycle in the recipe's order, so every split is balanced across them. With
+  // category weights, each draw takes the category furthest behind its share (smooth weighted
+  // round robin), so any n draws hold each category within one of n x its share.
   Sample next();
   Sample sample(Category category);
 
@@ -115,6 +119,7 @@ class WorldSampler {
   WorldSpec spec_;
   std::mt19937_64 rng_;
   std::uint64_t counter_ = 0;
+  std::vector<double> credit_;  // per category, with category weights: its share owed so far
   std::unordered_set<std::string> held_out_;  // bare captions, when the sampler takes a side
 };
 
