@@ -7,8 +7,10 @@
 #   base                 the quickstart's base (models/shapeworld-base, or runs/base's with
 #                        --from-scratch)
 #   unified              CoRL stage 1 only (runs/unified)
-#   refined              stage 2 only, from the base: t2i, and the merge of mcq and oe
-#   unified + refined    stage 1 then stage 2 (the quickstart's models)
+#   refined              stage 2 only, from the base: t2i, and the base plus the three
+#                        refinements' changes (as the quickstart's final model adds them)
+#   unified + refined    stage 1 then stage 2 (the quickstart's models: refined t2i, and the
+#                        final model)
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
 #                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each;
@@ -40,15 +42,13 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 # script reuses the other's.
 stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(ranks configs/unified.yaml)
-stage runs/refine_t2i configs/refine_t2i.yaml "$CORL" refine --task t2i \
-  --config configs/refine_t2i.yaml --init runs/unified $(ranks configs/refine_t2i.yaml)
 for task in t2i mcq oe; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
     --out "$A/base_refine_$task" $(ranks "configs/refine_$task.yaml")
 done
-stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_mcq" "$A/base_refine_oe" \
-  --weights 0.5 0.5 --out "$A/base_merged/final"
+stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_mcq" \
+  "$A/base_refine_oe" "$BASE" --weights 1 1 1 -2 --out "$A/base_merged/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
 # and all three once more with another seed.
 for seed in 1234 1; do
@@ -73,8 +73,8 @@ stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suit
   --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
 labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
-labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined mcq+oe merged (from base)"
-labels+=",refine_t2i=unified + refined t2i,merged=unified + refined mcq+oe merged"
+labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined t2i+mcq+oe (from base)"
+labels+=",refine_t2i=unified + refined t2i,merged=unified + refined t2i+mcq+oe (final)"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
 labels+=",paper_rewards=unified with the paper's rewards"

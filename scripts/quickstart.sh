@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The embedded default pipeline on a fresh machine: set-up and build, then
 #   RL rows (configs/world.yaml) -> the released base (models/shapeworld-base, its SHA256SUMS
-#   checked) -> unified stage -> refined mcq and oe stages -> the two merged, half each (the final
-#   model; scripts/ablation.sh adds the refined t2i stage) -> the benchmarks (fresh suites of the RL world) on the base, the unified
-#   and the final model -> runs/eval/report.html; the base and the final model on suites of the
-#   base's own pretraining world (configs/web.yaml), nothing forgotten -> runs/eval_web
+#   checked) -> unified stage -> refined t2i, mcq and oe stages, each from the unified model ->
+#   the final model: the unified model plus each refinement's change (task arithmetic) -> the
+#   benchmarks (fresh suites of the RL world) on the base, the unified and the final model ->
+#   runs/eval/report.html; the base and the final model on suites of the base's own pretraining
+#   world (configs/web.yaml), nothing forgotten -> runs/eval_web
 #
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
@@ -40,30 +41,34 @@ STAGE_CHAIN="$STAGE_CHAIN $(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1)
 # process), and the eval takes two checkpoints at once (configs/eval.yaml).
 stage runs/unified configs/unified.yaml \
   "$CORL" train --config configs/unified.yaml --init "$BASE" $(ranks configs/unified.yaml)
-for task in mcq oe; do
+for task in t2i mcq oe; do
   stage "runs/refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
     $(ranks "configs/refine_$task.yaml")
 done
+# unified + (t2i - unified) + (mcq - unified) + (oe - unified): each refinement's whole change,
+# where an average would keep a third of each.
 stage runs/merged - \
-  "$CORL" merge --inputs runs/refine_mcq runs/refine_oe --weights 0.5 0.5 --out runs/merged/final
+  "$CORL" merge --inputs runs/refine_t2i runs/refine_mcq runs/refine_oe runs/unified \
+  --weights 1 1 1 -2 --out runs/merged/final
 stage runs/eval configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
   --ckpt "$BASE" --ckpt runs/unified --ckpt runs/merged/final
 # Nothing forgotten: the same suites drawn from the world the base was pretrained on.
 stage runs/eval_web configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --set world=configs/web.yaml \
-  --set report.plotter=none --out runs/eval_web --ckpt "$BASE" --ckpt runs/merged/final
+  --set geneval.prompts_per_category=50 --set report.plotter=none --out runs/eval_web \
+  --ckpt "$BASE" --ckpt runs/merged/final
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
-labels="$BASE_NAME=base,unified=unified,merged=unified + refined mcq+oe (merged)"
+labels="$BASE_NAME=base,unified=unified,merged=unified + refined t2i, mcq and oe (the final model)"
 echo "quickstart: the benchmarks (fresh suites of the RL world), against the base"
 .venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
   --labels "$labels" \
   | tee runs/eval/table.md
 echo "quickstart: the base's own pretraining world (configs/web.yaml), nothing forgotten"
 .venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,merged=unified + refined mcq+oe (merged)" \
+  --labels "$BASE_NAME=base,merged=unified + refined t2i, mcq and oe (the final model)" \
   | tee runs/eval_web/table.md
 echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"

@@ -63,11 +63,13 @@ TEST(EvalSuites, GenEvalSuiteDrawsOnlyTheHeldOutPrompts) {
   EXPECT_EQ(alone.size(), 4u);
 }
 
-// world.category_weights shape the RL rows only: the benchmarks weigh every category alike.
-TEST(EvalSuites, CategoryWeightsLeaveTheSuitesBalanced) {
+// world.category_weights and questions.weights shape the RL rows only: the benchmarks weigh
+// every category and question kind alike.
+TEST(EvalSuites, RowWeightsLeaveTheSuitesBalanced) {
   const std::string world = ::testing::TempDir() + "/weighted_world.yaml";
   std::ofstream(world) << "world:\n  categories: [single_object, counting]\n"
-                          "  category_weights: [1, 0]\n";
+                          "  category_weights: [1, 0]\n"
+                          "questions:\n  types: [count, shape]\n  weights: [1000, 0.001]\n";
   auto recipe = small_recipe();
   recipe.world = world;
   const auto suites = build_suites(recipe);
@@ -85,6 +87,14 @@ TEST(EvalSuites, CategoryWeightsLeaveTheSuitesBalanced) {
       EXPECT_GE(objects->objects.size(), 2u) << i << ": " << suites.mcq[i].solution;
     }
   }
+  // Unweighted, shape is tried first half the time, and fits every single-object scene (half
+  // of them), so 35 questions hold none with chance about (3/4)^35; with weights 1000 : 0.001
+  // it would be tried first about once in a million questions.
+  int shape = 0;
+  for (const auto* suite : {&suites.mcq, &suites.oe}) {
+    for (const auto& q : *suite) shape += q.kind == "shape";
+  }
+  EXPECT_GT(shape, 0);
 }
 
 TEST(EvalSuites, SameSeedSameSuitesOtherSeedOtherSuites) {

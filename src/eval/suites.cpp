@@ -156,7 +156,10 @@ Suites build_suites(const EvalRecipe& recipe) {
   auto questions = [&](double mc_fraction, int n, const char* name) {
     auto question_spec = spec;
     question_spec.mc_fraction = mc_fraction;
-    question_spec.category_weights.clear();  // the benchmarks weigh every category alike
+    // The benchmarks weigh every category and question kind alike, whatever mix the RL rows
+    // were given.
+    question_spec.category_weights.clear();
+    question_spec.question_weights.clear();
     data::WorldSampler sampler(
         question_spec, data::split_seed(recipe.run.seed, std::string("eval-suite/") + name));
     std::vector<QuestionItem> items;
