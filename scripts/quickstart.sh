@@ -62,13 +62,13 @@ stage runs/eval_web configs/eval.yaml \
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
-labels="$BASE_NAME=base,unified=unified,merged=unified + refined t2i, mcq and oe (the final model)"
+labels="$BASE_NAME=base,unified=unified,merged=unified + refined t2i+mcq+oe (final)"
 echo "quickstart: the benchmarks (fresh suites of the RL world), against the base"
 .venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
   --labels "$labels" \
   | tee runs/eval/table.md
 echo "quickstart: the base's own pretraining world (configs/web.yaml), nothing forgotten"
 .venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,merged=unified + refined t2i, mcq and oe (the final model)" \
+  --labels "$BASE_NAME=base,merged=unified + refined t2i+mcq+oe (final)" \
   | tee runs/eval_web/table.md
 echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"
