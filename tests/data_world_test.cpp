@@ -194,7 +194,9 @@ TEST(WorldSampler, PromptPrefixStartsEveryPrompt) {
 // Bare captions a sampler draws in `n` samples of one category.
 std::set<std::string> drawn_prompts(WorldSampler& sampler, Category category, int n) {
   std::set<std::string> prompts;
-  for (int i = 0; i < n; ++i) prompts.insert(WorldSampler::caption(sampler.sample(category).spec, ""));
+  for (int i = 0; i < n; ++i) {
+    prompts.insert(WorldSampler::caption(sampler.sample(category).spec, ""));
+  }
   return prompts;
 }
 

@@ -151,7 +151,8 @@ nlohmann::ordered_json to_row(const Sample& sample, const std::string& split,
 
 std::uint64_t split_seed(int seed, const std::string& split) {
   // splitmix64 over the seed and a stable hash of the split's name.
-  std::uint64_t z = static_cast<std::uint64_t>(seed) * 0x9E3779B97F4A7C15ull + util::stable_hash(split);
+  std::uint64_t z =
+      static_cast<std::uint64_t>(seed) * 0x9E3779B97F4A7C15ull + util::stable_hash(split);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);

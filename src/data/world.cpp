@@ -101,6 +101,26 @@ std::vector<T> resolve(const std::vector<std::string>& names, const std::string&
   return out;
 }
 
+// A recipe's relative weights for `n` listed values: empty when it gives none or all are equal
+// (the unweighted world, sample for sample). Throws naming `key` when the count is not `n` or
+// every weight is 0.
+std::vector<double> uneven_weights(const std::vector<double>& weights, size_t n,
+                                   const std::string& key, const std::string& list_key,
+                                   const std::string& item) {
+  if (weights.empty()) return {};
+  if (weights.size() != n) {
+    throw RecipeError(key + ": " + std::to_string(weights.size()) + " weights for " +
+                      std::to_string(n) + " " + list_key + "; give one for each " + item +
+                      ", in its order");
+  }
+  if (std::none_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) {
+    throw RecipeError(key + ": every weight is 0; give some " + item + " a positive weight");
+  }
+  const bool equal =
+      std::all_of(weights.begin(), weights.end(), [&](double w) { return w == weights.front(); });
+  return equal ? std::vector<double>{} : weights;
+}
+
 }  // namespace
 
 std::string name(QuestionKind kind) { return kQuestionKindNames[static_cast<int>(kind)]; }
@@ -121,32 +141,10 @@ WorldSpec WorldSpec::from_recipe(const config::WorldRecipe& recipe) {
       resolve<Category>(recipe.world.categories, "world.categories", &category_from_name);
   spec.question_kinds =
       resolve<QuestionKind>(recipe.questions.types, "questions.types", &question_kind_from_name);
-  const auto& weights = recipe.questions.weights;
-  if (!weights.empty() && weights.size() != spec.question_kinds.size()) {
-    throw RecipeError("questions.weights: " + std::to_string(weights.size()) +
-                      " weights for " + std::to_string(spec.question_kinds.size()) +
-                      " questions.types; give one for each type, in its order");
-  }
-  // Equal weights are the unweighted world, sample for sample.
-  const bool equal = std::all_of(weights.begin(), weights.end(),
-                                 [&](double w) { return w == weights.front(); });
-  if (!equal) spec.question_weights = weights;
-  const auto& shares = recipe.world.category_weights;
-  if (!shares.empty()) {
-    if (shares.size() != spec.categories.size()) {
-      throw RecipeError("world.category_weights: " + std::to_string(shares.size()) +
-                        " weights for " + std::to_string(spec.categories.size()) +
-                        " world.categories; give one for each category, in its order");
-    }
-    if (std::none_of(shares.begin(), shares.end(), [](double w) { return w > 0; })) {
-      throw RecipeError("world.category_weights: every weight is 0; give some category a "
-                        "positive weight");
-    }
-    // Equal weights are the plain cycle, sample for sample.
-    const bool same = std::all_of(shares.begin(), shares.end(),
-                                  [&](double w) { return w == shares.front(); });
-    if (!same) spec.category_weights = shares;
-  }
+  spec.question_weights = uneven_weights(recipe.questions.weights, spec.question_kinds.size(),
+                                         "questions.weights", "questions.types", "type");
+  spec.category_weights = uneven_weights(recipe.world.category_weights, spec.categories.size(),
+                                         "world.category_weights", "world.categories", "category");
   spec.min_size = recipe.world.min_size;
   spec.max_size = recipe.world.max_size;
   spec.max_objects = recipe.world.max_objects;
