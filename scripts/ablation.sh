@@ -7,10 +7,11 @@
 #   base                 the quickstart's base (models/shapeworld-base, or runs/base's with
 #                        --from-scratch)
 #   unified              CoRL stage 1 only (runs/unified)
-#   refined              stage 2 only, from the base: t2i, and the base plus the three
-#                        refinements' changes (as the quickstart's final model adds them)
-#   unified + refined    stage 1 then stage 2 (the quickstart's models: refined t2i, and the
-#                        final model)
+#   refined              stage 2 only, from the base: t2i (two seeds' mean, as the quickstart
+#                        makes it), and the base plus the refinements' changes (as the
+#                        quickstart's final model adds them)
+#   unified + refined    stage 1 then stage 2 (the quickstart's refined t2i mean, and the final
+#                        model)
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
 #                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each;
@@ -47,8 +48,17 @@ for task in t2i mcq oe; do
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
     --out "$A/base_refine_$task" $(ranks "configs/refine_$task.yaml")
 done
-stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_mcq" \
-  "$A/base_refine_oe" "$BASE" --weights 1 1 1 -2 --out "$A/base_merged/final"
+stage "$A/base_refine_t2i_1" configs/refine_t2i.yaml \
+  "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init "$BASE" --set run.seed=1 \
+  --out "$A/base_refine_t2i_1" $(ranks configs/refine_t2i.yaml)
+# The refined t2i models as the quickstart's final model takes them: the two seeds' mean.
+stage "$A/base_t2i_mean" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
+  --weights 0.5 0.5 --out "$A/base_t2i_mean/final"
+stage "$A/t2i_mean" - "$CORL" merge --inputs runs/refine_t2i runs/refine_t2i_1 \
+  --weights 0.5 0.5 --out "$A/t2i_mean/final"
+stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
+  "$A/base_refine_mcq" "$A/base_refine_oe" "$BASE" --weights 0.5 0.5 1 1 -2 \
+  --out "$A/base_merged/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
 # and all three once more with another seed.
 for seed in 1234 1; do
@@ -67,14 +77,14 @@ stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/uni
   --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
   --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(ranks configs/unified.yaml)
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
-  --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
-  --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt runs/merged/final \
+  --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_t2i_mean/final" \
+  --ckpt "$A/base_merged/final" --ckpt "$A/t2i_mean/final" --ckpt runs/merged/final \
   --ckpt runs/seeds/unified_1 --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
   --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
 labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
-labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined t2i+mcq+oe (from base)"
-labels+=",refine_t2i=unified + refined t2i,merged=unified + refined t2i+mcq+oe (final)"
+labels+=",base_t2i_mean=refined t2i (from base),base_merged=refined t2i+mcq+oe (from base)"
+labels+=",t2i_mean=unified + refined t2i,merged=unified + refined t2i+mcq+oe (final)"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
 labels+=",paper_rewards=unified with the paper's rewards"
