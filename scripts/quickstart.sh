@@ -47,8 +47,8 @@ for task in t2i mcq oe; do
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
     $(ranks "configs/refine_$task.yaml")
 done
-# One refined t2i run lands anywhere from +0.03 to +0.05 on the benchmarks' GenEval; the mean of
-# two seeds' weights (a uniform soup) gains more than either (docs/experiments.md).
+# One refined t2i run lands anywhere from +0.02 to +0.05 on the benchmarks' GenEval (four seeds);
+# the mean of two seeds' weights (a uniform soup) narrows that spread (docs/experiments.md).
 stage runs/refine_t2i_1 configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
   --set run.seed=1 --out runs/refine_t2i_1 $(ranks configs/refine_t2i.yaml)
