@@ -380,13 +380,14 @@ missing = [s for s in sources if not os.path.exists(os.path.join('$WORK/eval', s
 assert not missing, missing
 assert 'plots/uni.png' in sources
 "
-# The two checkpoints above were evaluated side by side on one thread each (run.threads 2); one
-# thread alone, in turn, must give every figure and item as they did.
+# The two checkpoints' suites above were evaluated side by side on one thread each (run.threads 2,
+# suite by suite, GenEval first); one thread alone, checkpoint by checkpoint, must give every figure
+# and item as they did.
 check eval-side-by-side 0 "" -- bash -c "'$CORL' eval --suite all --ckpt '$WORK/pre' \
   --ckpt '$WORK/uni' --set run.threads=1 --set world='$WORK/data/recipe.yaml' \
   --set geneval.prompts_per_category=1 --set geneval.images_per_prompt=2 --set mcq.questions=3 \
   --set oe.questions=3 --set decode.max_new_tokens=6 --set report.plotter=none \
-  --out '$WORK/eval4' >/dev/null 2>&1 && grep -q '2 checkpoints at once' '$WORK/eval/log.txt' && \
+  --out '$WORK/eval4' >/dev/null 2>&1 && grep -q '2 suites at once' '$WORK/eval/log.txt' && \
   '$SRC/.venv/bin/python' -c \"
 import json
 a = json.load(open('$WORK/eval/results.json'))

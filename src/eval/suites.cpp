@@ -46,8 +46,9 @@ void bind(config::Schema& s, EvalRecipe& r) {
   s.add("decode.max_new_tokens", &r.max_new_tokens, "Longest answer").range(1, 100000);
   s.add("decode.batch_size", &r.batch_size, "Rows sampled at once").range(1, 100000);
   s.add("checkpoints_at_once", &r.checkpoints_at_once,
-        "Checkpoints evaluated side by side, each on run.threads / checkpoints_at_once threads "
-        "(0: one thread each, as many at once as run.threads)")
+        "Evaluations run side by side (each one suite of one checkpoint, every checkpoint's "
+        "GenEval first), each on run.threads / checkpoints_at_once threads (0: one thread each, "
+        "as many at once as run.threads)")
       .range(0, 256);
   s.add("report.grid_prompts", &r.report.grid_prompts,
         "Prompts per category shown with their judged images")

@@ -25,18 +25,26 @@
 namespace corl::tools {
 namespace {
 
-// Calls work(item) for every item on `workers` threads, each taking the next item not yet taken;
-// rethrows the first error once every thread has stopped (no new item starts after one).
-template <typename Item, typename Work>
-void run_side_by_side(std::vector<Item>& items, int workers, const Work& work) {
+// A worker's model: the last checkpoint it loaded, kept while its next job reads the same one.
+struct LoadedPolicy {
+  std::string path;
+  std::optional<train::Policy> policy;
+};
+
+// Calls work(i, loaded) for i in [0, count) on `workers` threads, each taking the next index not
+// yet taken with its own LoadedPolicy; rethrows the first error once every thread has stopped (no
+// new job starts after one).
+template <typename Work>
+void run_side_by_side(size_t count, int workers, const Work& work) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // written by the one thread that sets `failed`, read after the joins
   auto worker = [&] {
     at::init_num_threads();  // this thread's OpenMP team takes the intra-op count just set
-    for (size_t i = next++; i < items.size() && !failed; i = next++) {
+    LoadedPolicy loaded;
+    for (size_t i = next++; i < count && !failed; i = next++) {
       try {
-        work(items[i]);
+        work(i, loaded);
       } catch (...) {
         if (!failed.exchange(true)) error = std::current_exception();
       }
@@ -114,18 +122,17 @@ void add_eval_command(CLI::App& app) {
     const auto suites = builtin ? eval::build_suites(recipe) : eval::Suites{};
     auto wanted = [&](const char* name) { return *suite == "all" || *suite == name; };
     std::vector<eval::CheckpointResults> results;
-    std::mutex logging;  // checkpoints evaluated side by side log their figures one at a time
-    auto logged = [&](const eval::CheckpointResults& r) {
+    std::mutex logging;  // suites evaluated side by side log their figures one at a time
+    auto logged = [&](const std::string& checkpoint, const std::string& name,
+                      const eval::SuiteResult& result) {
       const std::lock_guard<std::mutex> lock(logging);
-      for (const auto& [name, result] : r.suites) {
-        const auto& f = result.figures;
-        const char* key = name == "geneval" ? "overall" : "accuracy";
-        char line[160];
-        std::snprintf(line, sizeof line, "eval: %s %s %s %.3f ± %.3f", r.name.c_str(), name.c_str(),
-                      key, f[key].get<double>(), f["se"][key].get<double>());
-        log::info(line);
-        run.metric({{"checkpoint", r.name}, {"suite", name}, {"figures", f}});
-      }
+      const auto& f = result.figures;
+      const char* key = name == "geneval" ? "overall" : "accuracy";
+      char line[160];
+      std::snprintf(line, sizeof line, "eval: %s %s %s %.3f ± %.3f", checkpoint.c_str(),
+                    name.c_str(), key, f[key].get<double>(), f["se"][key].get<double>());
+      log::info(line);
+      run.metric({{"checkpoint", checkpoint}, {"suite", name}, {"figures", f}});
     };
     std::vector<std::string> names;  // every row's, in the order given
     auto unique_name = [&](const std::string& name) {
@@ -144,7 +151,7 @@ void add_eval_command(CLI::App& app) {
       r.suites["geneval"] = eval::judge_geneval_folder(
           folder, {recipe.geneval.position_margin, recipe.geneval.exclusive},
           recipe.report.grid_prompts);
-      logged(r);
+      logged(r.name, "geneval", r.suites["geneval"]);
       results.push_back(std::move(r));
     }
     std::vector<eval::CheckpointResults> evaluated(checkpoints->size());
@@ -154,36 +161,77 @@ void add_eval_command(CLI::App& app) {
       r.name = unique_name(eval::checkpoint_name(r.path));
       r.run_dir = eval::run_of(r.path);
     }
-    auto evaluate = [&](eval::CheckpointResults& r) {
-      const util::ProgressTag tag(r.name);
-      auto policy = train::load_policy(r.path);
-      log::info("eval: " + r.name + " (" + policy.dir + ")");
-      if (wanted("geneval") && !suites.geneval.empty()) {
-        r.suites["geneval"] = eval::run_geneval(policy, suites.geneval, recipe);
-      }
-      if (wanted("mcq") && !suites.mcq.empty()) {
-        r.suites["mcq"] = eval::run_questions(policy, suites.mcq, recipe);
-      }
-      if (wanted("oe") && !suites.oe.empty()) {
-        r.suites["oe"] = eval::run_questions(policy, suites.oe, recipe);
-      }
-      if (questions) {
-        r.suites[questions->name] = eval::run_question_suite(policy, *questions, recipe);
-      }
-      logged(r);
+    // One job is one suite of one checkpoint; every suite draws from its own seeded stream (the
+    // answers are greedy), so a figure does not depend on which job ran beside it.
+    struct Job {
+      size_t checkpoint;
+      std::string suite;
     };
+    // GenEval first (a prompt's four images cost more than an answer), then the question suites,
+    // the longest first.
+    std::vector<std::string> suite_names;
+    if (wanted("geneval") && !suites.geneval.empty()) suite_names.emplace_back("geneval");
+    std::vector<std::pair<size_t, std::string>> asked;  // (questions, suite)
+    if (wanted("mcq") && !suites.mcq.empty()) asked.emplace_back(suites.mcq.size(), "mcq");
+    if (wanted("oe") && !suites.oe.empty()) asked.emplace_back(suites.oe.size(), "oe");
+    if (questions) asked.emplace_back(questions->questions.size(), questions->name);
+    std::stable_sort(asked.begin(), asked.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [count, name] : asked) suite_names.push_back(name);
     const int threads = recipe.run.threads;
     const int at_once = static_cast<int>(std::min<size_t>(
-        evaluated.size(), recipe.checkpoints_at_once > 0 ? recipe.checkpoints_at_once : threads));
+        evaluated.size() * suite_names.size(),
+        recipe.checkpoints_at_once > 0 ? recipe.checkpoints_at_once : threads));
+    // In turn: checkpoint by checkpoint, each loaded once. Side by side: suite by suite, so that
+    // the last jobs to finish are short ones and no core idles while one checkpoint's whole
+    // evaluation ends alone.
+    std::vector<Job> jobs;
     if (at_once <= 1) {
-      for (auto& r : evaluated) evaluate(r);
+      for (size_t i = 0; i < evaluated.size(); ++i) {
+        for (const auto& name : suite_names) jobs.push_back({i, name});
+      }
+    } else {
+      for (const auto& name : suite_names) {
+        for (size_t i = 0; i < evaluated.size(); ++i) jobs.push_back({i, name});
+      }
+    }
+    std::vector<eval::SuiteResult> done(jobs.size());
+    auto run_job = [&](size_t index, LoadedPolicy& loaded) {
+      const Job& job = jobs[index];
+      const auto& r = evaluated[job.checkpoint];
+      const util::ProgressTag tag(r.name);
+      if (!loaded.policy || loaded.path != r.path) {
+        loaded.policy.reset();  // one model in memory per worker
+        loaded.policy.emplace(train::load_policy(r.path));
+        loaded.path = r.path;
+        log::info("eval: " + r.name + " (" + loaded.policy->dir + ")");
+      }
+      auto& policy = loaded.policy;
+      auto& result = done[index];
+      if (job.suite == "geneval") {
+        result = eval::run_geneval(*policy, suites.geneval, recipe);
+      } else if (job.suite == "mcq") {
+        result = eval::run_questions(*policy, suites.mcq, recipe);
+      } else if (job.suite == "oe") {
+        result = eval::run_questions(*policy, suites.oe, recipe);
+      } else {
+        result = eval::run_question_suite(*policy, *questions, recipe);
+      }
+      logged(r.name, job.suite, result);
+    };
+    if (at_once <= 1) {
+      LoadedPolicy loaded;
+      for (size_t index = 0; index < jobs.size(); ++index) run_job(index, loaded);
     } else {
       const int each = std::max(1, threads / at_once);
       set_thread_count(each);
-      log::info("eval: " + std::to_string(at_once) + " checkpoints at once, " +
-                std::to_string(each) + " thread(s) each");
-      run_side_by_side(evaluated, at_once, evaluate);
+      log::info("eval: " + std::to_string(at_once) + " suites at once, " + std::to_string(each) +
+                " thread(s) each, longest first");
+      run_side_by_side(jobs.size(), at_once, run_job);
       set_thread_count(threads);
+    }
+    for (size_t index = 0; index < jobs.size(); ++index) {
+      evaluated[jobs[index].checkpoint].suites[jobs[index].suite] = std::move(done[index]);
     }
     for (auto& r : evaluated) results.push_back(std::move(r));
     if (results.empty() || results.back().suites.empty()) {
