@@ -17,23 +17,23 @@ case "${1:-}" in
 esac
 CORL=${BUILD_DIR:-build}/corl
 source scripts/lib/stages.sh
-for run in runs/pretrain runs/unified; do
-  [[ -f $run/.stage ]] || { echo "controls: $run is not finished; run scripts/quickstart.sh" >&2; exit 1; }
-done
+BASE=models/shapeworld-base
+[[ -f runs/unified/.stage ]] ||
+  { echo "controls: runs/unified is not finished; run scripts/quickstart.sh" >&2; exit 1; }
 C=runs/controls
-# The stages they control lead the chain: a new base or unified model redoes the controls.
-STAGE_CHAIN="$(cat runs/pretrain/.stage runs/unified/.stage)"
+# The models they start from lead the chain: a new base or unified model redoes the controls.
+STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/unified/.stage)"
 FROZEN=(--set optim.learning_rate=1e-9 --set run.threads="$THREADS")
 
 stage "$C/unified" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init runs/pretrain --out "$C/unified" "${FROZEN[@]}"
-for task in t2i mcq oe; do
+  --init "$BASE" --out "$C/unified" "${FROZEN[@]}"
+for task in t2i mcq; do
   stage "$C/refine_$task" "configs/refine_$task.yaml" "$CORL" refine --task "$task" \
     --config "configs/refine_$task.yaml" --init runs/unified --out "$C/refine_$task" "${FROZEN[@]}"
 done
 
 {
-  for name in unified refine_t2i refine_mcq refine_oe; do
+  for name in unified refine_t2i refine_mcq; do
     echo "## $name against its control"
     echo '```'
     .venv/bin/python scripts/run_summary.py "runs/$name" --against "$C/$name"

@@ -163,11 +163,11 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
 // default), max_steps optimizer updates, num_iterations of them per generation batch. The shipped
 // recipes keep the batches they had when per_device_train_batch_size counted groups and max_steps
 // generation batches, but for the Janus-Pro unified recipes, which have since taken ULM-R1's
-// (JanusUnifiedRecipesAreUlmR1sScript), and refine_t2i.yaml, since 4 groups for 100 steps.
+// (JanusUnifiedRecipesAreUlmR1sScript), and refine_t2i.yaml, since 4 groups for 50 steps.
 // refine_mcq.yaml is back at its 40 batches.
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
-      {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 4, 100},
+      {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 4, 50},
       {"refine_mcq.yaml", 8, 40},    {"refine_oe.yaml", 8, 40},
       {"janus_pro_1b_unified.yaml", 4, 702}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
       {"janus_pro_7b_unified.yaml", 4, 702}};
