@@ -8,10 +8,11 @@
 #                        --from-scratch)
 #   unified              CoRL stage 1 only (runs/unified)
 #   refined              stage 2 only, from the base: t2i (two seeds' mean, as the quickstart
-#                        makes it), and the base plus the refinements' changes (as the
-#                        quickstart's final model adds them)
-#   unified + refined    stage 1 then stage 2 (the quickstart's refined t2i mean, the final
-#                        model, and the final model plus a refined oe stage's change)
+#                        makes it), and the base plus that mean's and the refined mcq stage's
+#                        changes
+#   unified + refined    stage 1 then stage 2: the quickstart's final model (the refined t2i
+#                        seeds' mean), with the refined mcq stage's change added, and with the
+#                        refined mcq and oe stages' changes added
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
 #                        (unified, t2i-only and mm2t-only once more with seed 1: two seeds each;
@@ -43,6 +44,8 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 # script reuses the other's.
 stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(ranks configs/unified.yaml)
+# The quickstart's final model joins the chain after it: a changed final model redoes the merges.
+STAGE_CHAIN="$STAGE_CHAIN $(cat runs/merged/.stage)"
 for task in t2i mcq; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
@@ -54,15 +57,18 @@ stage "$A/base_refine_t2i_1" configs/refine_t2i.yaml \
 # The refined t2i models as the quickstart's final model takes them: the two seeds' mean.
 stage "$A/base_t2i_mean" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
   --weights 0.5 0.5 --out "$A/base_t2i_mean/final"
-stage "$A/t2i_mean" - "$CORL" merge --inputs runs/refine_t2i runs/refine_t2i_1 \
-  --weights 0.5 0.5 --out "$A/t2i_mean/final"
-# The refined oe stage from the unified model, and the final model with its change added.
-stage "$A/refine_oe" configs/refine_oe.yaml "$CORL" refine --task oe --config configs/refine_oe.yaml \
-  --init runs/unified --out "$A/refine_oe" $(ranks configs/refine_oe.yaml)
-stage "$A/merged_oe" - "$CORL" merge --inputs runs/merged/final "$A/refine_oe" runs/unified \
-  --weights 1 1 -1 --out "$A/merged_oe/final"
 stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
   "$A/base_refine_mcq" "$BASE" --weights 0.5 0.5 1 -1 --out "$A/base_merged/final"
+# The refined answer stages from the unified model, their changes added to the final model.
+for task in mcq oe; do
+  stage "$A/refine_$task" "configs/refine_$task.yaml" \
+    "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
+    --out "$A/refine_$task" $(ranks "configs/refine_$task.yaml")
+done
+stage "$A/final_mcq" - "$CORL" merge --inputs runs/merged/final "$A/refine_mcq" runs/unified \
+  --weights 1 1 -1 --out "$A/final_mcq/final"
+stage "$A/final_mcq_oe" - "$CORL" merge --inputs runs/merged/final "$A/refine_mcq" \
+  "$A/refine_oe" runs/unified --weights 1 1 1 -2 --out "$A/final_mcq_oe/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
 # and all three once more with another seed.
 for seed in 1234 1; do
@@ -82,15 +88,15 @@ stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/uni
   --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(ranks configs/unified.yaml)
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_t2i_mean/final" \
-  --ckpt "$A/base_merged/final" --ckpt "$A/t2i_mean/final" --ckpt runs/merged/final \
-  --ckpt "$A/merged_oe/final" \
+  --ckpt "$A/base_merged/final" --ckpt runs/merged/final --ckpt "$A/final_mcq/final" \
+  --ckpt "$A/final_mcq_oe/final" \
   --ckpt runs/seeds/unified_1 --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
   --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
 labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
 labels+=",base_t2i_mean=refined t2i (from base),base_merged=refined t2i+mcq (from base)"
-labels+=",t2i_mean=unified + refined t2i,merged=unified + refined t2i+mcq (final)"
-labels+=",merged_oe=unified + refined t2i+mcq+oe"
+labels+=",merged=unified + refined t2i (final),final_mcq=unified + refined t2i+mcq"
+labels+=",final_mcq_oe=unified + refined t2i+mcq+oe"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"
 labels+=",paper_rewards=unified with the paper's rewards"
