@@ -55,6 +55,28 @@ check dead-peer 1 "rank 0: all-reduce failed \(a peer died or stalled" 20 -- bas
 check launcher-propagates 3 "rank 1 failed \(exit status 3\)" 30 -- \
   "$CHECK" --nproc 2 --exit-rank 1 --timeout 10
 check bad-world-size 2 "WORLD_SIZE=two" 5 -- env WORLD_SIZE=two RANK=0 "$CHECK"
+# A launcher killed by a signal (SIGKILL: it can do nothing) takes its ranks down with it rather
+# than leaving them to run on: none is alive (or more than a zombie) 10 s after the kill.
+check ranks-end-with-launcher 0 "ranks gone" 40 -- bash -c '
+  "$0" --nproc 2 --hold 60 >/dev/null 2>&1 &
+  launcher=$!
+  for _ in $(seq 200); do
+    ranks=$(pgrep -P "$launcher" | tr "\n" " ")
+    [[ $(wc -w <<<"$ranks") -eq 2 ]] && break
+    sleep 0.1
+  done
+  [[ $(wc -w <<<"$ranks") -eq 2 ]] || { echo "the ranks did not start"; exit 1; }
+  kill -KILL "$launcher"
+  for _ in $(seq 100); do
+    alive=0
+    for pid in $ranks; do
+      state=$(awk "{print \$3}" "/proc/$pid/stat" 2>/dev/null || true)
+      [[ -n $state && $state != Z ]] && alive=1
+    done
+    ((alive)) || { echo "ranks gone"; exit 0; }
+    sleep 0.1
+  done
+  echo "ranks still running: $ranks"; kill -KILL $ranks; exit 1' "$CHECK"
 
 echo "$passes passed, $failures failed"
 [[ $failures -eq 0 ]]

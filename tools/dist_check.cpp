@@ -8,13 +8,15 @@
 // bucketed gradient all-reduce against the gradient of the whole batch computed alone: a small
 // MLP, each rank's loss normalised by the global sample count, so the summed gradients must be
 // the single-process gradient. --exit-rank R makes rank R die once the group is formed, to show
-// that the others stop with an error within --timeout instead of hanging.
+// that the others stop with an error within --timeout instead of hanging; --hold S keeps every
+// rank alive S seconds after its checks, to show that the ranks end with a killed launcher.
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "corl/dist/launch.h"
 #include "corl/dist/process_group.h"
@@ -133,6 +135,8 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout_s, "Seconds for the rendezvous and every collective");
   app.add_option("--exit-rank", exit_rank, "This rank dies once the group is formed");
   app.add_option("--bucket-kb", bucket_kb, "Gradient bucket size (small: several buckets)");
+  double hold_s = 0;
+  app.add_option("--hold", hold_s, "Seconds every rank waits after its checks before it exits");
   CLI11_PARSE(app, argc, argv);
   try {
     if (nproc > 0 && std::getenv(corl::dist::kLaunchedVariable) == nullptr) {
@@ -158,6 +162,8 @@ int main(int argc, char** argv) {
         "dist_check: rank %d of %d (%s, %s): collectives and gradient all-reduce ok "
         "(%.2f s)\n",
         group.rank(), group.world_size(), backend.c_str(), device.str().c_str(), seconds);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::duration<double>(hold_s));
     return 0;
   } catch (const corl::UsageError& e) {
     std::fprintf(stderr, "dist_check: %s\n", e.what());

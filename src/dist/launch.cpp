@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,10 +71,16 @@ int launch_local(int nproc, const std::vector<std::string>& arguments, double gr
   const std::string port = std::to_string(free_port());
   std::vector<pid_t> ranks;
   log::flush();
+  const pid_t launcher = ::getpid();
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = ::fork();
     if (pid < 0) throw DataError(std::string("--nproc: fork failed: ") + std::strerror(errno));
     if (pid == 0) {
+      // A rank ends with its launcher: a launcher killed by a signal cannot stop the ranks itself,
+      // and a rank left behind would hold a core until its job's end. The check after it covers
+      // a launcher that died before the request was made.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) ::_exit(1);
       ::setenv("RANK", std::to_string(rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
