@@ -14,7 +14,7 @@ JOBS=${JOBS:-$(nproc)}
 TORCH_VERSION=2.11.0
 
 DEBIAN_PACKAGES=(
-  build-essential cmake ninja-build pkg-config python3-venv
+  build-essential cmake ninja-build pkg-config python3-venv procps
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev
   libsentencepiece-dev sentencepiece libonig-dev libgloo-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libcurl4-openssl-dev

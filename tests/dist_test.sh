@@ -56,7 +56,8 @@ check launcher-propagates 3 "rank 1 failed \(exit status 3\)" 30 -- \
   "$CHECK" --nproc 2 --exit-rank 1 --timeout 10
 check bad-world-size 2 "WORLD_SIZE=two" 5 -- env WORLD_SIZE=two RANK=0 "$CHECK"
 # A launcher killed by a signal (SIGKILL: it can do nothing) takes its ranks down with it rather
-# than leaving them to run on: none is alive (or more than a zombie) 10 s after the kill.
+# than leaving them to run on: none is alive (or more than a zombie) 10 s after the kill (pgrep:
+# procps, which scripts/setup.sh installs).
 check ranks-end-with-launcher 0 "ranks gone" 40 -- bash -c '
   "$0" --nproc 2 --hold 60 >/dev/null 2>&1 &
   launcher=$!
