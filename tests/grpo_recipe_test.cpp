@@ -153,8 +153,7 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
     load("", {"optim.lr_scheduler_type=cosine_with_restarts"});
     ADD_FAILURE() << "an unknown schedule was accepted";
   } catch (const RecipeError& e) {
-    EXPECT_NE(std::string(e.what()).find("optim.lr_scheduler_type"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("optim.lr_scheduler_type"), std::string::npos) << e.what();
   }
 }
 
@@ -167,9 +166,12 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
 // refine_mcq.yaml is back at its 40 batches.
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
-      {"unified.yaml", 16, 100},     {"refine_t2i.yaml", 4, 50},
-      {"refine_mcq.yaml", 8, 40},    {"refine_oe.yaml", 8, 40},
-      {"janus_pro_1b_unified.yaml", 4, 702}, {"janus_pro_1b_refine_t2i.yaml", 8, 500},
+      {"unified.yaml", 16, 100},
+      {"refine_t2i.yaml", 4, 50},
+      {"refine_mcq.yaml", 8, 40},
+      {"refine_oe.yaml", 8, 40},
+      {"janus_pro_1b_unified.yaml", 4, 702},
+      {"janus_pro_1b_refine_t2i.yaml", 8, 500},
       {"janus_pro_7b_unified.yaml", 4, 702}};
   for (const auto& [file, groups, batches] : shipped) {
     const auto r = load(file, {"model.path=/data/x"});
@@ -178,18 +180,18 @@ TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
     EXPECT_EQ(r.grpo.num_iterations, 1) << file;
   }
   // 12 completions a micro-step x 2 micro-steps / G 8 = 3 groups; 6 updates at mu 2 = 3 batches.
-  const auto r = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
-                           "optim.gradient_accumulation_steps=2", "grpo.max_steps=6",
-                           "grpo.num_iterations=2"});
+  const auto r = load(
+      "", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+           "optim.gradient_accumulation_steps=2", "grpo.max_steps=6", "grpo.num_iterations=2"});
   EXPECT_EQ(groups_per_rank(r), 3);
   EXPECT_EQ(total_updates(r, 100, 1), 6);  // max_steps set: the rows do not matter
   EXPECT_EQ(generation_batches(r, 6), 3);
   EXPECT_EQ(generation_batches(r, 7), 4);  // the last batch is trained on once (TRL)
   EXPECT_NO_THROW(load("", {"optim.gradient_accumulation_steps=4", "grpo.steps_per_generation=4"}));
   EXPECT_NO_THROW(check_generation_batch(r, 2));
-  const auto sized = load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
-                               "optim.gradient_accumulation_steps=2",
-                               "grpo.generation_batch_size=48"});
+  const auto sized =
+      load("", {"grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+                "optim.gradient_accumulation_steps=2", "grpo.generation_batch_size=48"});
   EXPECT_NO_THROW(check_generation_batch(sized, 2));  // 12 x 2 ranks x 2 micro-steps
   EXPECT_THROW(check_generation_batch(sized, 1), RecipeError);
 }
@@ -206,7 +208,7 @@ TEST(GrpoRecipe, NumTrainEpochsCountsPassesOverTheRows) {
                            "grpo.num_iterations=2"});
   EXPECT_EQ(total_updates(r, 100, 2), 64);
   EXPECT_EQ(generation_batches(r, 64), 32);
-  EXPECT_EQ(total_updates(r, 100, 1), 2 * 33 * 2);  // 3 prompts a batch: 33 batches an epoch
+  EXPECT_EQ(total_updates(r, 100, 1), 2 * 33 * 2);    // 3 prompts a batch: 33 batches an epoch
   EXPECT_THROW(total_updates(r, 5, 2), RecipeError);  // no whole batch
   EXPECT_THROW(load("", {"grpo.max_steps=0"}), RecipeError);
   EXPECT_THROW(load("", {"grpo.num_train_epochs=-1"}), RecipeError);
@@ -230,8 +232,8 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
   EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
   EXPECT_NE(groups.find("P x 16 / 1"), std::string::npos) << groups;
   // An update spanning two generation batches is not built.
-  const auto spg = message("", {"optim.gradient_accumulation_steps=2",
-                                "grpo.steps_per_generation=3"});
+  const auto spg =
+      message("", {"optim.gradient_accumulation_steps=2", "grpo.steps_per_generation=3"});
   EXPECT_NE(spg.find("grpo.steps_per_generation: 3 is not a multiple"), std::string::npos) << spg;
 }
 
@@ -243,10 +245,9 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
 // Worked by hand: 12 completions a micro-step, G 8, accumulation 2, 4 micro-steps a generation
 // batch: 12 x 4 / 8 = 6 groups a rank; 2 updates a pass.
 TEST(GrpoRecipe, StepsPerGenerationSpanSeveralUpdates) {
-  const std::vector<std::string> keys{"grpo.per_device_train_batch_size=12",
-                                      "grpo.num_generations=8",
-                                      "optim.gradient_accumulation_steps=2",
-                                      "grpo.steps_per_generation=4"};
+  const std::vector<std::string> keys{
+      "grpo.per_device_train_batch_size=12", "grpo.num_generations=8",
+      "optim.gradient_accumulation_steps=2", "grpo.steps_per_generation=4"};
   const auto r = load("", keys);
   EXPECT_EQ(steps_per_generation_of(r), 4);
   EXPECT_EQ(groups_per_rank(r), 6);
@@ -311,8 +312,8 @@ TEST(GrpoRecipe, InconsistentRecipesAreRecipeErrors) {
   EXPECT_NE(message({"task=t2i"}).find("scores answers, but task t2i"), std::string::npos);
   EXPECT_NE(message({"task=mm2t"}).find("scores images, but task mm2t"), std::string::npos);
   EXPECT_NE(message({"grpo.reward_funcs=[geneval]", "grpo.reward_weights=[1]"})
-                .find("no reward scores them (accuracy, format, perception or a remote reward "
-                      "with task mm2t)"),
+                .find("no reward scores them (accuracy, format, perception, options or a "
+                      "remote reward with task mm2t)"),
             std::string::npos);
   EXPECT_NE(message({"grpo.reward_funcs=[cycel]"}).find("cycel"), std::string::npos);
   EXPECT_NE(message({"grpo.num_generations=1"}).find("grpo.num_generations"), std::string::npos);

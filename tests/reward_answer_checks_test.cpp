@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include "corl/config/recipes.h"
 #include "corl/data/scene.h"
+#include "corl/data/world.h"
 #include "corl/reward/answer_checks.h"
 #include "corl/reward/reward.h"
 
@@ -158,6 +160,87 @@ TEST(PerceptionReward, RowWithoutASceneIsAnError) {
   EXPECT_THROW(make_answer_reward("perception", RewardOptions{})
                    ->score({"<think>The image shows a red circle.</think>", "", "OE"}),
                std::invalid_argument);
+}
+
+double options(const std::string& completion, const std::string& problem) {
+  return make_answer_reward("options", RewardOptions{})
+      ->score({completion, "", "MC", nullptr, problem});
+}
+
+const std::string kColourQuestion =
+    "The square is what color? Options: A. blue B. green C. orange D. purple";
+
+// Agreeing names over all names, worked by hand against the options A blue, B green, C orange,
+// D purple.
+TEST(OptionsReward, FractionOfOptionsNamedUnderTheirLetters) {
+  EXPECT_DOUBLE_EQ(options("<think>The square is green. A. blue? no. B. green? yes.</think>"
+                           "<answer>B</answer>",
+                           kColourQuestion),
+                   1.0);
+  // The answer known, written under the first letter: A is blue, not green.
+  EXPECT_DOUBLE_EQ(options("<think>The square is green. A. green? yes.</think><answer>A</answer>",
+                           kColourQuestion),
+                   0.0);
+  // Two of three right: C is orange, not purple.
+  EXPECT_DOUBLE_EQ(
+      options("<think>A. blue? no. B. green? no. C. purple? yes.</think><answer>C</answer>",
+              kColourQuestion),
+      2.0 / 3.0);
+  // A letter the question does not offer agrees with nothing.
+  EXPECT_DOUBLE_EQ(options("<think>A. blue? no. E. green? yes.</think>", kColourQuestion), 0.5);
+  // Case does not matter; a name with no letter before it is no walk at all.
+  EXPECT_DOUBLE_EQ(options("<think>A. Blue? no.</think>", kColourQuestion), 1.0);
+  EXPECT_DOUBLE_EQ(
+      options("<think>The square is green.</think><answer>B</answer>", kColourQuestion), 0.0);
+}
+
+TEST(OptionsReward, StatementFormAndQuestionsWithoutOptions) {
+  const std::string existence = "Is there an orange diamond? Options: A. yes B. no";
+  EXPECT_DOUBLE_EQ(
+      options("<think>There is an orange diamond. The answer yes is option A.</think>", existence),
+      1.0);
+  EXPECT_DOUBLE_EQ(
+      options("<think>There is no orange diamond. The answer no is option A.</think>", existence),
+      0.0);
+  // Multi-word options run up to the next letter's mark.
+  EXPECT_DOUBLE_EQ(options("<think>A. a red circle? no. B. two squares? yes.</think>",
+                           "Which is shown? Options: A. a red circle B. two squares"),
+                   1.0);
+  // Open questions have nothing to walk: every completion scores the same.
+  EXPECT_DOUBLE_EQ(options("<think>A. green? yes.</think>", "What colour is the square?"), 1.0);
+}
+
+// Property: the world's own reasoning walks every multiple-choice question faithfully, and the
+// same reasoning against the options shuffled to other letters does not.
+TEST(OptionsReward, TheWorldsSolutionsWalkTheirOwnOptions) {
+  data::WorldSampler sampler(data::WorldSpec::from_recipe(config::WorldRecipe{}), 7);
+  int checked = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const data::Question q = sampler.next().question;
+    if (!q.multiple_choice) continue;
+    ++checked;
+    EXPECT_DOUBLE_EQ(options(q.solution, q.problem), 1.0) << q.problem << "\n" << q.solution;
+    // Reversing the options' order moves every option to another letter whenever there are
+    // more than one and they differ (a middle option of an odd count keeps its letter).
+    const size_t at = q.problem.find("Options:");
+    std::vector<std::string> texts;
+    for (char letter = 'A';; ++letter) {
+      const size_t mark = q.problem.find(std::string(1, letter) + ". ", at);
+      if (mark == std::string::npos) break;
+      const size_t next =
+          q.problem.find(" " + std::string(1, static_cast<char>(letter + 1)) + ". ", mark);
+      texts.push_back(q.problem.substr(
+          mark + 3, next == std::string::npos ? std::string::npos : next - mark - 3));
+    }
+    if (texts.size() % 2 == 1) continue;
+    std::string reversed = q.problem.substr(0, at) + "Options:";
+    for (size_t k = 0; k < texts.size(); ++k) {
+      reversed +=
+          " " + std::string(1, static_cast<char>('A' + k)) + ". " + texts[texts.size() - 1 - k];
+    }
+    EXPECT_DOUBLE_EQ(options(q.solution, reversed), 0.0) << reversed << "\n" << q.solution;
+  }
+  EXPECT_GT(checked, 100);
 }
 
 }  // namespace

@@ -21,13 +21,13 @@ std::string error_of(const std::function<void()>& make) {
 
 TEST(RewardRegistry, NamesAreSortedAndSplitByTask) {
   EXPECT_EQ(reward_names(), (std::vector<std::string>{"accuracy", "cycle", "format", "geneval",
-                                                      "perception", "tim"}));
+                                                      "options", "perception", "tim"}));
   for (const std::string name : {"cycle", "tim", "geneval"}) {
     EXPECT_TRUE(is_image_reward(name)) << name;
     EXPECT_FALSE(is_answer_reward(name)) << name;
     EXPECT_NE(make_image_reward(name, RewardOptions{}), nullptr) << name;
   }
-  for (const std::string name : {"accuracy", "format", "perception"}) {
+  for (const std::string name : {"accuracy", "format", "perception", "options"}) {
     EXPECT_TRUE(is_answer_reward(name)) << name;
     EXPECT_FALSE(is_image_reward(name)) << name;
     EXPECT_NE(make_answer_reward(name, RewardOptions{}), nullptr) << name;
@@ -37,10 +37,12 @@ TEST(RewardRegistry, NamesAreSortedAndSplitByTask) {
 }
 
 TEST(RewardRegistry, UnknownNamesAreNamedWithTheKnownOnes) {
-  EXPECT_EQ(error_of([] { make_image_reward("clip", RewardOptions{}); }),
-            "unknown reward 'clip'; known: accuracy, cycle, format, geneval, perception, tim");
-  EXPECT_EQ(error_of([] { make_answer_reward("acc", RewardOptions{}); }),
-            "unknown reward 'acc'; known: accuracy, cycle, format, geneval, perception, tim");
+  EXPECT_EQ(
+      error_of([] { make_image_reward("clip", RewardOptions{}); }),
+      "unknown reward 'clip'; known: accuracy, cycle, format, geneval, options, perception, tim");
+  EXPECT_EQ(
+      error_of([] { make_answer_reward("acc", RewardOptions{}); }),
+      "unknown reward 'acc'; known: accuracy, cycle, format, geneval, options, perception, tim");
 }
 
 TEST(RewardRegistry, RewardOfTheOtherTaskIsNamedAsSuch) {

@@ -22,9 +22,8 @@ std::string at_row(const GrpoRecipe& recipe, const data::Record& row) {
 std::vector<int> draw_rows(const GrpoRecipe& recipe, size_t rows, int step,
                            const dist::ProcessGroup& group) {
   const int per_rank = groups_per_rank(recipe);
-  const auto global =
-      generation_rows(recipe.run.seed, rows, static_cast<int64_t>(per_rank) * group.world_size(),
-                      step);
+  const auto global = generation_rows(recipe.run.seed, rows,
+                                      static_cast<int64_t>(per_rank) * group.world_size(), step);
   std::vector<int> mine;
   for (int64_t g : dist::rank_groups(per_rank, group.rank(), group.world_size())) {
     mine.push_back(global[g]);
@@ -250,7 +249,8 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatc
     for (int64_t i = 0; i < n; ++i) {
       const auto& row = in.rows[batch.rows[an.source[i]]];
       const data::Scene* scene = row.scene ? &*row.scene : nullptr;
-      values[i] = named.reward->score({an.completions[i], row.qa_solution, row.qa_type, scene});
+      values[i] = named.reward->score(
+          {an.completions[i], row.qa_solution, row.qa_type, scene, row.qa_problem});
     }
     inject_reward_fault(in.answer_rewards, named, step, values);
     batch.by_reward[named.name] = values;
@@ -552,9 +552,8 @@ StepBatch make_step_batch(StageInputs& in, const GrpoRecipe& recipe, int step,
     // The answers' loss mask over the batch's width: sampled tokens of the answers kept.
     const int64_t width = n > 0 ? *std::max_element(an.lengths.begin(), an.lengths.end()) : 0;
     const auto lengths = torch::tensor(an.lengths, torch::kInt64).unsqueeze(1);
-    answer_mask =
-        torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
-        batch.answer_kept.unsqueeze(1);
+    answer_mask = torch::arange(width, torch::kInt64).unsqueeze(0).lt(lengths).to(torch::kFloat32) *
+                  batch.answer_kept.unsqueeze(1);
   }
   // Without dynamic sampling every group is trained on whatever its rewards: the micro-batches
   // and the reference's log-probs need no reward, and are made while remote rewards are scored.

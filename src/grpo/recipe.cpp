@@ -159,7 +159,8 @@ void bind(config::Schema& s, GrpoRecipe& r) {
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
         "Drop groups without signal: every advantage they contribute is 0");
   s.add("grpo.reward_funcs", &g.reward_funcs,
-        "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception (answers); "
+        "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception, options "
+        "(answers); "
         "or the name of a remote reward defined under reward.remote")
       .min_items(1);
   s.add("grpo.reward_weights", &g.reward_weights, "Weight of each reward, in reward_funcs' order")
@@ -259,9 +260,10 @@ void validate(const GrpoRecipe& r) {
                       "reward with task t2i)");
   }
   if (task != Task::kT2I && !answer) {
-    throw RecipeError("grpo.reward_funcs: task " + r.task +
-                      " makes answers but no reward scores them (accuracy, format, perception or a "
-                      "remote reward with task mm2t)");
+    throw RecipeError(
+        "grpo.reward_funcs: task " + r.task +
+        " makes answers but no reward scores them (accuracy, format, perception, options or a "
+        "remote reward with task mm2t)");
   }
   // The batch keys count as TRL counts them (recipe.h). A recipe written when
   // per_device_train_batch_size counted groups and max_steps generation batches fails here when
@@ -292,8 +294,9 @@ void validate(const GrpoRecipe& r) {
         std::to_string(G) + " / " + std::to_string(micro_steps));
   }
   if (g.max_steps == 0) {
-    throw RecipeError("grpo.max_steps: 0 optimizer updates; give a count, or -1 for "
-                      "grpo.num_train_epochs passes over the rows");
+    throw RecipeError(
+        "grpo.max_steps: 0 optimizer updates; give a count, or -1 for "
+        "grpo.num_train_epochs passes over the rows");
   }
   if (r.optim.learning_rate <= 0.0) {
     throw RecipeError("optim.learning_rate must be > 0 for a training stage");
@@ -320,23 +323,22 @@ int updates_per_generation(const GrpoRecipe& r) {
 }
 
 int groups_per_rank(const GrpoRecipe& r) {
-  return r.grpo.per_device_train_batch_size * steps_per_generation_of(r) /
-         r.grpo.num_generations;
+  return r.grpo.per_device_train_batch_size * steps_per_generation_of(r) / r.grpo.num_generations;
 }
 
 int total_updates(const GrpoRecipe& r, size_t rows, int world_size) {
   if (r.grpo.max_steps > 0) return r.grpo.max_steps;
   const int64_t groups = static_cast<int64_t>(groups_per_rank(r)) * world_size;
   const int64_t per_epoch = batches_per_epoch(rows, groups);
-  const int64_t updates = updates_of_epochs(r.grpo.num_train_epochs, per_epoch,
-                                            updates_per_generation(r));
+  const int64_t updates =
+      updates_of_epochs(r.grpo.num_train_epochs, per_epoch, updates_per_generation(r));
   if (updates < 1 || updates > std::numeric_limits<int>::max()) {
     std::ostringstream epochs;
     epochs << r.grpo.num_train_epochs;
-    throw RecipeError("grpo.num_train_epochs: " + epochs.str() +
-                      " passes of " + std::to_string(per_epoch) + " generation batches (" +
-                      std::to_string(rows) + " rows, " + std::to_string(groups) +
-                      " prompts a batch) make " + std::to_string(updates) +
+    throw RecipeError("grpo.num_train_epochs: " + epochs.str() + " passes of " +
+                      std::to_string(per_epoch) + " generation batches (" + std::to_string(rows) +
+                      " rows, " + std::to_string(groups) + " prompts a batch) make " +
+                      std::to_string(updates) +
                       " optimizer updates; set grpo.max_steps or more epochs");
   }
   return static_cast<int>(updates);
@@ -350,14 +352,13 @@ void check_generation_batch(const GrpoRecipe& r, int world_size) {
   const int64_t made = static_cast<int64_t>(r.grpo.per_device_train_batch_size) * world_size *
                        steps_per_generation_of(r);
   if (r.grpo.generation_batch_size != -1 && r.grpo.generation_batch_size != made) {
-    throw RecipeError("grpo.generation_batch_size: " +
-                      std::to_string(r.grpo.generation_batch_size) + ", but " +
-                      std::to_string(world_size) + " ranks x per_device_train_batch_size " +
-                      std::to_string(r.grpo.per_device_train_batch_size) +
-                      " x steps_per_generation " + std::to_string(steps_per_generation_of(r)) +
-                      " make " + std::to_string(made) +
-                      " completions per generation batch (TRL's rule); leave it -1 or give "
-                      "that");
+    throw RecipeError(
+        "grpo.generation_batch_size: " + std::to_string(r.grpo.generation_batch_size) + ", but " +
+        std::to_string(world_size) + " ranks x per_device_train_batch_size " +
+        std::to_string(r.grpo.per_device_train_batch_size) + " x steps_per_generation " +
+        std::to_string(steps_per_generation_of(r)) + " make " + std::to_string(made) +
+        " completions per generation batch (TRL's rule); leave it -1 or give "
+        "that");
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <iterator>
 #include <stdexcept>
+#include <vector>
 
 #include "corl/data/answers.h"
 #include "corl/data/world.h"
@@ -25,6 +26,73 @@ size_t occurrences(const std::string& text, const std::string& tag) {
     ++n;
   }
   return n;
+}
+
+std::string lowercase(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// "... Options: A. red B. green" -> {"red", "green"}: the letters run from A without a gap, each
+// option up to the next letter's mark. Empty when the problem offers no options.
+std::vector<std::string> question_options(const std::string& problem) {
+  static const std::string kOptions = "Options:";
+  const size_t at = problem.rfind(kOptions);
+  if (at == std::string::npos) return {};
+  std::vector<std::string> options;
+  size_t pos = at + kOptions.size();
+  for (char letter = 'A'; letter <= 'Z'; ++letter) {
+    const std::string mark = std::string(1, letter) + ". ";
+    const size_t begin = problem.find(mark, pos);
+    if (begin == std::string::npos || !blank(problem, pos, begin)) break;
+    const size_t text = begin + mark.size();
+    size_t end = problem.find(" " + std::string(1, static_cast<char>(letter + 1)) + ". ", text);
+    if (end == std::string::npos) end = problem.size();
+    options.push_back(lowercase(util::trim(std::string_view(problem).substr(text, end - text))));
+    pos = end;
+  }
+  return options;
+}
+
+struct NamedOption {
+  char letter;
+  std::string text;
+};
+
+// The options a reasoning names, in both of the forms the suites' reasoning takes: a walk
+// ("A. red? no. B. green? yes.": a capital standing alone, ". ", words, "?") and a statement
+// ("The answer yes is option A.").
+std::vector<NamedOption> named_options(const std::string& completion) {
+  std::vector<NamedOption> named;
+  for (size_t i = 0; i + 3 < completion.size(); ++i) {
+    const char c = completion[i];
+    const bool alone = i == 0 || std::isspace(static_cast<unsigned char>(completion[i - 1])) ||
+                       completion[i - 1] == '>';
+    if (c < 'A' || c > 'Z' || !alone || completion.compare(i + 1, 2, ". ") != 0) continue;
+    const size_t text = i + 3;
+    const size_t end = completion.find_first_of("?.<", text);
+    if (end == std::string::npos || completion[end] != '?' || blank(completion, text, end)) {
+      continue;
+    }
+    named.push_back(
+        {c, lowercase(util::trim(std::string_view(completion).substr(text, end - text)))});
+  }
+  static const std::string kAnswer = "answer ";
+  static const std::string kIsOption = " is option ";
+  for (size_t at = completion.find(kIsOption); at != std::string::npos;
+       at = completion.find(kIsOption, at + 1)) {
+    const size_t letter = at + kIsOption.size();
+    const size_t answer = completion.rfind(kAnswer, at);
+    if (letter >= completion.size() || completion[letter] < 'A' || completion[letter] > 'Z' ||
+        answer == std::string::npos) {
+      continue;
+    }
+    const size_t text = answer + kAnswer.size();
+    if (text >= at || completion.find_first_of(".?<", text) < at) continue;
+    named.push_back({completion[letter],
+                     lowercase(util::trim(std::string_view(completion).substr(text, at - text)))});
+  }
+  return named;
 }
 
 }  // namespace
@@ -82,6 +150,19 @@ double object_list_f1(const std::string& completion, const data::Scene& scene) {
   const size_t named = listed_objects.size() + static_cast<size_t>(listed->unreadable);
   if (named + shown.size() == 0) return 1.0;  // "no objects" in an empty scene
   return 2.0 * static_cast<double>(common.size()) / static_cast<double>(named + shown.size());
+}
+
+double option_walk_agreement(const std::string& completion, const std::string& problem) {
+  const std::vector<std::string> options = question_options(problem);
+  if (options.empty()) return 1.0;
+  const std::vector<NamedOption> named = named_options(completion);
+  if (named.empty()) return 0.0;
+  size_t agree = 0;
+  for (const auto& n : named) {
+    const size_t k = static_cast<size_t>(n.letter - 'A');
+    if (k < options.size() && options[k] == n.text) ++agree;
+  }
+  return static_cast<double>(agree) / static_cast<double>(named.size());
 }
 
 }  // namespace corl::reward

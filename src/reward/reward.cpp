@@ -100,7 +100,16 @@ class PerceptionReward : public AnswerReward {
 };
 
 const std::vector<std::string> kImageRewards = {"cycle", "geneval", "tim"};
-const std::vector<std::string> kAnswerRewards = {"accuracy", "format", "perception"};
+// A small policy often knows the answer and still writes it under the wrong letter ("The square
+// is green. A. green? yes." where A is blue): accuracy alone says only that the letter was wrong.
+class OptionWalkReward : public AnswerReward {
+ public:
+  double score(const AnswerCase& c) const override {
+    return option_walk_agreement(c.completion, c.problem);
+  }
+};
+
+const std::vector<std::string> kAnswerRewards = {"accuracy", "format", "perception", "options"};
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -141,6 +150,7 @@ std::unique_ptr<AnswerReward> make_answer_reward(const std::string& name,
   if (name == "accuracy") return std::make_unique<AccuracyReward>();
   if (name == "format") return std::make_unique<FormatReward>();
   if (name == "perception") return std::make_unique<PerceptionReward>();
+  if (name == "options") return std::make_unique<OptionWalkReward>();
   if (is_image_reward(name)) {
     throw std::invalid_argument("reward '" + name +
                                 "' is a text-to-image reward, not an image-to-text one");

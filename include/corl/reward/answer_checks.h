@@ -15,5 +15,10 @@ bool answer_correct(const std::string& completion, const std::string& solution,
                     const std::string& qa_type);
 // F1 between the objects `completion` lists and `scene`'s, as the perception reward gives it.
 double object_list_f1(const std::string& completion, const data::Scene& scene);
+// How faithfully the reasoning walks a multiple-choice question's options, as the options reward
+// gives it: of the options the reasoning names ("B. green?", "The answer yes is option A."), the
+// fraction it names under the letter the question gives them, in [0, 1]; 0 when it names none.
+// A question without options ("... Options: A. x B. y") scores 1: there is nothing to walk.
+double option_walk_agreement(const std::string& completion, const std::string& problem);
 
 }  // namespace corl::reward

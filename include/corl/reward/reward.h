@@ -18,7 +18,7 @@
 //
 // This header is the registry and the interfaces (reward.cpp); the scores behind the rewards
 // each have their own header and source: text_match.h and image_distance.h (cycle's two parts),
-// text_image_matching.h (tim), answer_checks.h (accuracy, format, perception).
+// text_image_matching.h (tim), answer_checks.h (accuracy, format, perception, options).
 #pragma once
 
 #include <torch/torch.h>
@@ -52,6 +52,7 @@ struct AnswerCase {
   std::string solution;                // the row's qa_solution, "<answer>...</answer>" (or bare)
   std::string qa_type;                 // "MC" or "OE"
   const data::Scene* scene = nullptr;  // what the row's image shows, when the row has it
+  std::string problem;                 // the row's qa_problem, with its options when MC
 };
 
 struct RewardOptions {
@@ -76,7 +77,7 @@ class AnswerReward {
 };
 
 // Registry. Names: image rewards cycle, tim, geneval; answer rewards accuracy, format,
-// perception.
+// perception, options.
 bool is_image_reward(const std::string& name);
 bool is_answer_reward(const std::string& name);
 std::vector<std::string> reward_names();  // all of them, for messages and docs
