@@ -206,8 +206,14 @@ TEST(OptionsReward, StatementFormAndQuestionsWithoutOptions) {
   EXPECT_DOUBLE_EQ(options("<think>A. a red circle? no. B. two squares? yes.</think>",
                            "Which is shown? Options: A. a red circle B. two squares"),
                    1.0);
-  // Open questions have nothing to walk: every completion scores the same.
-  EXPECT_DOUBLE_EQ(options("<think>A. green? yes.</think>", "What colour is the square?"), 1.0);
+  // Open questions have nothing to walk: a reasoning that names no option scores 1, and one that
+  // names options the question never gave scores 0.
+  EXPECT_DOUBLE_EQ(options("<think>The square is green.</think><answer>green</answer>",
+                           "What colour is the square?"),
+                   1.0);
+  EXPECT_DOUBLE_EQ(options("<think>The square is green. A. green? yes.</think><answer>A</answer>",
+                           "What colour is the square?"),
+                   0.0);
 }
 
 // Property: the world's own reasoning walks every multiple-choice question faithfully, and the

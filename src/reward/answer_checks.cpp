@@ -154,9 +154,10 @@ double object_list_f1(const std::string& completion, const data::Scene& scene) {
 
 double option_walk_agreement(const std::string& completion, const std::string& problem) {
   const std::vector<std::string> options = question_options(problem);
-  if (options.empty()) return 1.0;
   const std::vector<NamedOption> named = named_options(completion);
-  if (named.empty()) return 0.0;
+  // An open question offers nothing to walk: naming options there is invented, and a walk learnt
+  // on multiple choice spills into open answers ("Counting gives one. A. 2? no. B. 1? yes.").
+  if (named.empty()) return options.empty() ? 1.0 : 0.0;
   size_t agree = 0;
   for (const auto& n : named) {
     const size_t k = static_cast<size_t>(n.letter - 'A');

@@ -18,7 +18,8 @@ double object_list_f1(const std::string& completion, const data::Scene& scene);
 // How faithfully the reasoning walks a multiple-choice question's options, as the options reward
 // gives it: of the options the reasoning names ("B. green?", "The answer yes is option A."), the
 // fraction it names under the letter the question gives them, in [0, 1]; 0 when it names none.
-// A question without options ("... Options: A. x B. y") scores 1: there is nothing to walk.
+// A question without options (an open one; with options it ends "Options: A. x B. y") scores 1
+// when the reasoning names no option and 0 when it does: every option named there is invented.
 double option_walk_agreement(const std::string& completion, const std::string& problem);
 
 }  // namespace corl::reward

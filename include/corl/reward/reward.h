@@ -15,6 +15,10 @@
 //   perception  (verifiable, ShapeWorld) how well the objects the reasoning lists ("The image
 //            shows ...") match the row's scene: F1 over (colour, shape) objects counted as
 //            multisets, in [0, 1]; 0 when the reasoning lists nothing
+//   options  how faithfully the reasoning walks a multiple-choice question's options: the
+//            fraction of the options it names ("B. green?") under the letter the question gives
+//            them, in [0, 1]; 0 when it names none; on a question without options 1, or 0 when
+//            the reasoning names options all the same
 //
 // This header is the registry and the interfaces (reward.cpp); the scores behind the rewards
 // each have their own header and source: text_match.h and image_distance.h (cycle's two parts),
