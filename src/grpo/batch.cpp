@@ -432,38 +432,24 @@ namespace {
 // The frozen reference's log-probs of each micro-batch's rollouts, for the k3 KL.
 void score_reference(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch) {
   torch::NoGradGuard no_grad;
-  // One pass over every micro-batch's rollouts, not one a micro-batch: at the default model's
-  // size a forward pass costs its launches more than its arithmetic.
-  std::vector<int64_t> all;
-  for (const auto& micro : batch.micro)
-    all.insert(all.end(), micro.rollouts.begin(), micro.rollouts.end());
-  if (all.empty()) return;
-  torch::Tensor images;
-  torch::Tensor answers;
-  if (makes_images(recipe)) {
-    std::vector<std::string> prompts;
-    for (int64_t i : all) prompts.push_back(batch.images.prompts[i]);
-    const auto codes = batch.images.codes.index_select(0, torch::tensor(all, torch::kInt64));
-    images =
-        rollout::score_images(in.reference, *in.builder, prompts, codes, rollout_options_of(recipe))
-            .logp;
-  }
-  if (makes_answers(recipe)) {
-    std::vector<model::Sequence> sequences;
-    for (int64_t i : all) sequences.push_back(batch.answers.sequences[i]);
-    answers = rollout::score_completions(in.reference, *in.builder, sequences,
-                                         answer_temperature_of(recipe))
-                  .logp;
-  }
-  // Each micro-batch its own rows; the answers at the whole batch's width, which the update
-  // narrows to the micro-batch's as it does the old log-probs.
-  int64_t at = 0;
   for (auto& micro : batch.micro) {
-    const auto n = static_cast<int64_t>(micro.rollouts.size());
-    if (n == 0) continue;
-    if (images.defined()) micro.ref_images = images.narrow(0, at, n);
-    if (answers.defined()) micro.ref_answers = answers.narrow(0, at, n);
-    at += n;
+    if (micro.rollouts.empty()) continue;
+    if (makes_images(recipe)) {
+      std::vector<std::string> prompts;
+      for (int64_t i : micro.rollouts) prompts.push_back(batch.images.prompts[i]);
+      const auto codes =
+          batch.images.codes.index_select(0, torch::tensor(micro.rollouts, torch::kInt64));
+      micro.ref_images = rollout::score_images(in.reference, *in.builder, prompts, codes,
+                                               rollout_options_of(recipe))
+                             .logp;
+    }
+    if (makes_answers(recipe)) {
+      std::vector<model::Sequence> sequences;
+      for (int64_t i : micro.rollouts) sequences.push_back(batch.answers.sequences[i]);
+      micro.ref_answers = rollout::score_completions(in.reference, *in.builder, sequences,
+                                                     answer_temperature_of(recipe))
+                              .logp;
+    }
   }
 }
 

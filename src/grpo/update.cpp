@@ -85,8 +85,8 @@ void dump_weight_sources(nlohmann::json& d, const torch::Tensor& index, int64_t 
 // scaled by gradient_accumulation_steps / steps_per_generation: TRL divides by the generation
 // batch's tokens (num_items_in_batch) scaled so to one update. The two agree when the
 // generation batch is one update's.
-std::vector<TokenCounts> counts_of(const GrpoRecipe& recipe, const StepBatch& batch, size_t window,
-                                   bool images) {
+std::vector<TokenCounts> counts_of(const GrpoRecipe& recipe, const StepBatch& batch,
+                                   size_t window, bool images) {
   std::vector<TokenCounts> out;
   const auto of = [&](size_t m) { return images ? batch.micro[m].images : batch.micro[m].answers; };
   if (loss_type_of(recipe) == LossType::kDapo) {
@@ -165,8 +165,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
       if (batch.weight_images.defined()) {
         part.policy_weight = batch.weight_images.index_select(0, index).to(in.device);
       }
-      part.divisor =
-          loss_divisor(type, image_counts, image_tokens, micro.local_images, group.world_size());
+      part.divisor = loss_divisor(type, image_counts, image_tokens, micro.local_images,
+                                  group.world_size());
       const auto l = task_loss(part, recipe);
       loss = loss + l.loss;
       record(part, l, sums);
@@ -203,9 +203,7 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
           batch.old_answers.defined()
               ? batch.old_answers.index_select(0, on_device).narrow(1, 0, scores.logp.size(1))
               : scores.logp.detach();
-      part.ref_logp = micro.ref_answers.defined()
-                          ? micro.ref_answers.narrow(1, 0, scores.logp.size(1))
-                          : micro.ref_answers;
+      part.ref_logp = micro.ref_answers;
       part.advantages =
           batch.advantages.answers.index_select(0, index).to(in.device, torch::kFloat32);
       if (batch.weight_answers.defined()) {
@@ -213,8 +211,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
                                  .narrow(1, 0, scores.logp.size(1))
                                  .to(in.device);
       }
-      part.divisor = loss_divisor(type, answer_counts, g.max_completion_length, micro.local_answers,
-                                  group.world_size());
+      part.divisor = loss_divisor(type, answer_counts, g.max_completion_length,
+                                  micro.local_answers, group.world_size());
       const auto l = task_loss(part, recipe);
       // The step's token counts came from the sampled lengths; the mask must agree.
       TORCH_CHECK(l.tokens == sampled, "accumulate_gradients: ", l.tokens,

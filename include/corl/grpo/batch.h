@@ -57,11 +57,11 @@ StageInputs load_stage_inputs(const GrpoRecipe& recipe, torch::Device device);
 // One micro-batch of gradient accumulation: whole groups, cut from the global batch's kept
 // groups as a single process cuts them (dist/data_parallel.h); this rank holds some of them.
 struct MicroBatch {
-  std::vector<int64_t> rollouts;            // this rank's rollouts in it (local indices)
-  TokenCounts images, answers;              // over every rank's share of it
+  std::vector<int64_t> rollouts;  // this rank's rollouts in it (local indices)
+  TokenCounts images, answers;    // over every rank's share of it
   TokenCounts local_images, local_answers;  // this rank's share of it
-  torch::Tensor ref_images;   // [rollouts, image_tokens]: the reference's, when beta > 0
-  torch::Tensor ref_answers;  // [rollouts, L]: likewise, L the whole batch's longest answer
+  torch::Tensor ref_images;       // [rollouts, image_tokens]: the reference's, when beta > 0
+  torch::Tensor ref_answers;      // [rollouts, L]: likewise
 };
 
 struct StepBatch {
@@ -92,9 +92,9 @@ struct StepBatch {
   // updates, each cut into (at most) gradient_accumulation_steps micro-batches. One window when
   // k is 1; an empty one (fewer kept groups than updates) makes no update.
   std::vector<std::pair<size_t, size_t>> windows;
-  std::string sample_caption;        // the cycle reward's caption of the first image, when made
-  double rollout_seconds = 0.0;      // sampling the rollouts
-  double score_seconds = 0.0;        // rewards, advantages, old and reference log-probs
+  std::string sample_caption;    // the cycle reward's caption of the first image, when made
+  double rollout_seconds = 0.0;  // sampling the rollouts
+  double score_seconds = 0.0;    // rewards, advantages, old and reference log-probs
   double remote_wait_seconds = 0.0;  // of score_seconds, waiting for remote rewards
 };
 
