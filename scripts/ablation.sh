@@ -78,8 +78,8 @@ for seed in 1234 1; do
     --out "$A/only_t2i_$seed" $(ranks configs/unified.yaml)
   stage "$A/only_mm2t_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
     --init "$BASE" --set run.seed=$seed --set task=mm2t \
-    --set "grpo.reward_funcs=[accuracy, format, perception]" \
-    --set "grpo.reward_weights=[1.0, 0.5, 1.0]" --out "$A/only_mm2t_$seed" \
+    --set "grpo.reward_funcs=[accuracy, format, perception, options]" \
+    --set "grpo.reward_weights=[1.0, 0.5, 1.0, 0.5]" --out "$A/only_mm2t_$seed" \
     $(ranks configs/unified.yaml)
 done
 # The paper's rewards alone (its Eq. for T2I: cycle + tim; for MM2T: accuracy + format).
