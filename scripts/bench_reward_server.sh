@@ -43,7 +43,8 @@ python3 scripts/reward_server.py --scorer geneval --corl "$CORL" --port 0 --slee
 SERVER=$!
 for _ in $(seq 200); do [[ -s $OUT/port ]] && break; sleep 0.05; done
 URL="http://127.0.0.1:$(cat "$OUT/port")/score"
-REMOTE=(--set "grpo.reward_funcs=[judge, cycle, tim, accuracy, format, perception]"
+REMOTE=(
+  --set "grpo.reward_funcs=[judge, cycle, tim, accuracy, format, perception, options]"
   --set "reward.remote.judge.url=$URL" --set reward.remote.judge.batch_size=$((IMAGES / BATCHES)))
 
 # Seconds a step between the first and the last step rows, and the mean wait for the server.

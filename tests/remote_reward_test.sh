@@ -71,7 +71,8 @@ FUNCS=(--set "grpo.max_steps=6")
 quiet "$CORL" "${TRAIN[@]}" "${FUNCS[@]}" --out "$WORK/built_in"
 
 serve judge "$SRC/scripts/reward_server.py" --scorer geneval --corl "$CORL" --port 0
-JUDGE=("${FUNCS[@]}" --set "grpo.reward_funcs=[judge, cycle, tim, accuracy, format, perception]"
+JUDGE=("${FUNCS[@]}"
+  --set "grpo.reward_funcs=[judge, cycle, tim, accuracy, format, perception, options]"
   --set "reward.remote.judge.url=$URL" --set reward.remote.judge.batch_size=1
   --set reward.remote.judge.timeout_s=60)
 quiet "$CORL" "${TRAIN[@]}" "${JUDGE[@]}" --out "$WORK/remote"
