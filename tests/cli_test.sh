@@ -394,6 +394,9 @@ a = json.load(open('$WORK/eval/results.json'))
 b = json.load(open('$WORK/eval4/results.json'))
 assert a == b, (a, b)
 \""
+# report.plotter none: no curves, and no failed plot to warn of.
+check eval-plotter-none 0 "" -- bash -c "grep -q 'Not plotted' '$WORK/eval4/report.html' && \
+  ! grep -q 'could not plot' '$WORK/eval4/log.txt'"
 check eval-deterministic 0 "" -- bash -c "'$CORL' eval --suite mcq --ckpt '$WORK/pre' \
   --set run.threads=1 \
   --set world='$WORK/data/recipe.yaml' --set mcq.questions=3 --set decode.max_new_tokens=6 \

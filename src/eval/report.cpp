@@ -266,7 +266,11 @@ void write_report(const std::string& out, const std::vector<CheckpointResults>& 
 
   // Training curves.
   html << "<h2>Training curves</h2>\n";
+  if (recipe.report.plotter == "none") {
+    html << "<p>Not plotted (report.plotter: none).</p>\n";
+  }
   for (const auto& r : results) {
+    if (recipe.report.plotter == "none") break;
     if (r.run_dir.empty()) {
       html << "<p>" << escape(r.name) << ": no run folder with metrics.jsonl found.</p>\n";
       continue;

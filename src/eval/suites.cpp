@@ -57,7 +57,7 @@ void bind(config::Schema& s, EvalRecipe& r) {
       .range(0, 1000);
   s.add("report.python", &r.report.python, "Python that runs the plotting script");
   s.add("report.plotter", &r.report.plotter,
-        "Script that plots a run's training curves (matplotlib)");
+        "Script that plots a run's training curves (matplotlib); none: no curves");
 }
 
 void validate(const EvalRecipe&) {}
@@ -146,8 +146,7 @@ Suites build_suites(const EvalRecipe& recipe) {
   // ask about fresh scenes of every prompt.
   auto prompt_spec = spec;
   prompt_spec.prompt_side = data::PromptSide::kHeldOut;
-  data::WorldSampler prompts(prompt_spec,
-                             data::split_seed(recipe.run.seed, "eval-suite/geneval"));
+  data::WorldSampler prompts(prompt_spec, data::split_seed(recipe.run.seed, "eval-suite/geneval"));
   for (const auto category : spec.categories) {
     for (int i = 0; i < recipe.geneval.prompts_per_category; ++i) {
       const auto sample = prompts.sample(category);
