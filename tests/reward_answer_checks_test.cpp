@@ -11,11 +11,12 @@ namespace {
 
 double accuracy(const std::string& completion, const std::string& solution,
                 const std::string& qa_type) {
-  return make_answer_reward("accuracy", RewardOptions{})->score({completion, solution, qa_type});
+  return make_answer_reward("accuracy", RewardOptions{})
+      ->score({completion, solution, qa_type, nullptr, ""});
 }
 
 double format(const std::string& completion) {
-  return make_answer_reward("format", RewardOptions{})->score({completion, "", "MC"});
+  return make_answer_reward("format", RewardOptions{})->score({completion, "", "MC", nullptr, ""});
 }
 
 TEST(AccuracyReward, MultipleChoiceLetter) {
@@ -115,7 +116,8 @@ data::Scene two_circles_and_a_square() {
 }
 
 double perception(const std::string& completion, const data::Scene& scene) {
-  return make_answer_reward("perception", RewardOptions{})->score({completion, "", "OE", &scene});
+  return make_answer_reward("perception", RewardOptions{})
+      ->score({completion, "", "OE", &scene, ""});
 }
 
 // A completion whose reasoning lists `objects`, then counts.
@@ -158,7 +160,7 @@ TEST(PerceptionReward, UnreadableItemsCountAsWrongAndNoListScoresZero) {
 
 TEST(PerceptionReward, RowWithoutASceneIsAnError) {
   EXPECT_THROW(make_answer_reward("perception", RewardOptions{})
-                   ->score({"<think>The image shows a red circle.</think>", "", "OE"}),
+                   ->score({"<think>The image shows a red circle.</think>", "", "OE", nullptr, ""}),
                std::invalid_argument);
 }
 
