@@ -160,8 +160,7 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "Drop groups without signal: every advantage they contribute is 0");
   s.add("grpo.reward_funcs", &g.reward_funcs,
         "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception, options "
-        "(answers); "
-        "or the name of a remote reward defined under reward.remote")
+        "(answers); or the name of a remote reward defined under reward.remote")
       .min_items(1);
   s.add("grpo.reward_weights", &g.reward_weights, "Weight of each reward, in reward_funcs' order")
       .range(-1000.0, 1000.0);
