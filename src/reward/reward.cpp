@@ -99,7 +99,6 @@ class PerceptionReward : public AnswerReward {
   }
 };
 
-const std::vector<std::string> kImageRewards = {"cycle", "geneval", "tim"};
 // A small policy often knows the answer and still writes it under the wrong letter ("The square
 // is green. A. green? yes." where A is blue): accuracy alone says only that the letter was wrong.
 class OptionWalkReward : public AnswerReward {
@@ -109,6 +108,7 @@ class OptionWalkReward : public AnswerReward {
   }
 };
 
+const std::vector<std::string> kImageRewards = {"cycle", "geneval", "tim"};
 const std::vector<std::string> kAnswerRewards = {"accuracy", "format", "perception", "options"};
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
