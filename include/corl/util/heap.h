@@ -1,8 +1,8 @@
 // The process heap's policy for large blocks. LibTorch on the CPU allocates each op's output
-// afresh; left to glibc's defaults, blocks of a few MiB go back to the kernel when freed (the heap
-// top trimmed, or the block unmapped) and the next step's allocation of the same size faults
-// every page in again, zeroed by the kernel: a tenth of an evaluation's time on a 2-core machine
-// (docs/benchmarks.md). Results do not change: only where the bytes come from.
+// afresh; under glibc's defaults, freed blocks of a few MiB go back to the kernel (the heap's top
+// trimmed, or the block unmapped), and the next step's allocation of the same size faults every
+// page in again, zeroed by the kernel: half a GRPO step's page faults (docs/benchmarks.md).
+// Results do not change, only where the bytes come from.
 #pragma once
 
 namespace corl::util {
