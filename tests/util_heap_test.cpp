@@ -2,6 +2,7 @@
 // their pages in again (include/corl/util/heap.h).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -42,9 +43,9 @@ TEST(Heap, FreedBlocksComeBackWithoutPageFaults) {
   const long before = minor_faults();
   one_step(kBlocks, kBytes);
   const long faults = minor_faults() - before;
-  // 64 MiB faulted in afresh is 16,384 pages of 4 KiB; reused, none (a few for gtest's own
-  // bookkeeping).
-  const long pages = static_cast<long>(kBlocks * kBytes / 4096);
+  // 64 MiB faulted in afresh is every page of it (16,384 of 4 KiB); reused, none (a few for
+  // gtest's own bookkeeping).
+  const long pages = static_cast<long>(kBlocks * kBytes) / sysconf(_SC_PAGESIZE);
   EXPECT_LT(faults, pages / 100) << faults << " minor page faults for a step whose " << pages
                                  << " pages were all freed the step before";
 }

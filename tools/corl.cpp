@@ -28,8 +28,8 @@ void add_recipe_options(CLI::App& command, RecipeOptions& options) {
 }  // namespace corl::tools
 
 int main(int argc, char** argv) {
-  corl::util::keep_freed_memory();  // before LibTorch allocates: where blocks go, not what they
-                                    // hold
+  // Before LibTorch allocates: it changes where freed blocks go, not what any block holds.
+  corl::util::keep_freed_memory();
   corl::tools::arguments.assign(argv + 1, argv + argc);
   CLI::App app{"corl: co-reinforcement learning of unified multimodal models", "corl"};
   app.set_version_flag("--version", "corl 0.1.0");
