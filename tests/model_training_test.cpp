@@ -1,13 +1,16 @@
 // model.gradient_checkpointing and model.freeze (model/training.h): a checkpointed decoder gives
-// the gradients of the plain one, and frozen parts get no gradient and no optimizer state.
+// the gradients of the plain one, also under the CPU's bf16 autocast (run.autocast: bf16), and
+// frozen parts get no gradient and no optimizer state.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <limits>
 #include <map>
 #include <set>
 #include <string>
 
+#include "corl/model/autocast.h"
 #include "corl/model/training.h"
 #include "corl/model/ulm.h"
 #include "corl/train/optimizer.h"
@@ -98,6 +101,93 @@ TEST(GradientCheckpointing, InferenceIsUnchanged) {
   const auto after =
       model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
   EXPECT_TRUE(torch::equal(before, after));
+}
+
+// bf16 keeps 8 significant bits: a rounding moves a value by at most 2^-9 of it. Each product
+// rounds its two inputs and its output, and the decoder chains a handful of products per layer,
+// so the hidden states move by a few dozen such roundings of their largest value at most; float32
+// rounding alone would move them by 2^-24 of it.
+TEST(CpuAutocast, HiddenStatesAreFloat32sUpToBf16Rounding) {
+  auto model = tiny_model();
+  const auto batch = mixed_batch(tiny_config());
+  torch::NoGradGuard no_grad;
+  const auto exact =
+      model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+  torch::Tensor mixed;
+  {
+    const Autocast autocast(true, at::kCPU);
+    mixed = model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids)
+                .to(torch::kFloat32);
+  }
+  const double scale = exact.abs().max().item<double>();
+  const double moved = (mixed - exact).abs().max().item<double>();
+  EXPECT_LE(moved, 32 * std::ldexp(1.0, -9) * scale);
+  EXPECT_GT(moved, 64 * std::ldexp(1.0, -24) * scale) << "autocast changed nothing";
+}
+
+// Autocast is thread-local and may be off by the time the backward pass recomputes a checkpointed
+// layer: the recompute must still run in the forward's precision, or the gradients would be those
+// of another forward pass (off by bf16 roundings, far beyond the float32 tolerance).
+TEST(CpuAutocast, CheckpointedGradientsMatchThePlainDecoders) {
+  auto model = tiny_model();
+  model->train();
+  const auto batch = mixed_batch(tiny_config());
+  const auto gradients_under_autocast = [&] {
+    model->zero_grad();
+    Losses losses;
+    {
+      const Autocast autocast(true, at::kCPU);
+      losses = supervised_losses(model, batch);
+    }
+    (losses.text + losses.image).backward();  // autocast is off here
+    std::map<std::string, torch::Tensor> grads;
+    for (const auto& p : model->named_parameters()) {
+      if (p.value().grad().defined()) grads[p.key()] = p.value().grad().clone();
+    }
+    return grads;
+  };
+  const auto plain = gradients_under_autocast();
+  TrainingSection training;
+  training.gradient_checkpointing = true;
+  apply_training(model, training);
+  expect_same_gradients(plain, gradients_under_autocast());
+}
+
+// A scope spanning optimizer steps (a GRPO stage's) must see each step's weights: after
+// refresh() its products are those of a new scope on the updated model, to the bit. Without it
+// LibTorch would keep multiplying by the bf16 copies of the weights it cast first.
+TEST(CpuAutocast, RefreshShowsAnInPlaceStepToTheProducts) {
+  auto model = tiny_model();
+  model->train();
+  const auto batch = mixed_batch(tiny_config());
+  const auto hidden = [&] {
+    torch::NoGradGuard no_grad;
+    return model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids)
+        .to(torch::kFloat32);
+  };
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.5));
+  torch::Tensor before;
+  torch::Tensor stale;
+  torch::Tensor refreshed;
+  {
+    const Autocast autocast(true, at::kCPU);
+    before = hidden();
+    optimizer.zero_grad();
+    const auto losses = supervised_losses(model, batch);
+    (losses.text + losses.image).backward();
+    optimizer.step();
+    stale = hidden();
+    autocast.refresh();
+    refreshed = hidden();
+  }
+  torch::Tensor fresh;
+  {
+    const Autocast autocast(true, at::kCPU);
+    fresh = hidden();
+  }
+  EXPECT_TRUE(torch::equal(refreshed, fresh));
+  EXPECT_FALSE(torch::equal(fresh, before)) << "the step changed nothing";
+  EXPECT_FALSE(torch::equal(stale, fresh)) << "LibTorch no longer caches casts: refresh is moot";
 }
 
 TEST(Freeze, FrozenPartsGetNoGradientAndNoOptimizerState) {

@@ -39,8 +39,9 @@ void bind(config::Schema& s, GrpoRecipe& r) {
         "rewards and the detector stay on the CPU")
       .choices({"cpu", "cuda"});
   s.add("run.autocast", &r.autocast,
-        "Mixed precision of the policy's CUDA ops: none (float32) or bf16 (autocast to bfloat16; "
-        "needs run.device cuda)")
+        "Mixed precision of the policy: none (float32) or bf16 (LibTorch's autocast: matrix "
+        "products in bfloat16; on the CPU attention stays float32, and a CPU without native "
+        "bfloat16 products, AVX512-BF16 or AMX, runs it slower than none)")
       .choices({"none", "bf16"});
   s.add("init", &r.init,
         "Checkpoint or run folder the policy starts from (and the KL reference, when beta > 0); "
@@ -202,10 +203,6 @@ Task task_of(const GrpoRecipe& r) {
 }
 
 void validate(const GrpoRecipe& r) {
-  if (r.autocast != "none" && r.device != "cuda") {
-    throw RecipeError("run.autocast: " + r.autocast + " needs run.device cuda (run.device is " +
-                      r.device + ")");
-  }
   const auto& g = r.grpo;
   if (g.epsilon_high < 0.0 && g.epsilon_high != -1.0) {
     throw RecipeError("grpo.epsilon_high: " + std::to_string(g.epsilon_high) +

@@ -1,7 +1,5 @@
 #include "corl/grpo/stage.h"
 
-#include <ATen/autocast_mode.h>  // defines: at::autocast::set_autocast_enabled, ..._dtype
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +14,7 @@
 #include "corl/grpo/metrics.h"  // defines: batch_metrics
 #include "corl/grpo/sampler.h"  // defines: batches_per_epoch
 #include "corl/grpo/update.h"   // defines: accumulate_gradients
+#include "corl/model/autocast.h"
 #include "corl/train/checkpoint.h"
 #include "corl/train/evaluate.h"
 #include "corl/train/optimizer.h"  // defines: make_optimizer, learning_rate_at, set_learning_rate
@@ -30,31 +29,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-// bf16 autocast of CUDA ops for the object's lifetime (LibTorch's C++ API has no such guard).
-class CudaAutocast {
- public:
-  explicit CudaAutocast(bool on) : on_(on) {
-    if (!on_) return;
-    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    was_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-  }
-  ~CudaAutocast() {
-    if (!on_) return;
-    at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
-    at::autocast::set_autocast_dtype(at::kCUDA, was_dtype_);
-  }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
-
- private:
-  bool on_;
-  bool was_enabled_ = false;
-  at::ScalarType was_dtype_ = at::kBFloat16;
-};
 
 class Stage {
  public:
@@ -117,6 +91,11 @@ void Stage::start() {
 
   check_generation_batch(recipe_, group_->world_size());
   log::info(recipe_.run.name + ": starting policy " + start_from(recipe_) + " on " + device.str());
+  if (recipe_.autocast == "bf16" && device.is_cpu() && !model::cpu_has_bf16_products()) {
+    log::warn(recipe_.run.name +
+              ": run.autocast bf16 on a CPU without bfloat16 products (AVX512-BF16, AMX): "
+              "emulated, slower than run.autocast none");
+  }
   in_ = load_stage_inputs(recipe_, device);
   updates_ = total_updates(recipe_, in_.rows.size(), group_->world_size());
   sources_ = train::checkpoint_sources(in_.policy);
@@ -206,7 +185,8 @@ void Stage::run() {
             std::to_string(o.gradient_accumulation_steps) + " micro-steps (" + recipe_.task +
             "); an epoch is " + std::to_string(per_epoch) + " generation batches");
 
-  const CudaAutocast autocast(recipe_.autocast == "bf16");
+  const model::Autocast autocast(recipe_.autocast == "bf16",
+                                 recipe_.device == "cuda" ? at::kCUDA : at::kCPU);
   std::optional<util::Progress> progress;
   if (run_.writer()) progress.emplace(recipe_.run.name, steps - start_step_, "steps");
   for (int step = start_step_; step < steps; ++step) {
@@ -257,6 +237,7 @@ void Stage::run() {
         train::set_learning_rate(*optimizer_, lr);
         optimizer_->step();
       }
+      autocast.refresh();  // the next rollouts and updates read the new weights
       ++updates;
       if (recipe_.dist.check_weights && group_->world_size() > 1) {
         const auto named = model->named_parameters();

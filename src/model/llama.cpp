@@ -34,9 +34,9 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
     // Autocast is thread-local and the backward pass runs on the engine's threads: the recompute
     // must see the forward's settings, or it would compute in another precision.
-    const bool autocast = at::autocast::is_autocast_enabled(at::kCUDA);
-    ctx->saved_data["autocast"] = autocast;
-    ctx->saved_data["autocast_dtype"] = at::autocast::get_autocast_dtype(at::kCUDA);
+    const auto device = x.device().type();
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
+    ctx->saved_data["autocast_dtype"] = at::autocast::get_autocast_dtype(device);
     ctx->save_for_backward({x, cos, sin, mask});
     return module->forward(x, cos, sin, mask, nullptr, 0);
   }
@@ -49,10 +49,11 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     const auto saved = ctx->get_saved_variables();
     const bool autocast = ctx->saved_data["autocast"].toBool();
     const auto dtype = ctx->saved_data["autocast_dtype"].toScalarType();
-    const bool was_enabled = at::autocast::is_autocast_enabled(at::kCUDA);
-    const auto was_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-    at::autocast::set_autocast_enabled(at::kCUDA, autocast);
+    const auto device = saved[0].device().type();
+    const bool was_enabled = at::autocast::is_autocast_enabled(device);
+    const auto was_dtype = at::autocast::get_autocast_dtype(device);
+    at::autocast::set_autocast_dtype(device, dtype);
+    at::autocast::set_autocast_enabled(device, autocast);
 
     const bool input_grad = ctx->needs_input_grad(0);
     const auto x = saved[0].detach().requires_grad_(input_grad);
@@ -76,8 +77,8 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       grads = torch::autograd::grad({output}, inputs, {grad_output[0]}, /*retain_graph=*/false,
                                     /*create_graph=*/false, /*allow_unused=*/true);
     }
-    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled);
-    at::autocast::set_autocast_dtype(at::kCUDA, was_dtype);
+    at::autocast::set_autocast_enabled(device, was_enabled);
+    at::autocast::set_autocast_dtype(device, was_dtype);
 
     // One entry per argument of forward: x, cos, sin, mask, layer, then each parameter.
     torch::autograd::variable_list result(5 + count);
@@ -213,8 +214,19 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   q = apply_rotary(q, cos, sin);
   k = apply_rotary(k, cos, sin);
   if (cache) std::tie(k, v) = step ? cache->append_step(layer, k, v) : cache->append(layer, k, v);
-  const auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt,
-                                                    /*enable_gqa=*/num_kv_heads != num_heads);
+  torch::Tensor out;
+  if (x.is_cpu() && at::autocast::is_autocast_enabled(at::kCPU)) {
+    // Under CPU autocast only the projections run in bf16: LibTorch's bf16 attention on the CPU
+    // leans on MKL's bf16 matrix-vector products, whose generic path (taken on AMD) is slower
+    // than fp32 attention, and the fp32 KV cache would be cast whole at every step.
+    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32),
+                                           v.to(torch::kFloat32), mask, 0.0, false, std::nullopt,
+                                           /*enable_gqa=*/num_kv_heads != num_heads);
+  } else {
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt,
+                                           /*enable_gqa=*/num_kv_heads != num_heads);
+  }
   return o_proj(out.transpose(1, 2).reshape({batch, steps, num_heads * head_dim}));
 }
 

@@ -44,9 +44,9 @@ enum class Task {
 struct GrpoRecipe {
   config::RunSection run{"unified"};
   // Where the policy (and the KL reference) run; rollouts' host data, rewards and the detector
-  // stay on the CPU. bf16 autocast runs the CUDA matrix products in bfloat16.
+  // stay on the CPU. bf16 autocast runs the policy's matrix products in bfloat16.
   std::string device = "cpu";          // cpu | cuda
-  std::string autocast = "none";       // none | bf16 (cuda only)
+  std::string autocast = "none";       // none | bf16
   std::string init = "runs/pretrain";  // checkpoint or run folder the policy starts from
   struct Model {
     std::string path;  // a Hugging Face Janus folder; when set, the policy starts from it
