@@ -22,7 +22,7 @@
 #
 #   scripts/ablation.sh [--fresh | --from-scratch]   (runs the quickstart first; reuses what is
 #                                                      finished)
-# shellcheck disable=SC2046  # $(ranks CONFIG) is meant to split into its flags
+# shellcheck disable=SC2046  # $(machine_flags CONFIG) is meant to split into its flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/quickstart.sh "$@"
@@ -43,17 +43,17 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 # The unified stage with seed 1, first and word for word as scripts/seeds.sh runs it: either
 # script reuses the other's.
 stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-  --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(ranks configs/unified.yaml)
+  --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(machine_flags configs/unified.yaml)
 # The quickstart's final model joins the chain after it: a changed final model redoes the merges.
 STAGE_CHAIN="$STAGE_CHAIN $(cat runs/merged/.stage)"
 for task in t2i mcq; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
-    --out "$A/base_refine_$task" $(ranks "configs/refine_$task.yaml")
+    --out "$A/base_refine_$task" $(machine_flags "configs/refine_$task.yaml")
 done
 stage "$A/base_refine_t2i_1" configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init "$BASE" --set run.seed=1 \
-  --out "$A/base_refine_t2i_1" $(ranks configs/refine_t2i.yaml)
+  --out "$A/base_refine_t2i_1" $(machine_flags configs/refine_t2i.yaml)
 # The refined t2i models as the quickstart's final model takes them: the two seeds' mean.
 stage "$A/base_t2i_mean" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
   --weights 0.5 0.5 --out "$A/base_t2i_mean/final"
@@ -63,7 +63,7 @@ stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_re
 for task in mcq oe; do
   stage "$A/refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
-    --out "$A/refine_$task" $(ranks "configs/refine_$task.yaml")
+    --out "$A/refine_$task" $(machine_flags "configs/refine_$task.yaml")
 done
 stage "$A/final_mcq" - "$CORL" merge --inputs runs/merged/final "$A/refine_mcq" runs/unified \
   --weights 1 1 -1 --out "$A/final_mcq/final"
@@ -75,17 +75,17 @@ for seed in 1234 1; do
   stage "$A/only_t2i_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
     --init "$BASE" --set run.seed=$seed --set task=t2i \
     --set "grpo.reward_funcs=[geneval, cycle, tim]" --set "grpo.reward_weights=[1.0, 0.5, 0.5]" \
-    --out "$A/only_t2i_$seed" $(ranks configs/unified.yaml)
+    --out "$A/only_t2i_$seed" $(machine_flags configs/unified.yaml)
   stage "$A/only_mm2t_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
     --init "$BASE" --set run.seed=$seed --set task=mm2t \
     --set "grpo.reward_funcs=[accuracy, format, perception, options]" \
     --set "grpo.reward_weights=[1.0, 0.5, 1.0, 0.5]" --out "$A/only_mm2t_$seed" \
-    $(ranks configs/unified.yaml)
+    $(machine_flags configs/unified.yaml)
 done
 # The paper's rewards alone (its Eq. for T2I: cycle + tim; for MM2T: accuracy + format).
 stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
-  --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(ranks configs/unified.yaml)
+  --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(machine_flags configs/unified.yaml)
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_t2i_mean/final" \
   --ckpt "$A/base_merged/final" --ckpt runs/merged/final --ckpt "$A/final_mcq/final" \

@@ -10,7 +10,7 @@
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
 #   scripts/quickstart.sh --from-scratch  # first reproduces the base (scripts/base.sh: hours)
-# shellcheck disable=SC2046  # $(ranks CONFIG) is meant to split into its flags
+# shellcheck disable=SC2046  # $(machine_flags CONFIG) is meant to split into its flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -37,10 +37,11 @@ else
 fi
 # The base is part of every later stage's recipe.
 STAGE_CHAIN="$STAGE_CHAIN $(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1)"
-# The GRPO stages run as two data-parallel ranks (ranks in scripts/lib/stages.sh; RANKS=1: one
-# process), and the eval runs two suites at once, one thread each (configs/eval.yaml).
+# The GRPO stages run as two data-parallel ranks (RANKS=1: one process), in their recipes'
+# precision where the CPU has bfloat16 products (machine_flags in scripts/lib/stages.sh); the eval
+# runs two suites at once, one thread each, in float32 (configs/eval.yaml).
 stage runs/unified configs/unified.yaml \
-  "$CORL" train --config configs/unified.yaml --init "$BASE" $(ranks configs/unified.yaml)
+  "$CORL" train --config configs/unified.yaml --init "$BASE" $(machine_flags configs/unified.yaml)
 # The refined text -> image stage (the paper's stage 2), twice. One run lands anywhere from +0.02
 # to +0.05 on the benchmarks' GenEval (seeds); the mean of two seeds' weights (a uniform soup)
 # narrows that spread. The refined answer stages (mcq, oe) are scripts/ablation.sh's: added to the
@@ -48,10 +49,10 @@ stage runs/unified configs/unified.yaml \
 # gave open answers +0.025 and took 0.009 from multiple choice (docs/experiments.md).
 stage runs/refine_t2i configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
-  $(ranks configs/refine_t2i.yaml)
+  $(machine_flags configs/refine_t2i.yaml)
 stage runs/refine_t2i_1 configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
-  --set run.seed=1 --out runs/refine_t2i_1 $(ranks configs/refine_t2i.yaml)
+  --set run.seed=1 --out runs/refine_t2i_1 $(machine_flags configs/refine_t2i.yaml)
 stage runs/merged - \
   "$CORL" merge --inputs runs/refine_t2i runs/refine_t2i_1 --weights 0.5 0.5 --out runs/merged/final
 stage runs/eval configs/eval.yaml \

@@ -4,7 +4,7 @@
 # three and the base on the same held-out benchmarks, paired against the base.
 #
 #   scripts/seeds.sh   (runs the quickstart first; reuses what is finished)
-# shellcheck disable=SC2046  # $(ranks CONFIG) is meant to split into its flags
+# shellcheck disable=SC2046  # $(machine_flags CONFIG) is meant to split into its flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/quickstart.sh
@@ -15,7 +15,7 @@ S=runs/seeds
 STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/unified/.stage)"
 for seed in 1 2; do
   stage "$S/unified_$seed" configs/unified.yaml "$CORL" train --config configs/unified.yaml \
-    --init "$BASE" --set run.seed=$seed --out "$S/unified_$seed" $(ranks configs/unified.yaml)
+    --init "$BASE" --set run.seed=$seed --out "$S/unified_$seed" $(machine_flags configs/unified.yaml)
 done
 stage "$S/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
   --set report.plotter=none --out "$S/eval" --ckpt "$BASE" --ckpt runs/unified \

@@ -35,16 +35,24 @@ stage() {
   STAGE_TIMES="${STAGE_TIMES:-}$out $((SECONDS - start)) s"$'\n'
 }
 
-# The flags that run a GRPO recipe's stage as RANKS data-parallel processes (`corl ... --nproc`,
-# docs/distributed.md) sharing the machine's cores, each rolling out its share of the recipe's
-# completions a micro-step, so that the global batch stays the recipe's. On a 2-core machine two
-# single-threaded ranks finish a stage sooner than one two-threaded process (docs/benchmarks.md,
-# "Data-parallel steps"). RANKS sets the count (default 2, or 1 on a 1-core machine); one rank, or
-# a count RANKS does not divide, keeps one process (corl refuses a share that is not whole
-# groups).
+# The flags that run a GRPO recipe's stage on this machine.
 #
-#   "$CORL" train --config configs/unified.yaml $(ranks configs/unified.yaml)
-ranks() {
+# Ranks: RANKS data-parallel processes (`corl ... --nproc`, docs/distributed.md) sharing the
+# machine's cores, each rolling out its share of the recipe's completions a micro-step, so that the
+# global batch stays the recipe's. On a 2-core machine two single-threaded ranks finish a stage
+# sooner than one two-threaded process (docs/benchmarks.md, "Data-parallel steps"). RANKS sets the
+# count (default 2, or 1 on a 1-core machine); one rank, or a count RANKS does not divide, keeps one
+# process (corl refuses a share that is not whole groups).
+#
+# Precision: a recipe's `run.autocast: bf16` stays where the CPU multiplies bfloat16 natively
+# (AVX512-BF16 or AMX); elsewhere LibTorch emulates it, slower than float32, and the stage runs in
+# float32 (`--set run.autocast=none`; its numbers then differ from a bf16 run's by rounding).
+#
+#   "$CORL" train --config configs/unified.yaml $(machine_flags configs/unified.yaml)
+machine_flags() {
+  if grep -q '^  autocast: *bf16' "$1" && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+    echo "--set run.autocast=none"
+  fi
   local ranks=${RANKS:-$(($(nproc) >= 2 ? 2 : 1))} completions
   completions=$(sed -n 's/^  per_device_train_batch_size: *\([0-9][0-9]*\).*/\1/p' "$1")
   if ((ranks <= 1)) || [[ -z $completions ]] || ((completions % ranks)); then return 0; fi
