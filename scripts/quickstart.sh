@@ -3,9 +3,8 @@
 #   RL rows (configs/world.yaml) -> the released base (models/shapeworld-base, its SHA256SUMS
 #   checked) -> unified stage -> refined t2i stage from the unified model, two seeds -> the final
 #   model: their weights' mean -> the benchmarks (fresh suites of the RL world) on the base, the
-#   unified and the final model ->
-#   runs/eval/report.html; the base and the final model on suites of the base's own pretraining
-#   world (configs/web.yaml), nothing forgotten -> runs/eval_web
+#   unified and the final model -> runs/eval/report.html. The base and the final model on suites
+#   of the base's own pretraining world (nothing forgotten): scripts/seeds.sh.
 #
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
@@ -58,11 +57,6 @@ stage runs/merged - \
 stage runs/eval configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
   --ckpt "$BASE" --ckpt runs/unified --ckpt runs/merged/final
-# Nothing forgotten: the same suites drawn from the world the base was pretrained on.
-stage runs/eval_web configs/eval.yaml \
-  "$CORL" eval --config configs/eval.yaml --suite all --set world=configs/web.yaml \
-  --set geneval.prompts_per_category=50 --set report.plotter=none --out runs/eval_web \
-  --ckpt "$BASE" --ckpt runs/merged/final
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
@@ -71,8 +65,4 @@ echo "quickstart: the benchmarks (fresh suites of the RL world), against the bas
 .venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
   --labels "$labels" \
   | tee runs/eval/table.md
-echo "quickstart: the base's own pretraining world (configs/web.yaml), nothing forgotten"
-.venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,merged=unified + refined t2i (final)" \
-  | tee runs/eval_web/table.md
 echo "quickstart: report in runs/eval/report.html (results.json and table.md beside it)"

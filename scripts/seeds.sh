@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Three seeds of the unified stage (docs/results.md): after the quickstart, the unified recipe
 # from the same base with seeds 1 and 2 (seed 1234 is the quickstart's runs/unified), then the
-# three and the base on the same held-out benchmarks, paired against the base.
+# three and the base on the same held-out benchmarks, paired against the base. Then nothing
+# forgotten: the base and the quickstart's final model on suites of the base's own pretraining
+# world (configs/web.yaml) -> runs/eval_web.
 #
 #   scripts/seeds.sh   (runs the quickstart first; reuses what is finished)
 # shellcheck disable=SC2046  # $(machine_flags CONFIG) is meant to split into its flags
@@ -23,3 +25,13 @@ stage "$S/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suit
 .venv/bin/python scripts/results_table.py "$S/eval/results.json" --baseline "$BASE_NAME" \
   --labels "$BASE_NAME=base,unified=unified (seed 1234),unified_1=unified (seed 1),unified_2=unified (seed 2)" \
   | tee "$S/table.md"
+# The same suites drawn from the world the base was pretrained on; a changed final model redoes it.
+STAGE_CHAIN="$STAGE_CHAIN $(cat runs/merged/.stage)"
+stage runs/eval_web configs/eval.yaml \
+  "$CORL" eval --config configs/eval.yaml --suite all --set world=configs/web.yaml \
+  --set geneval.prompts_per_category=50 --set report.plotter=none --out runs/eval_web \
+  --ckpt "$BASE" --ckpt runs/merged/final
+echo "seeds: the base's own pretraining world (configs/web.yaml), nothing forgotten"
+.venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
+  --labels "$BASE_NAME=base,merged=unified + refined t2i (final)" \
+  | tee runs/eval_web/table.md
