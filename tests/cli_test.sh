@@ -216,8 +216,10 @@ assert rows[-1]['bad_steps'] == len(bad), (rows[-1]['bad_steps'], len(bad))
 # gives the tiny model a signal); each rank's weights are checked against rank 0's after every
 # update. The two runs must agree where only float reassociation separates them: the first
 # step's rewards, losses and summed gradient (before the optimizer, which would turn last-bit
-# differences of near-zero gradients into whole steps).
+# differences of near-zero gradients into whole steps). In float32: under the recipe's bf16
+# products a rank's micro-batch of another shape rounds differently, far beyond reassociation.
 DP=(--config "$SRC/configs/unified.yaml" --init "$WORK/pre" "${GRPO[@]}" --set grpo.max_steps=4
+    --set run.autocast=none
     --set train.checkpoint_every=1 --set eval.prompts=0 --set eval.questions=0
     --set grpo.loss_type=dapo --set grpo.beta=0.04
     --set grpo.num_iterations=2 --set dist.check_weights=true --set dist.timeout_s=60

@@ -162,11 +162,11 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
 // default), max_steps optimizer updates, num_iterations of them per generation batch. The shipped
 // recipes keep the batches they had when per_device_train_batch_size counted groups and max_steps
 // generation batches, but for the Janus-Pro unified recipes, which have since taken ULM-R1's
-// (JanusUnifiedRecipesAreUlmR1sScript), and refine_t2i.yaml, since 4 groups for 50 steps.
-// refine_mcq.yaml is back at its 40 batches.
+// (JanusUnifiedRecipesAreUlmR1sScript), refine_t2i.yaml, since 4 groups for 50 steps, and
+// unified.yaml, since 160 steps. refine_mcq.yaml is back at its 40 batches.
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
-      {"unified.yaml", 16, 100},
+      {"unified.yaml", 16, 160},
       {"refine_t2i.yaml", 4, 50},
       {"refine_mcq.yaml", 8, 40},
       {"refine_oe.yaml", 8, 40},
