@@ -35,9 +35,16 @@ Batch mixed_batch(const ModelConfig& c) {
       Padding::kRight);
 }
 
-std::map<std::string, torch::Tensor> gradients(UnifiedModel& model, const Batch& batch) {
+// With bf16_forward the forward pass runs under CPU bf16 autocast and the backward pass after it,
+// outside.
+std::map<std::string, torch::Tensor> gradients(UnifiedModel& model, const Batch& batch,
+                                               bool bf16_forward = false) {
   model->zero_grad();
-  const auto losses = supervised_losses(model, batch);
+  Losses losses;
+  {
+    const Autocast autocast(bf16_forward, at::kCPU);
+    losses = supervised_losses(model, batch);
+  }
   (losses.text + losses.image).backward();
   std::map<std::string, torch::Tensor> grads;
   for (const auto& p : model->named_parameters()) {
@@ -132,25 +139,11 @@ TEST(CpuAutocast, CheckpointedGradientsMatchThePlainDecoders) {
   auto model = tiny_model();
   model->train();
   const auto batch = mixed_batch(tiny_config());
-  const auto gradients_under_autocast = [&] {
-    model->zero_grad();
-    Losses losses;
-    {
-      const Autocast autocast(true, at::kCPU);
-      losses = supervised_losses(model, batch);
-    }
-    (losses.text + losses.image).backward();  // autocast is off here
-    std::map<std::string, torch::Tensor> grads;
-    for (const auto& p : model->named_parameters()) {
-      if (p.value().grad().defined()) grads[p.key()] = p.value().grad().clone();
-    }
-    return grads;
-  };
-  const auto plain = gradients_under_autocast();
+  const auto plain = gradients(model, batch, /*bf16_forward=*/true);
   TrainingSection training;
   training.gradient_checkpointing = true;
   apply_training(model, training);
-  expect_same_gradients(plain, gradients_under_autocast());
+  expect_same_gradients(plain, gradients(model, batch, /*bf16_forward=*/true));
 }
 
 // A scope spanning optimizer steps (a GRPO stage's) must see each step's weights: after
