@@ -5,7 +5,9 @@
 // tiny test model and on the released base (models/shapeworld-base), images under CFG and answers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "corl/model/config.h"
@@ -90,7 +92,8 @@ TextSamples growing_cache_text(UnifiedModel& model, const SequenceBuilder& build
   auto finished = torch::zeros({rows}, torch::kBool);
   std::vector<torch::Tensor> drawn, kept;
   for (int step = 0; step < options.max_new_tokens; ++step) {
-    const auto logits = model->text_logits(hidden);
+    // A row that has ended draws padding from zero logits (SamplingOptions::keep_logits).
+    const auto logits = model->text_logits(hidden).masked_fill(finished.unsqueeze(1), 0.0);
     kept.push_back(logits);
     auto next = sample_tokens(logits, options, generator);
     next = next.masked_fill(finished, builder.tokenizer().pad_id());
@@ -135,6 +138,7 @@ void expect_same_draws(UnifiedModel& model, const SequenceBuilder& builder,
     text.max_new_tokens = max_new_tokens;
     text.keep_logits = true;
     text.continuations = greedy ? 1 : 3;
+    text.drop_ended_rows = false;  // the batch's width as the growing cache decodes it
     auto t1 = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
     auto t2 = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
     const auto now = generate_text(model, builder, prefixes, text, t1);
@@ -157,19 +161,33 @@ TEST(StaticCache, HostDrawsEqualTheGrowingCacheOnTheTinyModel) {
   expect_same_draws(model, builder, prompts, prefixes, 12, 7);
 }
 
+// The released base (models/shapeworld-base) and its text tokenizer; null where it is absent.
+struct ReleasedBase {
+  UnifiedModel model{nullptr};
+  std::unique_ptr<tokenize::TextTokenizer> text;
+};
+
+std::unique_ptr<ReleasedBase> released_base() {
+  const std::filesystem::path dir = std::filesystem::path(CORL_SOURCE_DIR) / "models/shapeworld-base";
+  if (!std::filesystem::exists(dir / "model.safetensors")) return nullptr;
+  auto base = std::make_unique<ReleasedBase>();
+  const auto metadata = util::read_metadata((dir / "model.safetensors").string());
+  base->model = UnifiedModel(model_config_from_json(
+      nlohmann::json::parse(metadata.at("model_config")), (dir / "model.safetensors").string()));
+  util::load_module(*base->model, (dir / "model.safetensors").string());
+  base->model->eval();
+  base->text = std::make_unique<tokenize::TextTokenizer>((dir / "text.model").string());
+  return base;
+}
+
 // The released base: the default model's sizes and weights, at a GRPO group's batch (2 prompts x
 // 4 images: 16 guided rows, through the packed products). (Checked once more at eval's batch, 16
 // prompts x 4 images, 128 rows, when this test was written: the same codes.)
 TEST(StaticCache, HostDrawsEqualTheGrowingCacheOnTheReleasedBase) {
-  const std::filesystem::path dir = std::filesystem::path(CORL_SOURCE_DIR) / "models/shapeworld-base";
-  if (!std::filesystem::exists(dir / "model.safetensors")) GTEST_SKIP() << "no " << dir;
-  const auto metadata = util::read_metadata((dir / "model.safetensors").string());
-  UnifiedModel model(model_config_from_json(nlohmann::json::parse(metadata.at("model_config")),
-                                            (dir / "model.safetensors").string()));
-  util::load_module(*model, (dir / "model.safetensors").string());
-  model->eval();
-  const tokenize::TextTokenizer text((dir / "text.model").string());
-  SequenceBuilder builder(text, model->config);
+  const auto base = released_base();
+  if (!base) GTEST_SKIP() << "no models/shapeworld-base";
+  auto& model = base->model;
+  SequenceBuilder builder(*base->text, model->config);
   std::vector<std::string> group;
   for (const char* p : {"a photo of two red circles", "a photo of a blue square left of a circle"}) {
     group.insert(group.end(), 4, p);
@@ -178,6 +196,49 @@ TEST(StaticCache, HostDrawsEqualTheGrowingCacheOnTheReleasedBase) {
   const std::vector<Sequence> prefixes = {
       builder.image_to_text(random_image(size, 4), "How many circles are in the image?")};
   expect_same_draws(model, builder, group, prefixes, 16, 11);
+}
+
+// Rows that end leave the host's decoding batch (SamplingOptions::drop_ended_rows): GRPO groups
+// of the released base's answers, of many lengths, against decoding every row to the longest.
+// The same tokens, and the same logits and log-probs to float rounding (the products run over
+// fewer rows); each generator's block of rows draws the random numbers of the whole batch.
+TEST(StaticCache, EndedRowsLeaveTheBatchWithTheSameDraws) {
+  const auto base = released_base();
+  if (!base) GTEST_SKIP() << "no models/shapeworld-base";
+  auto& model = base->model;
+  SequenceBuilder builder(*base->text, model->config);
+  const int size = model->config.image_size;
+  const std::vector<Sequence> prefixes = {
+      builder.image_to_text(random_image(size, 5), "How many circles are in the image?"),
+      builder.image_to_text(random_image(size, 6), "What color is the square?"),
+      builder.image_to_text(random_image(size, 7), "Is there a red triangle in the image?"),
+      builder.image_to_text(random_image(size, 8), "Where is the circle?")};
+  SamplingOptions text;
+  text.temperature = 1.0;
+  text.max_new_tokens = 48;
+  text.continuations = 8;
+  text.keep_logits = true;
+  text.keep_logp = true;
+  const auto decode = [&](bool drop) {
+    text.drop_ended_rows = drop;
+    std::vector<at::Generator> generators{at::make_generator<at::CPUGeneratorImpl>(21),
+                                          at::make_generator<at::CPUGeneratorImpl>(22)};
+    return generate_text(model, builder, prefixes, text, generators);
+  };
+  const auto every = decode(false);
+  const auto running = decode(true);
+  EXPECT_EQ(running.tokens, every.tokens);
+  // The lengths spread, so that rows left the batch more than once.
+  size_t shortest = every.tokens.front().size(), longest = 0;
+  for (const auto& row : every.tokens) {
+    shortest = std::min(shortest, row.size());
+    longest = std::max(longest, row.size());
+  }
+  EXPECT_GE(longest, shortest + 8);
+  ASSERT_EQ(running.logits.sizes(), every.logits.sizes());
+  EXPECT_TRUE(torch::allclose(running.logits, every.logits, 1e-5, 1e-5))
+      << (running.logits - every.logits).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(running.logp, every.logp, 1e-5, 1e-5));
 }
 
 // The device's way of reading the cache (the whole buffer under the key mask), run on the host:

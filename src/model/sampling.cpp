@@ -2,6 +2,7 @@
 
 #include "corl/model/decode_graph.h"  // defines: plan_decode, StepRunner
 
+#include <ATen/autocast_mode.h>  // defines: at::autocast::is_autocast_enabled
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -50,6 +51,18 @@ class Decoder {
       positions_ = positions_.repeat_interleave(repeats_, 0);
     }
     return hidden.index_select(0, rows);
+  }
+
+  // Keeps only `rows` (indices into the current batch) for the steps that follow.
+  void keep_rows(const torch::Tensor& rows) {
+    if (cache_) {
+      cache_->select_rows(rows);
+      step_positions_ = step_positions_.index_select(0, rows);
+    } else {
+      embeddings_ = embeddings_.index_select(0, rows);
+      mask_ = mask_.index_select(0, rows);
+      positions_ = positions_.index_select(0, rows);
+    }
   }
 
   torch::Tensor step(const torch::Tensor& next) {  // next [B, 1, hidden]
@@ -257,8 +270,24 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
   torch::Tensor kept_logp;
   if (options.keep_logp) kept_logp = torch::zeros({rows, max_steps}, on_device.dtype(torch::kFloat32));
   torch::Tensor next;
+  // On the host, rows that have ended leave the decoding batch (a device keeps its shapes fixed
+  // for graph replays): `in_batch` holds the rows still decoded, in the batch's order. The
+  // sampler still draws for every row, so that the random numbers each row's draws take are
+  // those of the whole batch. In float32 a row's products do not depend on how many rows the
+  // batch holds, so its tokens are those of the full-width batch; under CPU autocast oneDNN's
+  // bf16 products of a row do (their blocking follows the row count), so there the batch keeps
+  // its width and a row's answer does not depend on when its neighbours end.
+  const bool shrink = options.drop_ended_rows && !plan.graph && device.is_cpu() &&
+                      !at::autocast::is_autocast_enabled(at::kCPU);
+  torch::Tensor in_batch;  // undefined while every row is in the batch
   const auto draw = [&] {
-    const auto logits = model->text_logits(hidden);
+    auto logits = model->text_logits(hidden);
+    if (in_batch.defined()) {
+      logits =
+          torch::zeros({rows, logits.size(-1)}, logits.options()).index_copy_(0, in_batch, logits);
+    }
+    // A row that has ended draws padding from zero logits, in or out of the batch.
+    logits = logits.masked_fill(finished.unsqueeze(1), 0.0);
     if (options.keep_logits) {
       if (!kept.defined()) kept = torch::zeros({rows, max_steps, logits.size(-1)}, logits.options());
       kept.index_copy_(1, step, logits.unsqueeze(1));
@@ -271,8 +300,19 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     tokens.index_copy_(1, step, next.unsqueeze(1));
     finished.logical_or_(next.eq(builder.eos_id()));
   };
+  // Once an eighth of the batch has ended, the rows still running make the next batch.
+  const auto drop_ended = [&] {
+    const auto ended = in_batch.defined() ? finished.index_select(0, in_batch) : finished;
+    const int64_t batch_rows = ended.size(0);
+    const int64_t count = ended.sum().item<int64_t>();
+    if (count == 0 || count == batch_rows || count * 8 < batch_rows) return;
+    const auto running = ended.logical_not().nonzero().squeeze(1);
+    decoder.keep_rows(running);
+    in_batch = in_batch.defined() ? in_batch.index_select(0, running) : running;
+  };
   const auto feed = [&] {
-    const auto h = decoder.step(model->language_model->model->embed_tokens(next.unsqueeze(1)));
+    const auto fed = in_batch.defined() ? next.index_select(0, in_batch) : next;
+    const auto h = decoder.step(model->language_model->model->embed_tokens(fed.unsqueeze(1)));
     if (plan.graph) {
       hidden.copy_(h);
     } else {
@@ -297,6 +337,7 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
     draw();
     taken = s + 1;
     if (last || (check && finished.all().item<bool>())) break;
+    if (shrink) drop_ended();
     feed();
   }
   // Each row's tokens up to and including its first <eos>, from one copy to the host.

@@ -25,7 +25,8 @@ struct SamplingOptions {
   // Recompute the whole sequence at every step instead of caching keys and values: the slow
   // reference path that the cache is tested and benchmarked against.
   bool use_cache = true;
-  // Keep the logits each token was drawn from (after guidance, before temperature).
+  // Keep the logits each token was drawn from (after guidance, before temperature); text rows
+  // that ended keep zeros after their <eos>.
   bool keep_logits = false;
   // Keep each drawn token's log-prob under the logits divided by the temperature (before top-k
   // and top-p, as the trainer scores it): the sampler's side of the sampler/trainer ratio.
@@ -40,6 +41,10 @@ struct SamplingOptions {
   // Text: each prefix is continued this many times, in consecutive rows (a GRPO group's G answers
   // to one question): the prefix is read once and its KV cache copied, rather than read G times.
   int continuations = 1;
+  // Text on the host, outside CPU autocast: rows that have ended leave the decoding batch once
+  // an eighth of it has (their cache rows with them), so that a batch of short and long answers
+  // is decoded at the width of the rows still running. The draws stay those of the whole batch.
+  bool drop_ended_rows = true;
 };
 
 struct ImageSamplingOptions : SamplingOptions {
