@@ -273,10 +273,10 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
   // On the host, rows that have ended leave the decoding batch (a device keeps its shapes fixed
   // for graph replays): `in_batch` holds the rows still decoded, in the batch's order. The
   // sampler still draws for every row, so that the random numbers each row's draws take are
-  // those of the whole batch. In float32 a row's products do not depend on how many rows the
-  // batch holds, so its tokens are those of the full-width batch; under CPU autocast oneDNN's
-  // bf16 products of a row do (their blocking follows the row count), so there the batch keeps
-  // its width and a row's answer does not depend on when its neighbours end.
+  // those of the whole batch. In float32 MKL's products of a row did not depend on how many
+  // rows the batch holds where measured (the same tokens and logits as the full-width batch,
+  // docs/benchmarks.md); under CPU autocast oneDNN's bf16 products of a row do, so there the
+  // batch keeps its width and a row's answer does not depend on when its neighbours end.
   const bool shrink = options.drop_ended_rows && !plan.graph && device.is_cpu() &&
                       !at::autocast::is_autocast_enabled(at::kCPU);
   torch::Tensor in_batch;  // undefined while every row is in the batch
