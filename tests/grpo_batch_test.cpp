@@ -171,7 +171,13 @@ StageInputs stage_inputs(const GrpoRecipe& recipe) {
 TEST(GrpoBatch, EveryCollectiveOfAStepReachesTheBackendOnItsDevice) {
   if (!dist::backend_built("gloo")) GTEST_SKIP() << "built without Gloo's headers";
   static std::once_flag lazy;
-  std::call_once(lazy, [] { torch::lazy::InitTorchScriptBackend(); });
+  std::call_once(lazy, [] {
+    torch::lazy::InitTorchScriptBackend();
+    // The lazy device's eager fallback counts each op it runs in a map it does not lock, adding
+    // an op's entry the first time; the ranks' threads would add aten::copy's at once (a crash
+    // one run in seven). Copying into a lazy tensor here, on one thread, adds it first.
+    torch::zeros({1}).to(kLazy).copy_(torch::ones({1}));
+  });
   at::set_num_threads(1);
   auto recipe = stage_recipe();
   std::vector<StageInputs> inputs;
