@@ -42,26 +42,22 @@ class Decoder {
     if (repeats_ == 1) return hidden;
     const auto rows = torch::arange(hidden.size(0), hidden.options().dtype(torch::kInt64))
                           .repeat_interleave(repeats_);
-    if (cache_) {
-      cache_->select_rows(rows);
-      step_positions_ = step_positions_.index_select(0, rows);
-    } else {
-      embeddings_ = embeddings_.repeat_interleave(repeats_, 0);
-      mask_ = mask_.repeat_interleave(repeats_, 0);
-      positions_ = positions_.repeat_interleave(repeats_, 0);
-    }
+    keep_rows(rows);
     return hidden.index_select(0, rows);
   }
 
-  // Keeps only `rows` (indices into the current batch) for the steps that follow.
+  // The batch of the steps that follow: `rows` of the current one (indices, repeats allowed).
   void keep_rows(const torch::Tensor& rows) {
+    const auto pick = [&](const torch::Tensor& t) {
+      return t.index_select(0, rows.to(t.device()));
+    };
     if (cache_) {
       cache_->select_rows(rows);
-      step_positions_ = step_positions_.index_select(0, rows);
+      step_positions_ = pick(step_positions_);
     } else {
-      embeddings_ = embeddings_.index_select(0, rows);
-      mask_ = mask_.index_select(0, rows);
-      positions_ = positions_.index_select(0, rows);
+      embeddings_ = pick(embeddings_);
+      mask_ = pick(mask_);
+      positions_ = pick(positions_);
     }
   }
 
@@ -287,7 +283,7 @@ TextSamples generate_text(UnifiedModel& model, const SequenceBuilder& builder,
           torch::zeros({rows, logits.size(-1)}, logits.options()).index_copy_(0, in_batch, logits);
     }
     // A row that has ended draws padding from zero logits, in or out of the batch.
-    logits = logits.masked_fill(finished.unsqueeze(1), 0.0);
+    logits.masked_fill_(finished.unsqueeze(1), 0.0);
     if (options.keep_logits) {
       if (!kept.defined()) kept = torch::zeros({rows, max_steps, logits.size(-1)}, logits.options());
       kept.index_copy_(1, step, logits.unsqueeze(1));
