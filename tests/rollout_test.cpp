@@ -1,5 +1,6 @@
 #include "corl/rollout/rollout.h"
 
+#include <ATen/record_function.h>  // defines: at::addThreadLocalCallback, at::removeCallback
 #include <gtest/gtest.h>
 
 #include "corl/model/sampling.h"
@@ -275,6 +276,87 @@ TEST(RolloutScores, AGrpoStepOnAnswersRaisesPositiveAndLowersNegative) {
   EXPECT_LT(change[1].item<float>(), 0);
   EXPECT_GT(change[2].item<float>(), 0);
   EXPECT_LT(change[3].item<float>(), 0);
+}
+
+}  // namespace
+}  // namespace corl::rollout
+
+namespace corl::rollout {
+namespace {
+
+// Images the vision encoder reads while `f` runs: the rows of its patch convolution's input.
+int64_t images_read(const std::function<void()>& f) {
+  static thread_local int64_t rows = 0;
+  rows = 0;
+  const auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction& fn)
+                                     -> std::unique_ptr<at::ObserverContext> {
+        const auto inputs = fn.inputs();
+        if (std::string(fn.name()) == "aten::conv2d" && !inputs.empty() && inputs[0].isTensor()) {
+          rows += inputs[0].toTensor().size(0);
+        }
+        return nullptr;
+      }).needsInputs(true));
+  f();
+  at::removeCallback(handle);
+  return rows;
+}
+
+// grpo.share_prompts: answers to one question read it once. Their log-probs, entropies and
+// gradients are those of the whole sequences, scored the way every other test checks.
+TEST(RolloutScores, SharedPromptsGiveTheWholeSequencesLogprobsAndGradients) {
+  const auto config = corl::testing::tiny_config();
+  auto model = corl::testing::tiny_model();
+  const model::SequenceBuilder builder(corl::testing::tokenizer(), config);
+  const auto red = corl::testing::random_image(config.image_size, 1);
+  const auto blue = corl::testing::random_image(config.image_size, 2);
+  const auto short_question = builder.image_to_text(red, "Color?");
+  const auto long_question = builder.image_to_text(blue, "How many circles are in the image?");
+  // Runs of 3, 2 and 1 answers; the last run repeats the first prompt but does not follow it.
+  // Completions of 1 to 7 tokens, so that both batches are padded.
+  torch::manual_seed(5);
+  std::vector<model::Sequence> sequences;
+  const std::vector<std::pair<const model::Sequence*, int64_t>> answers = {
+      {&short_question, 4}, {&short_question, 1}, {&short_question, 7},
+      {&long_question, 2},  {&long_question, 5},  {&short_question, 3}};
+  for (const auto& [prefix, length] : answers) {
+    const auto ids = torch::randint(4, config.vocab_size, {length}, torch::kLong);
+    sequences.push_back(builder.with_completion(
+        *prefix, std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + length)));
+  }
+  const auto weights = torch::randn({6, 7});
+  auto run = [&](bool share) {
+    model->zero_grad();
+    TextScores scores;
+    const int64_t images = images_read([&] {
+      scores = score_completions(model, builder, sequences, 0.7, {true, false, share});
+    });
+    (scores.logp * scores.mask * weights.narrow(1, 0, scores.logp.size(1))).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) {
+      grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    }
+    return std::make_tuple(scores, grads, images);
+  };
+  const auto [whole, whole_grads, whole_images] = run(false);
+  const auto [shared, shared_grads, shared_images] = run(true);
+  EXPECT_EQ(whole_images, 6);
+  EXPECT_EQ(shared_images, 3);  // one image a run of answers
+  ASSERT_EQ(shared.logp.sizes(), whole.logp.sizes());
+  EXPECT_TRUE(torch::equal(shared.mask, whole.mask));
+  EXPECT_TRUE(torch::equal(whole.mask.sum(1).to(torch::kLong), torch::tensor({4, 1, 7, 2, 5, 3})));
+  EXPECT_TRUE(torch::allclose(shared.logp, whole.logp, 1e-4, 1e-5))
+      << (shared.logp - whole.logp).abs().max();
+  EXPECT_TRUE(torch::allclose(shared.entropy, whole.entropy, 1e-4, 1e-5));
+  const auto names = model->named_parameters().keys();
+  for (size_t i = 0; i < whole_grads.size(); ++i) {
+    // Every part of the model the answers read gets a gradient, the vision encoder's included.
+    if (names[i].rfind("gen_", 0) != 0) {
+      EXPECT_GT(whole_grads[i].abs().sum().item<float>(), 0.0f) << names[i];
+    }
+    EXPECT_TRUE(torch::allclose(shared_grads[i], whole_grads[i], 1e-4, 1e-5))
+        << names[i] << ": " << (shared_grads[i] - whole_grads[i]).abs().max();
+  }
 }
 
 }  // namespace

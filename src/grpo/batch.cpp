@@ -259,7 +259,8 @@ void score_answers(StageInputs& in, const GrpoRecipe& recipe, int step, StepBatc
     torch::NoGradGuard no_grad;
     const bool entropy = recipe.grpo.top_entropy_quantile < 1.0;
     auto scores = rollout::score_completions(in.policy.model, *in.builder, an.sequences,
-                                             answer_temperature_of(recipe), {entropy, false});
+                                             answer_temperature_of(recipe),
+                                             {entropy, false, recipe.grpo.share_prompts});
     batch.old_answers = scores.logp;
     if (entropy) batch.entropy_answers = scores.entropy.cpu();
   }
@@ -447,7 +448,8 @@ void score_reference(StageInputs& in, const GrpoRecipe& recipe, StepBatch& batch
       std::vector<model::Sequence> sequences;
       for (int64_t i : micro.rollouts) sequences.push_back(batch.answers.sequences[i]);
       micro.ref_answers = rollout::score_completions(in.reference, *in.builder, sequences,
-                                                     answer_temperature_of(recipe))
+                                                     answer_temperature_of(recipe),
+                                                     {false, false, recipe.grpo.share_prompts})
                               .logp;
     }
   }

@@ -159,6 +159,10 @@ void bind(config::Schema& s, GrpoRecipe& r) {
       .range(0.0, 100.0);
   s.add("grpo.dynamic_sampling", &g.dynamic_sampling,
         "Drop groups without signal: every advantage they contribute is 0");
+  s.add("grpo.share_prompts", &g.share_prompts,
+        "The answers' scoring passes (update, reference, old log-probs) read each group's image "
+        "and question once and its G answers attend to them: the same log-probs up to float "
+        "rounding, in less time");
   s.add("grpo.reward_funcs", &g.reward_funcs,
         "Rewards by name: cycle, tim, geneval (images); accuracy, format, perception, options "
         "(answers); or the name of a remote reward defined under reward.remote")

@@ -186,7 +186,8 @@ UpdateResult accumulate_gradients(StageInputs& in, const GrpoRecipe& recipe, con
         if (answer_kept(i)) sampled += batch.answers.lengths[i];
       }
       auto scores = rollout::score_completions(model, *in.builder, sequences,
-                                               answer_temperature_of(recipe), {entropy, false});
+                                               answer_temperature_of(recipe),
+                                               {entropy, false, g.share_prompts});
       TaskPart part;
       part.task = "mm2t";
       part.logp = scores.logp;

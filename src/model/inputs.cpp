@@ -80,6 +80,7 @@ Sequence SequenceBuilder::image_to_text(const torch::Tensor& image, const std::s
 Sequence SequenceBuilder::with_completion(Sequence s,
                                           const std::vector<int64_t>& completion) const {
   const size_t prompt_length = s.ids.size();
+  s.completion_begin = static_cast<int64_t>(prompt_length);
   for (int64_t id : completion) append_id(s, id);
   for (size_t t = prompt_length - 1; t + 1 < s.ids.size(); ++t) s.text_targets[t] = s.ids[t + 1];
   return s;

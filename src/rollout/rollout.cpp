@@ -1,5 +1,7 @@
 #include "corl/rollout/rollout.h"
 
+#include <algorithm>
+
 #include "corl/model/sampling.h"
 #include "corl/ops/token_logprobs.h"
 
@@ -10,6 +12,102 @@ namespace {
 // Hidden states of a collated batch.
 torch::Tensor hidden_of(model::UnifiedModel& model, const model::Batch& batch) {
   return model->hidden_states(model->embed(batch), batch.attention_mask, batch.position_ids);
+}
+
+// Puts log-probs (and entropies) of the scored positions `scored` [N, L] back into rows: the
+// k-th scored position of a row goes to column k.
+TextScores to_rows(const torch::Tensor& scored, const torch::Tensor& logits,
+                   const torch::Tensor& logp_flat, const ScoreRequest& request) {
+  const auto counts = scored.sum(1);
+  const int64_t width = std::max<int64_t>(1, counts.max().item<int64_t>());
+  const auto columns = (scored.cumsum(1) - 1).index({scored});
+  const auto rows = torch::arange(scored.size(0), columns.options())
+                        .unsqueeze(1)
+                        .expand_as(scored)
+                        .index({scored});
+  const auto float_options = logp_flat.options().dtype(torch::kFloat32);
+  TextScores out;
+  out.mask = torch::zeros({scored.size(0), width}, float_options);
+  out.mask.index_put_({rows, columns}, torch::ones_like(columns, torch::kFloat32));
+  out.logp = torch::zeros({scored.size(0), width}, logp_flat.options())
+                 .index_put({rows, columns}, logp_flat);
+  if (request.entropy) {
+    out.entropy = torch::zeros({scored.size(0), width}, float_options)
+                      .index_put_({rows, columns}, ops::token_entropy(logits.detach()));
+  }
+  return out;
+}
+
+// Whether b continues the prompt a continues: the same ids up to the completion, the same image.
+bool same_prompt(const model::Sequence& a, const model::Sequence& b) {
+  const int64_t n = a.completion_begin;
+  if (n == 0 || b.completion_begin != n) return false;
+  if (!std::equal(a.ids.begin(), a.ids.begin() + n, b.ids.begin())) return false;
+  if (a.image.defined() != b.image.defined()) return false;
+  return !a.image.defined() || a.image.is_same(b.image) || a.image.equal(b.image);
+}
+
+// The part of a sequence in [begin, end).
+model::Sequence slice(const model::Sequence& s, int64_t begin, int64_t end) {
+  auto cut = [&](const auto& v) { return std::decay_t<decltype(v)>(v.begin() + begin, v.begin() + end); };
+  model::Sequence out;
+  out.ids = cut(s.ids);
+  out.understanding = cut(s.understanding);
+  out.generation = cut(s.generation);
+  out.codes = cut(s.codes);
+  out.text_targets = cut(s.text_targets);
+  out.image_targets = cut(s.image_targets);
+  if (begin == 0) out.image = s.image;
+  return out;
+}
+
+// score_completions with each prompt read once: the prompts' pass fills a key/value cache, whose
+// rows are then repeated for the continuations (index_select: their gradients add up in the
+// prompt's), and the continuations' pass attends to it at positions that go on from the prompt.
+// The hidden state scoring a completion's first token is its prompt's last.
+TextScores score_shared(model::UnifiedModel& model, const model::SequenceBuilder& builder,
+                        const std::vector<model::Sequence>& sequences,
+                        const std::vector<int64_t>& prompt_of, double temperature,
+                        const ScoreRequest& request) {
+  std::vector<model::Sequence> prompts;
+  std::vector<model::Sequence> continuations;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const auto& s = sequences[i];
+    if (prompts.size() == static_cast<size_t>(prompt_of[i])) {
+      prompts.push_back(slice(s, 0, s.completion_begin));
+    }
+    continuations.push_back(slice(s, s.completion_begin, static_cast<int64_t>(s.ids.size())));
+  }
+  const model::Batch head = builder.collate(prompts, model::Padding::kRight);
+  const model::Batch tail = builder.collate(continuations, model::Padding::kRight);
+  const int64_t head_width = head.input_ids.size(1);
+  const int64_t tail_width = tail.input_ids.size(1);
+  const auto head_embeddings = model->embed(head);
+  const auto device = head_embeddings.device();
+  model::KVCache cache(model->config, static_cast<int64_t>(prompts.size()),
+                       head_width + tail_width, head_embeddings.scalar_type(), device);
+  const auto head_hidden =
+      model->hidden_states(head_embeddings, head.attention_mask, head.position_ids, &cache);
+  const auto index = torch::tensor(prompt_of, torch::kInt64);
+  cache.select_rows(index);
+  const auto prompt_lengths = head.attention_mask.sum(1).index_select(0, index);  // [N]
+  const auto mask =
+      torch::cat({head.attention_mask.index_select(0, index), tail.attention_mask}, 1);
+  const auto positions = tail.position_ids + prompt_lengths.unsqueeze(1);
+  const auto tail_hidden = model->hidden_states(model->embed(tail), mask, positions, &cache);
+
+  // Completion token j is scored by the hidden state before it: the prompt's last for j = 0,
+  // the continuation's j - 1 after.
+  const auto on_device = index.to(device);
+  const auto last = head_hidden.index({on_device, (prompt_lengths - 1).to(device)});
+  const auto hidden =
+      torch::cat({last.unsqueeze(1), tail_hidden.narrow(1, 0, tail_width - 1)}, 1);  // [N, C]
+  const auto scored = tail.attention_mask.to(torch::kBool);
+  const auto scored_on_device = scored.to(device);
+  auto logits = model->text_logits(hidden.index({scored_on_device})).to(torch::kFloat32);
+  if (temperature > 0.0 && temperature != 1.0) logits = logits / temperature;
+  const auto targets = tail.input_ids.to(device).index({scored_on_device});
+  return to_rows(scored_on_device, logits, ops::token_logprobs(logits, targets), request);
 }
 
 }  // namespace
@@ -68,33 +166,31 @@ ImageScores score_images(model::UnifiedModel& model, const model::SequenceBuilde
 TextScores score_completions(model::UnifiedModel& model, const model::SequenceBuilder& builder,
                              const std::vector<model::Sequence>& sequences, double temperature,
                              const ScoreRequest& request) {
+  if (request.share_prompts && !sequences.empty() &&
+      !(model->language_model->model->gradient_checkpointing && torch::GradMode::is_enabled())) {
+    // Runs of sequences with one prompt; every completion at least one token long.
+    std::vector<int64_t> prompt_of;
+    bool shared = false;
+    bool whole = true;
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      const auto& s = sequences[i];
+      whole &= s.completion_begin > 0 && static_cast<int64_t>(s.ids.size()) > s.completion_begin;
+      const bool same = i > 0 && same_prompt(sequences[i - 1], s);
+      shared |= same;
+      prompt_of.push_back(i == 0 ? 0 : prompt_of.back() + (same ? 0 : 1));
+    }
+    if (shared && whole) {
+      return score_shared(model, builder, sequences, prompt_of, temperature, request);
+    }
+  }
   const model::Batch batch = builder.collate(sequences, model::Padding::kRight);
   const auto hidden = hidden_of(model, batch);
   const auto text_targets = batch.text_targets.to(hidden.device());
   const auto scored = text_targets.ne(model::kIgnore);
   auto logits = model->text_logits(hidden.index({scored})).to(torch::kFloat32);
   if (temperature > 0.0 && temperature != 1.0) logits = logits / temperature;
-  const auto logp_flat = ops::token_logprobs(logits, text_targets.index({scored}));
-
-  // Back to [N, L]: the k-th scored position of a row goes to column k.
-  const auto counts = scored.sum(1);
-  const int64_t width = std::max<int64_t>(1, counts.max().item<int64_t>());
-  const auto columns = (scored.cumsum(1) - 1).index({scored});
-  const auto rows = torch::arange(scored.size(0), text_targets.options())
-                        .unsqueeze(1)
-                        .expand_as(scored)
-                        .index({scored});
-  const auto float_options = logp_flat.options().dtype(torch::kFloat32);
-  TextScores out;
-  out.mask = torch::zeros({scored.size(0), width}, float_options);
-  out.mask.index_put_({rows, columns}, torch::ones_like(columns, torch::kFloat32));
-  out.logp = torch::zeros({scored.size(0), width}, logp_flat.options())
-                 .index_put({rows, columns}, logp_flat);
-  if (request.entropy) {
-    out.entropy = torch::zeros({scored.size(0), width}, float_options)
-                      .index_put_({rows, columns}, ops::token_entropy(logits.detach()));
-  }
-  return out;
+  return to_rows(scored, logits, ops::token_logprobs(logits, text_targets.index({scored})),
+                 request);
 }
 
 ImageRollouts roll_images(model::UnifiedModel& model, const model::SequenceBuilder& builder,

@@ -98,6 +98,7 @@ struct GrpoRecipe {
     double unify_lambda = 0.8;
     double mm2t_loss_weight = 1.0;  // unified loss = loss_t2i + this x loss_mm2t
     bool dynamic_sampling = false;  // drop groups whose rewards have zero spread
+    bool share_prompts = false;     // a group's question read once by the answers' scoring passes
     std::vector<std::string> reward_funcs = {"geneval", "accuracy", "format"};
     std::vector<double> reward_weights = {1.0, 1.0, 0.5};
     int caption_max_tokens = 32;  // the cycle reward's captions

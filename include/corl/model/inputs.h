@@ -36,6 +36,8 @@ struct Sequence {
   // [prompt_begin, prompt_end): the positions of a text-to-image prompt's own words.
   int64_t prompt_begin = 0;
   int64_t prompt_end = 0;
+  // Where a sampled completion begins (with_completion), 0 in other sequences.
+  int64_t completion_begin = 0;
 };
 
 struct Batch {

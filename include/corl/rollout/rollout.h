@@ -46,6 +46,11 @@ struct ImageScores {
 struct ScoreRequest {
   bool entropy = false;
   bool hidden = false;
+  // score_completions: sequences in a row that continue one prompt (the same ids and image up to
+  // their completion) read it once, and each continuation attends to its keys and values, as
+  // GRPO's G answers to one question do (grpo.share_prompts). The same log-probs and gradients
+  // up to float rounding; whole sequences under gradient checkpointing.
+  bool share_prompts = false;
 };
 
 // Scores codes [N, image_tokens] as images for prompts (N of them). With `logprob_cfg`, the
