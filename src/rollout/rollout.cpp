@@ -49,7 +49,9 @@ bool same_prompt(const model::Sequence& a, const model::Sequence& b) {
 
 // The part of a sequence in [begin, end).
 model::Sequence slice(const model::Sequence& s, int64_t begin, int64_t end) {
-  auto cut = [&](const auto& v) { return std::decay_t<decltype(v)>(v.begin() + begin, v.begin() + end); };
+  auto cut = [&](const auto& v) {
+    return std::decay_t<decltype(v)>(v.begin() + begin, v.begin() + end);
+  };
   model::Sequence out;
   out.ids = cut(s.ids);
   out.understanding = cut(s.understanding);
@@ -84,8 +86,8 @@ TextScores score_shared(model::UnifiedModel& model, const model::SequenceBuilder
   const int64_t tail_width = tail.input_ids.size(1);
   const auto head_embeddings = model->embed(head);
   const auto device = head_embeddings.device();
-  model::KVCache cache(model->config, static_cast<int64_t>(prompts.size()),
-                       head_width + tail_width, head_embeddings.scalar_type(), device);
+  model::KVCache cache(model->config, static_cast<int64_t>(prompts.size()), head_width + tail_width,
+                       head_embeddings.scalar_type(), device);
   const auto head_hidden =
       model->hidden_states(head_embeddings, head.attention_mask, head.position_ids, &cache);
   const auto index = torch::tensor(prompt_of, torch::kInt64);
@@ -101,7 +103,7 @@ TextScores score_shared(model::UnifiedModel& model, const model::SequenceBuilder
   const auto on_device = index.to(device);
   const auto last = head_hidden.index({on_device, (prompt_lengths - 1).to(device)});
   const auto hidden =
-      torch::cat({last.unsqueeze(1), tail_hidden.narrow(1, 0, tail_width - 1)}, 1);  // [N, C]
+      torch::cat({last.unsqueeze(1), tail_hidden.narrow(1, 0, tail_width - 1)}, 1);  // [N, C, H]
   const auto scored = tail.attention_mask.to(torch::kBool);
   const auto scored_on_device = scored.to(device);
   auto logits = model->text_logits(hidden.index({scored_on_device})).to(torch::kFloat32);
