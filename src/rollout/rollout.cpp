@@ -173,15 +173,15 @@ TextScores score_completions(model::UnifiedModel& model, const model::SequenceBu
     // Runs of sequences with one prompt; every completion at least one token long.
     std::vector<int64_t> prompt_of;
     bool shared = false;
-    bool whole = true;
+    bool answered = true;
     for (size_t i = 0; i < sequences.size(); ++i) {
       const auto& s = sequences[i];
-      whole &= s.completion_begin > 0 && static_cast<int64_t>(s.ids.size()) > s.completion_begin;
+      answered &= s.completion_begin > 0 && static_cast<int64_t>(s.ids.size()) > s.completion_begin;
       const bool same = i > 0 && same_prompt(sequences[i - 1], s);
       shared |= same;
       prompt_of.push_back(i == 0 ? 0 : prompt_of.back() + (same ? 0 : 1));
     }
-    if (shared && whole) {
+    if (shared && answered) {
       return score_shared(model, builder, sequences, prompt_of, temperature, request);
     }
   }
