@@ -7,11 +7,10 @@
 #   base                 the quickstart's base (models/shapeworld-base, or runs/base's with
 #                        --from-scratch)
 #   unified              CoRL stage 1 only (runs/unified)
-#   refined              stage 2 only, from the base: t2i (two seeds' mean, as the quickstart
-#                        makes it), and the base plus that mean's and the refined mcq stage's
-#                        changes
-#   unified + refined    stage 1 then stage 2: the quickstart's final model (the refined t2i
-#                        seeds' mean), with the refined mcq stage's change added, and with the
+#   refined              stage 2 only, from the base: t2i, and the base plus its and the refined
+#                        mcq stage's changes
+#   unified + refined    stage 1 then stage 2: the quickstart's final model (refined t2i from the
+#                        unified model), with the refined mcq stage's change added, and with the
 #                        refined mcq and oe stages' changes added
 #   t2i-only RL          the unified recipe with images alone (task: t2i)
 #   mm2t-only RL         the unified recipe with answers alone (task: mm2t)
@@ -45,29 +44,23 @@ STAGE_CHAIN="$(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1) $(cat runs/u
 stage runs/seeds/unified_1 configs/unified.yaml "$CORL" train --config configs/unified.yaml \
   --init "$BASE" --set run.seed=1 --out runs/seeds/unified_1 $(machine_flags configs/unified.yaml)
 # The quickstart's final model joins the chain after it: a changed final model redoes the merges.
-STAGE_CHAIN="$STAGE_CHAIN $(cat runs/merged/.stage)"
+STAGE_CHAIN="$STAGE_CHAIN $(cat runs/refine_t2i/.stage)"
 for task in t2i mcq; do
   stage "$A/base_refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init "$BASE" \
     --out "$A/base_refine_$task" $(machine_flags "configs/refine_$task.yaml")
 done
-stage "$A/base_refine_t2i_1" configs/refine_t2i.yaml \
-  "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init "$BASE" --set run.seed=1 \
-  --out "$A/base_refine_t2i_1" $(machine_flags configs/refine_t2i.yaml)
-# The refined t2i models as the quickstart's final model takes them: the two seeds' mean.
-stage "$A/base_t2i_mean" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
-  --weights 0.5 0.5 --out "$A/base_t2i_mean/final"
-stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_t2i_1" \
-  "$A/base_refine_mcq" "$BASE" --weights 0.5 0.5 1 -1 --out "$A/base_merged/final"
+stage "$A/base_merged" - "$CORL" merge --inputs "$A/base_refine_t2i" "$A/base_refine_mcq" \
+  "$BASE" --weights 1 1 -1 --out "$A/base_merged/final"
 # The refined answer stages from the unified model, their changes added to the final model.
 for task in mcq oe; do
   stage "$A/refine_$task" "configs/refine_$task.yaml" \
     "$CORL" refine --task "$task" --config "configs/refine_$task.yaml" --init runs/unified \
     --out "$A/refine_$task" $(machine_flags "configs/refine_$task.yaml")
 done
-stage "$A/final_mcq" - "$CORL" merge --inputs runs/merged/final "$A/refine_mcq" runs/unified \
+stage "$A/final_mcq" - "$CORL" merge --inputs runs/refine_t2i "$A/refine_mcq" runs/unified \
   --weights 1 1 -1 --out "$A/final_mcq/final"
-stage "$A/final_mcq_oe" - "$CORL" merge --inputs runs/merged/final "$A/refine_mcq" \
+stage "$A/final_mcq_oe" - "$CORL" merge --inputs runs/refine_t2i "$A/refine_mcq" \
   "$A/refine_oe" runs/unified --weights 1 1 1 -2 --out "$A/final_mcq_oe/final"
 # The unified recipe with one task's rollouts and that task's rewards (weights as in the recipe),
 # and all three once more with another seed.
@@ -87,15 +80,15 @@ stage "$A/paper_rewards" configs/unified.yaml "$CORL" train --config configs/uni
   --init "$BASE" --set "grpo.reward_funcs=[cycle, tim, accuracy, format]" \
   --set "grpo.reward_weights=[1.0, 1.0, 1.0, 1.0]" --out "$A/paper_rewards" $(machine_flags configs/unified.yaml)
 stage "$A/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suite all \
-  --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_t2i_mean/final" \
-  --ckpt "$A/base_merged/final" --ckpt runs/merged/final --ckpt "$A/final_mcq/final" \
+  --out "$A/eval" --ckpt "$BASE" --ckpt runs/unified --ckpt "$A/base_refine_t2i" \
+  --ckpt "$A/base_merged/final" --ckpt runs/refine_t2i --ckpt "$A/final_mcq/final" \
   --ckpt "$A/final_mcq_oe/final" \
   --ckpt runs/seeds/unified_1 --ckpt "$A/only_t2i_1234" --ckpt "$A/only_t2i_1" \
   --ckpt "$A/only_mm2t_1234" --ckpt "$A/only_mm2t_1" --ckpt "$A/paper_rewards"
 
 labels="$BASE_NAME=base,unified=unified,unified_1=unified (seed 1)"
-labels+=",base_t2i_mean=refined t2i (from base),base_merged=refined t2i+mcq (from base)"
-labels+=",merged=unified + refined t2i (final),final_mcq=unified + refined t2i+mcq"
+labels+=",base_refine_t2i=refined t2i (from base),base_merged=refined t2i+mcq (from base)"
+labels+=",refine_t2i=unified + refined t2i (final),final_mcq=unified + refined t2i+mcq"
 labels+=",final_mcq_oe=unified + refined t2i+mcq+oe"
 labels+=",only_t2i_1234=t2i-only RL,only_t2i_1=t2i-only RL (seed 1)"
 labels+=",only_mm2t_1234=mm2t-only RL,only_mm2t_1=mm2t-only RL (seed 1)"

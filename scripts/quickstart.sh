@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The embedded default pipeline on a fresh machine: set-up and build, then
 #   RL rows (configs/world.yaml) -> the released base (models/shapeworld-base, its SHA256SUMS
-#   checked) -> unified stage -> refined t2i stage from the unified model, two seeds -> the final
-#   model: their weights' mean -> the benchmarks (fresh suites of the RL world) on the base, the
-#   unified and the final model -> runs/eval/report.html. The base and the final model on suites
-#   of the base's own pretraining world (nothing forgotten): scripts/seeds.sh.
+#   checked) -> unified stage -> refined t2i stage from the unified model (the final model) ->
+#   the benchmarks (fresh suites of the RL world) on the base, the unified and the final model ->
+#   runs/eval/report.html. The base and the final model on suites of the base's own pretraining
+#   world (nothing forgotten): scripts/seeds.sh.
 #
 #   scripts/quickstart.sh                 # reuses every stage already finished for the same recipe
 #   scripts/quickstart.sh --fresh         # redoes every stage
@@ -41,26 +41,20 @@ STAGE_CHAIN="$STAGE_CHAIN $(sha256sum "$BASE/model.safetensors" | cut -d' ' -f1)
 # runs two suites at once, one thread each, in float32 (configs/eval.yaml).
 stage runs/unified configs/unified.yaml \
   "$CORL" train --config configs/unified.yaml --init "$BASE" $(machine_flags configs/unified.yaml)
-# The refined text -> image stage (the paper's stage 2), twice. One run lands anywhere from +0.02
-# to +0.05 on the benchmarks' GenEval (seeds); the mean of two seeds' weights (a uniform soup)
-# narrows that spread. The refined answer stages (mcq, oe) are scripts/ablation.sh's: added to the
-# final model, the mcq stage's change moved MCQ by less than a standard error, and the oe stage's
-# gave open answers +0.025 and took 0.009 from multiple choice (docs/experiments.md).
+# The refined text -> image stage (the paper's stage 2): the unified stage's image half alone, from
+# the unified model; its model is the final model. The refined answer stages (mcq, oe) are
+# scripts/ablation.sh's: added to the final model they moved MCQ and OE by a standard error or
+# less (docs/results.md).
 stage runs/refine_t2i configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
   $(machine_flags configs/refine_t2i.yaml)
-stage runs/refine_t2i_1 configs/refine_t2i.yaml \
-  "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
-  --set run.seed=1 --out runs/refine_t2i_1 $(machine_flags configs/refine_t2i.yaml)
-stage runs/merged - \
-  "$CORL" merge --inputs runs/refine_t2i runs/refine_t2i_1 --weights 0.5 0.5 --out runs/merged/final
 stage runs/eval configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --out runs/eval \
-  --ckpt "$BASE" --ckpt runs/unified --ckpt runs/merged/final
+  --ckpt "$BASE" --ckpt runs/unified --ckpt runs/refine_t2i
 
 printf 'quickstart: stage times\n%s' "${STAGE_TIMES:-(every stage reused)
 }"
-labels="$BASE_NAME=base,unified=unified,merged=unified + refined t2i (final)"
+labels="$BASE_NAME=base,unified=unified,refine_t2i=unified + refined t2i (final)"
 echo "quickstart: the benchmarks (fresh suites of the RL world), against the base"
 .venv/bin/python scripts/results_table.py runs/eval/results.json --baseline "$BASE_NAME" \
   --labels "$labels" \

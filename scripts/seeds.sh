@@ -26,12 +26,12 @@ stage "$S/eval" configs/eval.yaml "$CORL" eval --config configs/eval.yaml --suit
   --labels "$BASE_NAME=base,unified=unified (seed 1234),unified_1=unified (seed 1),unified_2=unified (seed 2)" \
   | tee "$S/table.md"
 # The same suites drawn from the world the base was pretrained on; a changed final model redoes it.
-STAGE_CHAIN="$STAGE_CHAIN $(cat runs/merged/.stage)"
+STAGE_CHAIN="$STAGE_CHAIN $(cat runs/refine_t2i/.stage)"
 stage runs/eval_web configs/eval.yaml \
   "$CORL" eval --config configs/eval.yaml --suite all --set world=configs/web.yaml \
   --set geneval.prompts_per_category=50 --set report.plotter=none --out runs/eval_web \
-  --ckpt "$BASE" --ckpt runs/merged/final
+  --ckpt "$BASE" --ckpt runs/refine_t2i
 echo "seeds: the base's own pretraining world (configs/web.yaml), nothing forgotten"
 .venv/bin/python scripts/results_table.py runs/eval_web/results.json --baseline "$BASE_NAME" \
-  --labels "$BASE_NAME=base,merged=unified + refined t2i (final)" \
+  --labels "$BASE_NAME=base,refine_t2i=unified + refined t2i (final)" \
   | tee runs/eval_web/table.md
