@@ -29,13 +29,13 @@ TEST(GrpoRecipe, ShippedRecipesLoadWithTheirTasks) {
   EXPECT_EQ(task_of(mcq), Task::kMM2T);
   EXPECT_EQ(mcq.data.qa_types, std::vector<std::string>{"MC"});
   EXPECT_EQ(load("refine_oe.yaml").data.qa_types, std::vector<std::string>{"OE"});
-  // Paper Table 5: the refined stages keep a KL to the unified model, G = 16. ShapeWorld's
-  // refined t2i stage drops the KL (β 0), which is what moves prompts RL never saw
+  // Paper Table 5: the refined stages keep a KL to the unified model. The answers' refined
+  // stages take its G = 16; ShapeWorld's refined t2i stage is the unified stage's image half, G 8
   // (docs/experiments.md); janus_pro_1b_refine_t2i.yaml keeps the paper's.
   for (const char* file : {"refine_t2i.yaml", "refine_mcq.yaml", "refine_oe.yaml"}) {
-    EXPECT_DOUBLE_EQ(load(file).grpo.beta, std::string(file) == "refine_t2i.yaml" ? 0.0 : 0.02)
+    EXPECT_DOUBLE_EQ(load(file).grpo.beta, 0.02) << file;
+    EXPECT_EQ(load(file).grpo.num_generations, std::string(file) == "refine_t2i.yaml" ? 8 : 16)
         << file;
-    EXPECT_EQ(load(file).grpo.num_generations, 16) << file;
   }
   EXPECT_DOUBLE_EQ(load("janus_pro_1b_refine_t2i.yaml", {"model.path=/data/x"}).grpo.beta, 0.02);
 }
@@ -162,12 +162,12 @@ TEST(GrpoRecipe, ScheduleErrorsNameTheKey) {
 // default), max_steps optimizer updates, num_iterations of them per generation batch. The shipped
 // recipes keep the batches they had when per_device_train_batch_size counted groups and max_steps
 // generation batches, but for the Janus-Pro unified recipes, which have since taken ULM-R1's
-// (JanusUnifiedRecipesAreUlmR1sScript), refine_t2i.yaml, since 4 groups for 50 steps, and
-// unified.yaml, since 160 steps. refine_mcq.yaml is back at its 40 batches.
+// (JanusUnifiedRecipesAreUlmR1sScript), refine_t2i.yaml, since the unified stage's 16 groups for
+// 80 steps, and unified.yaml, since 160 steps. refine_mcq.yaml is back at its 40 batches.
 TEST(GrpoRecipe, TrlBatchKeysKeepTheShippedBatches) {
   const std::vector<std::tuple<std::string, int, int>> shipped{
       {"unified.yaml", 16, 160},
-      {"refine_t2i.yaml", 4, 50},
+      {"refine_t2i.yaml", 16, 80},
       {"refine_mcq.yaml", 8, 40},
       {"refine_oe.yaml", 8, 40},
       {"janus_pro_1b_unified.yaml", 4, 702},
@@ -225,8 +225,11 @@ TEST(GrpoRecipe, OldBatchMeaningsAreClearErrors) {
     }
     return std::string();
   };
-  // refine_t2i as it was: 2 "groups" of 16 in one micro-step are 2 completions, not a group.
-  const auto groups = message("refine_t2i.yaml", {"grpo.per_device_train_batch_size=2"});
+  // A refined t2i recipe of the old meanings: 2 "groups" of 16 in one micro-step are 2
+  // completions, not a group.
+  const auto groups =
+      message("refine_t2i.yaml", {"grpo.per_device_train_batch_size=2", "grpo.num_generations=16",
+                                  "optim.gradient_accumulation_steps=1"});
   EXPECT_NE(groups.find("grpo.per_device_train_batch_size: 2 completions"), std::string::npos)
       << groups;
   EXPECT_NE(groups.find("counts completions, as in TRL, not groups"), std::string::npos) << groups;
