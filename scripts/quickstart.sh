@@ -43,8 +43,8 @@ stage runs/unified configs/unified.yaml \
   "$CORL" train --config configs/unified.yaml --init "$BASE" $(machine_flags configs/unified.yaml)
 # The refined text -> image stage (the paper's stage 2): the unified stage's image half alone, from
 # the unified model; its model is the final model. The refined answer stages (mcq, oe) are
-# scripts/ablation.sh's: added to the final model they moved MCQ and OE by a standard error or
-# less (docs/results.md).
+# scripts/ablation.sh's: added to the final model, both together lift open answers and leave
+# multiple choice lower (docs/results.md).
 stage runs/refine_t2i configs/refine_t2i.yaml \
   "$CORL" refine --task t2i --config configs/refine_t2i.yaml --init runs/unified \
   $(machine_flags configs/refine_t2i.yaml)
